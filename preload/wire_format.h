@@ -1,0 +1,155 @@
+// wire_format.h: the census protocol spoken between libdriftwatch.so and any collector.
+//
+// This is the only header shared by the shim (preload/) and the collector (report/). It defines
+// plain, fixed-layout records; docs/PROTOCOL.md explains the stream in prose for third parties.
+//
+// Thread-safety: declarations only. Allocation: none. Safe inside a hook: yes (constants and
+// trivially copyable structs only; no code runs here).
+//
+// Stream: one AF_UNIX SOCK_STREAM connection per process (and per exec image). Every record is a
+// RecordHeader followed by `length` payload bytes. All integers are little-endian (the shim only
+// runs on x86-64 Linux). Readers must skip record types they do not know, so that later versions
+// can add records without breaking old collectors.
+//
+// Order on a connection:
+//   Hello                                   once, first
+//   then, once per census:
+//     CensusBegin
+//     ModuleList?                           only when the mapped modules changed since the last
+//                                           ModuleList on this connection (always in the first)
+//     SiteDef*                              stacks not yet defined on this connection
+//     Counters*                             one per resource kind with changed sites
+//     CensusEnd                             a census is complete only once this arrives
+//
+// A site's counters are cumulative since process start. A Counters record carries only the sites
+// whose counters changed since the previous census sent on this connection; sites left out keep
+// the values last sent. Live values are derived: live = acquired - released.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace dw::wire {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+// First four payload bytes of Hello, so a collector can reject a stranger quickly.
+inline constexpr uint32_t kHelloMagic = 0x31435744;  // "DWC1"
+
+// Upper bound on one record's payload; a reader treats anything larger as a corrupt stream.
+inline constexpr uint32_t kMaxRecordLength = 64u << 20;
+// Upper bound on frames per stack (DRIFTWATCH_DEPTH is clamped to this).
+inline constexpr uint32_t kMaxDepth = 64;
+
+enum class RecordType : uint32_t {
+  kHello = 1,
+  kCensusBegin = 2,
+  kModuleList = 3,
+  kSiteDef = 4,
+  kCounters = 5,
+  kCensusEnd = 6,
+};
+
+// Resource kinds. Only kHeap is produced by this version of the shim.
+enum class Kind : uint32_t {
+  kHeap = 0,
+  kThreads = 1,
+  kFds = 2,
+  kTimers = 3,
+};
+inline constexpr uint32_t kKindCount = 4;
+
+// Site id 0 is never defined; it means "unattributed" wherever a site id appears.
+inline constexpr uint32_t kUnattributedSite = 0;
+
+struct RecordHeader {
+  uint32_t type;    // RecordType
+  uint32_t length;  // payload bytes that follow
+};
+static_assert(sizeof(RecordHeader) == 8);
+
+// Hello payload: this fixed part, then `exe_length` bytes of the executable path (no NUL).
+struct Hello {
+  uint32_t magic;             // kHelloMagic
+  uint32_t protocol_version;  // kProtocolVersion
+  uint32_t pid;
+  uint32_t ppid;
+  uint64_t start_time_ticks;  // field 22 of /proc/self/stat: with pid, a unique process identity
+  uint64_t clock_ticks_per_second;
+  uint64_t realtime_ns_at_hello;  // CLOCK_REALTIME when the connection was made
+  uint32_t interval_ms;           // census interval in effect
+  uint16_t depth;                 // maximum frames per stack in effect
+  uint16_t mode;                  // 0: exact (every resource has a site)
+  uint32_t exe_length;
+  uint32_t reserved;
+};
+static_assert(sizeof(Hello) == 56);
+
+inline constexpr uint16_t kModeExact = 0;
+
+// CensusBegin payload.
+struct CensusBegin {
+  uint64_t sequence;      // 0, 1, 2, ... per connection; a gap means censuses were dropped
+  uint64_t realtime_ns;   // CLOCK_REALTIME when the census was taken
+  uint64_t monotonic_ns;  // CLOCK_MONOTONIC when the census was taken
+  uint64_t rss_bytes;     // resident set size, /proc/self/statm
+  uint32_t fd_count;      // entries in /proc/self/fd (including the shim's own socket)
+  uint32_t thread_count;  // threads in the process (including the census thread)
+  uint64_t censuses_dropped;  // censuses not sent because the collector was absent or slow
+  uint64_t sites_overflowed;  // resources recorded as unattributed because the site table was full
+  uint64_t table_overflowed;  // resources not tracked because the live-resource table was full
+  uint64_t untracked_releases;  // releases of resources the shim never saw created
+};
+static_assert(sizeof(CensusBegin) == 72);
+
+// ModuleList payload: `count` entries, each a ModuleEntry followed by `path_length` bytes.
+// Every file-backed mapping of /proc/self/maps is listed, in address order, so a collector can
+// compute each module's load bias (start - offset of the mapping with the lowest offset).
+struct ModuleListHeader {
+  uint32_t count;
+  uint32_t reserved;
+};
+struct ModuleEntry {
+  uint64_t start;
+  uint64_t end;
+  uint64_t file_offset;
+  uint32_t flags;  // kModuleRead | kModuleWrite | kModuleExec
+  uint32_t path_length;
+};
+static_assert(sizeof(ModuleEntry) == 32);
+inline constexpr uint32_t kModuleRead = 1, kModuleWrite = 2, kModuleExec = 4;
+
+// SiteDef payload: the fixed part, then `depth` uint64 return addresses, innermost first. The
+// shim's own frames are already removed, so frame 0 is the return address into the function
+// that called the interposed function (e.g. into operator new, or into user code).
+struct SiteDef {
+  uint32_t site_id;
+  uint16_t depth;
+  uint16_t reserved;
+};
+static_assert(sizeof(SiteDef) == 8);
+
+// Counters payload: the fixed part, then `count` SiteCounter entries.
+struct CountersHeader {
+  uint32_t kind;  // Kind
+  uint32_t count;
+};
+struct SiteCounter {
+  uint32_t site_id;
+  uint32_t reserved;
+  uint64_t acquired;        // resources created at this site since start
+  uint64_t released;        // of those, released since
+  uint64_t acquired_bytes;  // heap: bytes requested; other kinds: 0
+  uint64_t released_bytes;
+};
+static_assert(sizeof(SiteCounter) == 40);
+
+// CensusEnd payload.
+struct CensusEnd {
+  uint64_t sequence;  // equals the CensusBegin's
+  uint32_t flags;     // kCensusFinal: sent from the exit path; no census follows
+  uint32_t reserved;
+};
+static_assert(sizeof(CensusEnd) == 16);
+inline constexpr uint32_t kCensusFinal = 1;
+
+}  // namespace dw::wire
