@@ -1,0 +1,160 @@
+// alloc_hooks.cc: the malloc family. Each hook guards, calls the real function, records, returns.
+//
+// Before the real functions are resolved, requests are served by the bootstrap arena; its blocks
+// are recognised everywhere and never reach the real allocator. Arguments and results are
+// forwarded untouched: the target's allocator, alignment rules and errno are its own.
+#include <errno.h>
+#include <string.h>
+
+#include "hooks/export.h"
+#include "hooks/real.h"
+#include "preload/bootstrap_arena.h"
+#include "preload/runtime.h"
+#include "preload/thread_state.h"
+
+namespace {
+
+constexpr size_t kMallocAlignment = 16;
+
+// Records a fresh block unless this call came from inside the shim.
+void* Recorded(const dw::HookScope& scope, void* block, size_t size) {
+  if (scope.entered() && dw::Tracking()) dw::OnHeapAlloc(block, size);
+  return block;
+}
+
+void* BootstrapAllocate(size_t size, size_t alignment) {
+  void* block = dw::bootstrap::Allocate(size, alignment);
+  if (block == nullptr) errno = ENOMEM;
+  return block;
+}
+
+}  // namespace
+
+DW_EXPORT void* malloc(size_t size) noexcept {
+  if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, kMallocAlignment);
+  dw::HookScope scope;
+  return Recorded(scope, dw::real::malloc(size), size);
+}
+
+DW_EXPORT void free(void* block) noexcept {
+  if (block == nullptr || dw::bootstrap::Owns(block)) return;
+  if (!dw::real::EnsureResolved()) return;  // unreachable: only the arena allocates before this
+  dw::HookScope scope;
+  // Erased even when re-entered, so no release is ever missed; before the real free, so the
+  // address cannot be handed to another thread while our table still holds it.
+  if (dw::Tracking()) dw::OnHeapFree(block);
+  dw::real::free(block);
+}
+
+DW_EXPORT void* calloc(size_t count, size_t size) noexcept {
+  size_t bytes;
+  if (!dw::real::EnsureResolved()) {
+    if (__builtin_mul_overflow(count, size, &bytes)) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    return BootstrapAllocate(bytes, kMallocAlignment);  // arena memory is never reused: zeroed
+  }
+  dw::HookScope scope;
+  void* block = dw::real::calloc(count, size);
+  if (block == nullptr) return block;
+  return Recorded(scope, block, count * size);
+}
+
+namespace {
+
+// realloc of a block that came from the bootstrap arena: move it into the real heap.
+void* ReallocFromArena(void* block, size_t size) {
+  if (size == 0) return nullptr;  // glibc: realloc(p, 0) frees p and returns NULL
+  void* fresh = malloc(size);
+  if (fresh != nullptr) {
+    size_t old_size = dw::bootstrap::SizeOf(block);
+    memcpy(fresh, block, old_size < size ? old_size : size);
+  }
+  return fresh;
+}
+
+void* TrackedRealloc(void* block, size_t size, void* (*call)(void*, size_t, size_t),
+                     size_t count) {
+  dw::HookScope scope;
+  if (!scope.entered() || !dw::Tracking()) return call(block, count, size);
+  dw::HeapTracker::Move move = dw::OnHeapReallocBegin(block);
+  void* result = call(block, count, size);
+  size_t bytes = count * size;
+  dw::OnHeapReallocEnd(move, result, bytes);
+  return result;
+}
+
+void* CallRealloc(void* block, size_t count, size_t size) {
+  return dw::real::realloc(block, count * size);
+}
+void* CallReallocarray(void* block, size_t count, size_t size) {
+  return dw::real::reallocarray(block, count, size);
+}
+
+}  // namespace
+
+DW_EXPORT void* realloc(void* block, size_t size) noexcept {
+  if (dw::bootstrap::Owns(block)) return ReallocFromArena(block, size);
+  if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, kMallocAlignment);
+  return TrackedRealloc(block, size, CallRealloc, 1);
+}
+
+DW_EXPORT void* reallocarray(void* block, size_t count, size_t size) noexcept {
+  size_t bytes;
+  if (__builtin_mul_overflow(count, size, &bytes)) {
+    // Let the real function fail exactly as it would (ENOMEM, block intact); nothing to record.
+    if (dw::real::EnsureResolved() && dw::real::reallocarray != nullptr) {
+      return dw::real::reallocarray(block, count, size);
+    }
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (dw::bootstrap::Owns(block)) return ReallocFromArena(block, bytes);
+  if (!dw::real::EnsureResolved()) return BootstrapAllocate(bytes, kMallocAlignment);
+  if (dw::real::reallocarray == nullptr) return TrackedRealloc(block, bytes, CallRealloc, 1);
+  return TrackedRealloc(block, size, CallReallocarray, count);
+}
+
+DW_EXPORT void* memalign(size_t alignment, size_t size) noexcept {
+  if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, alignment);
+  dw::HookScope scope;
+  return Recorded(scope, dw::real::memalign(alignment, size), size);
+}
+
+DW_EXPORT void* aligned_alloc(size_t alignment, size_t size) noexcept {
+  if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, alignment);
+  dw::HookScope scope;
+  return Recorded(scope, dw::real::aligned_alloc(alignment, size), size);
+}
+
+DW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) noexcept {
+  if (!dw::real::EnsureResolved()) {
+    void* block = dw::bootstrap::Allocate(size, alignment);
+    if (block == nullptr) return ENOMEM;
+    *out = block;
+    return 0;
+  }
+  dw::HookScope scope;
+  int error = dw::real::posix_memalign(out, alignment, size);
+  if (error == 0) Recorded(scope, *out, size);
+  return error;
+}
+
+DW_EXPORT void* valloc(size_t size) noexcept {
+  if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, 4096);
+  dw::HookScope scope;
+  return Recorded(scope, dw::real::valloc(size), size);
+}
+
+DW_EXPORT void* pvalloc(size_t size) noexcept {
+  if (!dw::real::EnsureResolved()) return BootstrapAllocate((size + 4095) & ~size_t{4095}, 4096);
+  dw::HookScope scope;
+  return Recorded(scope, dw::real::pvalloc(size), size);
+}
+
+DW_EXPORT size_t malloc_usable_size(void* block) noexcept {
+  if (dw::bootstrap::Owns(block)) return dw::bootstrap::SizeOf(block);
+  if (!dw::real::EnsureResolved()) return 0;
+  return dw::real::malloc_usable_size(block);
+}

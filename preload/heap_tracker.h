@@ -1,0 +1,49 @@
+// heap_tracker.h: the tracker for the heap resource kind: every live block and its site.
+//
+// It pairs a PointerTable (block address -> site, size) with SiteCounters (per-site totals).
+// It knows nothing of hooks, unwinding or sockets, so tests drive it directly.
+//
+// Thread-safety: lock-free; all methods may run concurrently. Allocation: none after Init()
+// (table growth maps pages). Safe inside a hook: yes, except Init().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "preload/pointer_table.h"
+#include "preload/site_counters.h"
+
+namespace dw {
+
+class HeapTracker {
+ public:
+  bool Init(uint32_t max_sites);
+
+  // A block of `size` bytes was handed out at `site`.
+  void OnAlloc(void* block, size_t size, uint32_t site);
+  // The block is about to be freed. Call before the real free, so the address cannot be reused
+  // by another thread in between. Unknown blocks (allocated before tracking, or by code the
+  // shim could not see) are only counted.
+  void OnFree(void* block);
+
+  // realloc(old, size): call Begin before the real realloc and End after it, with its result.
+  struct Move {
+    void* handle = nullptr;
+    PointerTable::Entry old_entry{};
+  };
+  Move BeginRealloc(void* old_block);
+  void EndRealloc(const Move& move, void* result, size_t size, uint32_t site);
+
+  const SiteCounters& counters() const { return counters_; }
+  uint64_t untracked_frees() const { return untracked_frees_.load(std::memory_order_relaxed); }
+  uint64_t table_overflowed() const { return table_overflowed_.load(std::memory_order_relaxed); }
+  const PointerTable& table() const { return table_; }
+
+ private:
+  PointerTable table_;
+  SiteCounters counters_;
+  std::atomic<uint64_t> untracked_frees_{0};
+  std::atomic<uint64_t> table_overflowed_{0};
+};
+
+}  // namespace dw

@@ -1,0 +1,32 @@
+// options.h: the shim's settings, read once from the environment at start-up.
+//
+// Bad values are reported through raw_log and replaced by the default: a typo in a variable
+// must never change what the target does or stop it from starting.
+//
+// Thread-safety: Load() runs once, single-threaded, in the shim's constructor; afterwards the
+// options are read-only. Allocation: none (getenv only). Safe inside a hook: reading, yes.
+#pragma once
+
+#include <cstdint>
+
+namespace dw {
+
+struct Options {
+  static constexpr uint32_t kMaxSocketPath = 107;  // sun_path minus the NUL
+
+  char socket_path[kMaxSocketPath + 1] = {};  // DRIFTWATCH_SOCKET; empty: stay dormant
+  uint32_t interval_ms = 1000;                // DRIFTWATCH_INTERVAL_MS
+  uint32_t depth = 16;                        // DRIFTWATCH_DEPTH, frames per stack
+  uint32_t max_sites = 1u << 18;              // DRIFTWATCH_MAX_SITES, distinct stacks
+  uint32_t log_level = 1;                     // DRIFTWATCH_LOG: 0 errors, 1 warnings, 2 info
+
+  bool enabled() const { return socket_path[0] != '\0'; }
+};
+
+// Reads every DRIFTWATCH_* variable into `options`.
+void LoadOptions(Options& options);
+
+// Parses an unsigned decimal in [min, max]; false for anything else. Exposed for tests.
+bool ParseBoundedUint(const char* text, uint32_t min, uint32_t max, uint32_t* value);
+
+}  // namespace dw

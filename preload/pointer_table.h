@@ -1,0 +1,81 @@
+// pointer_table.h: the live-resource table, from a resource key (a heap address) to its site
+// and size.
+//
+// Design: a stack of levels, each an array of 8-slot buckets (two cache lines). A key may sit in
+// any slot of its bucket, so a lookup scans one bucket per level and never needs tombstones:
+// erasing just clears the slot, and the table never fills with dead entries under churn. When a
+// key's bucket is full on every level, a new level twice the size of the last is mapped. Keys
+// live in the newest levels first, so most operations touch one bucket.
+//
+// Thread-safety: lock-free. Insert/Erase/BeginMove/EndMove may run concurrently on any keys; a
+// given key is only ever operated on by the thread that owns the resource (the allocator never
+// hands out a live address twice). Allocation: none, except mapping a new level (rare).
+// Safe inside a hook: yes.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace dw {
+
+class PointerTable {
+ public:
+  // Site id (24 bits) and size (40 bits), packed in one word so that a slot is 16 bytes.
+  struct Entry {
+    uint32_t site;
+    uint64_t size;
+  };
+  static constexpr uint64_t kMaxSize = (uint64_t{1} << 40) - 1;
+  static constexpr uint32_t kMaxSite = (1u << 24) - 1;
+
+  // Maps the first level (`initial_buckets`, a power of two). False if mapping failed.
+  bool Init(uint32_t initial_buckets);
+
+  // Adds a key that is not in the table. False if no level had room and none could be mapped.
+  // pre: key != 0 and key is even (heap addresses are aligned).
+  bool Insert(uintptr_t key, Entry entry);
+  // Removes the key; returns false if it is not present.
+  bool Erase(uintptr_t key, Entry* erased);
+
+  // realloc support. BeginMove marks the key's slot as "moving" so that, while the real realloc
+  // runs, the same address freed and handed to another thread is inserted as a separate entry.
+  // Returns an opaque handle (nullptr if the key is absent).
+  void* BeginMove(uintptr_t key, Entry* entry);
+  // Ends a move: `released` true removes the old entry (the block was freed or moved);
+  // false restores it (realloc failed and the old block is still valid).
+  void EndMove(void* handle, bool released);
+
+  size_t levels() const { return level_count_.load(std::memory_order_acquire); }
+  // Approximate number of live keys; for tests and the census.
+  size_t CountForTesting() const;
+
+ private:
+  static constexpr int kSlotsPerBucket = 8;
+  static constexpr int kMaxLevels = 24;
+  static constexpr uintptr_t kMovingBit = 1;
+
+  struct Slot {
+    std::atomic<uintptr_t> key;
+    std::atomic<uint64_t> value;
+  };
+  struct alignas(128) Bucket {
+    Slot slots[kSlotsPerBucket];
+  };
+  struct Level {
+    Bucket* buckets;
+    uint32_t bucket_bits;
+  };
+
+  static uint64_t Pack(Entry entry);
+  static Entry Unpack(uint64_t value);
+  Bucket& BucketFor(const Level& level, uintptr_t key) const;
+  Slot* Find(uintptr_t key) const;
+  bool AddLevel(size_t seen_levels);
+
+  Level levels_[kMaxLevels] = {};
+  std::atomic<size_t> level_count_{0};
+  std::atomic<bool> growing_{false};
+};
+
+}  // namespace dw

@@ -1,0 +1,420 @@
+#include "preload/reporter.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "preload/raw_log.h"
+#include "preload/site_counters.h"
+#include "preload/stack_table.h"
+#include "preload/thread_state.h"
+
+namespace dw {
+namespace {
+
+constexpr uint32_t kMaxBackoffMs = 5000;
+constexpr int kFinalFlushMs = 1000;
+
+// The census socket is moved this far below the soft fd limit, away from the low numbers a
+// target may expect to get back from open() ("lowest free fd") or may close in bulk.
+constexpr int kHighFdMargin = 64;
+
+int RawSocketCall(long number, long a, long b, long c, long d = 0, long e = 0, long f = 0) {
+  return static_cast<int>(syscall(number, a, b, c, d, e, f));
+}
+
+int MoveToHighFd(int fd) {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur <= 2 * kHighFdMargin) return fd;
+  long floor = static_cast<long>(limit.rlim_cur) - kHighFdMargin;
+  int high = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor));
+  if (high < 0) return fd;
+  syscall(SYS_close, fd);
+  return high;
+}
+
+uint64_t HashBytes(uint64_t hash, const char* data, size_t size) {
+  for (size_t i = 0; i < size; ++i) {
+    hash ^= static_cast<unsigned char>(data[i]);
+    hash *= 0x100000001B3ull;
+  }
+  return hash;
+}
+
+uint64_t ParseHex(const char*& cursor, const char* end) {
+  uint64_t value = 0;
+  for (; cursor < end; ++cursor) {
+    char c = *cursor;
+    unsigned digit;
+    if (c >= '0' && c <= '9') {
+      digit = static_cast<unsigned>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      digit = static_cast<unsigned>(c - 'a' + 10);
+    } else {
+      break;
+    }
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
+void SkipField(const char*& cursor, const char* end) {
+  while (cursor < end && *cursor != ' ') ++cursor;
+  while (cursor < end && *cursor == ' ') ++cursor;
+}
+
+}  // namespace
+
+bool Reporter::Start(const char* socket_path, uint32_t interval_ms, uint16_t depth,
+                     const CensusSources& sources) {
+  strncpy(socket_path_, socket_path, sizeof(socket_path_) - 1);
+  interval_ms_ = interval_ms;
+  depth_ = depth;
+  sources_ = sources;
+  for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
+    if (sources_.counters[kind] == nullptr) continue;
+    size_t bytes = size_t{sources_.counters[kind]->max_sites()} * 2 * sizeof(uint64_t);
+    last_sent_[kind] = static_cast<uint64_t*>(os::MapPages(bytes));
+    if (last_sent_[kind] == nullptr) return false;
+  }
+  return StartThread();
+}
+
+bool Reporter::StartThread() {
+  // All signals blocked in the census thread: a target that routes signals to one thread of
+  // its choosing must never see them delivered to ours (heaptrack, KDE bug 378494).
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  pthread_attr_t attributes;
+  pthread_attr_init(&attributes);
+  pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attributes, 256 * 1024);
+  pthread_t thread;
+  int error = pthread_create(&thread, &attributes, &Reporter::ThreadMain, this);
+  pthread_attr_destroy(&attributes);
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (error != 0) {
+    DW_LOG(kError, "cannot start the census thread (error " << error << "); not reporting");
+    return false;
+  }
+  return true;
+}
+
+void* Reporter::ThreadMain(void* self) {
+  t_state.internal_thread = true;
+  pthread_setname_np(pthread_self(), "driftwatch");
+  static_cast<Reporter*>(self)->Loop();
+  return nullptr;
+}
+
+void Reporter::Loop() {
+  const uint64_t interval_ns = uint64_t{interval_ms_} * 1000000u;
+  uint64_t next = os::MonotonicNs();
+  for (;;) {
+    next += interval_ns;
+    timespec wake{static_cast<time_t>(next / 1000000000u), static_cast<long>(next % 1000000000u)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, nullptr) == EINTR) {
+    }
+    pthread_mutex_lock(&mutex_);
+    bool finished = finished_;
+    if (!finished) Tick(/*final=*/false);
+    pthread_mutex_unlock(&mutex_);
+    if (finished) return;
+    // After a long stall (suspended process), skip the missed ticks instead of bursting.
+    uint64_t now = os::MonotonicNs();
+    if (now > next + interval_ns) next = now;
+  }
+}
+
+void Reporter::Tick(bool final) {
+  if (!EnsureConnected()) {
+    censuses_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // A census still partly unsent means the collector is slow: drop this one rather than queue.
+  if (out_.size() > 0 && !Flush(final ? kFinalFlushMs : 0)) return;
+  if (out_.size() > 0 && !final) {
+    censuses_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  AppendCensus(final);
+  Flush(final ? kFinalFlushMs : 0);
+}
+
+bool Reporter::EnsureConnected() {
+  if (fd_ >= 0) return true;
+  uint64_t now = os::MonotonicNs();
+  if (now < next_connect_ns_) return false;
+  int fd = RawSocketCall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    fd = MoveToHighFd(fd);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    static_assert(sizeof(address.sun_path) == sizeof(socket_path_));
+    memcpy(address.sun_path, socket_path_, sizeof(address.sun_path));
+    if (RawSocketCall(SYS_connect, fd, reinterpret_cast<long>(&address), sizeof(address)) == 0) {
+      fd_ = fd;
+      connect_backoff_ms_ = 0;
+      sequence_ = 0;
+      defined_up_to_ = 1;
+      modules_hash_ = 0;
+      out_.Clear();
+      for (uint64_t* last : last_sent_) {
+        if (last != nullptr) {
+          memset(last, 0, size_t{sources_.stacks->max_sites()} * 2 * sizeof(uint64_t));
+        }
+      }
+      AppendHello();
+      return true;
+    }
+    syscall(SYS_close, fd);
+  }
+  // Exponential backoff: a missing collector costs a connect attempt every few seconds at most.
+  connect_backoff_ms_ = connect_backoff_ms_ == 0 ? interval_ms_ : connect_backoff_ms_ * 2;
+  if (connect_backoff_ms_ > kMaxBackoffMs) connect_backoff_ms_ = kMaxBackoffMs;
+  next_connect_ns_ = now + uint64_t{connect_backoff_ms_} * 1000000u;
+  return false;
+}
+
+void Reporter::Disconnect() {
+  if (fd_ >= 0) syscall(SYS_close, fd_);
+  fd_ = -1;
+  out_.Clear();
+  next_connect_ns_ = os::MonotonicNs() + uint64_t{interval_ms_} * 1000000u;
+}
+
+bool Reporter::Flush(int timeout_ms) {
+  uint64_t deadline = os::MonotonicNs() + uint64_t(timeout_ms) * 1000000u;
+  while (out_.size() > 0) {
+    long sent = syscall(SYS_sendto, fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
+                        nullptr, 0);
+    if (sent > 0) {
+      out_.Consume(static_cast<size_t>(sent));
+      continue;
+    }
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      uint64_t now = os::MonotonicNs();
+      if (now >= deadline) return true;  // still connected; the rest goes later
+      pollfd wait{fd_, POLLOUT, 0};
+      int remaining_ms = static_cast<int>((deadline - now) / 1000000u) + 1;
+      syscall(SYS_poll, &wait, 1, remaining_ms);
+      continue;
+    }
+    DW_LOG(kInfo, "collector connection lost (errno " << errno << ")");
+    Disconnect();
+    return false;
+  }
+  return true;
+}
+
+bool Reporter::AppendHeader(wire::RecordType type, uint32_t length) {
+  wire::RecordHeader header{static_cast<uint32_t>(type), length};
+  return out_.Append(&header, sizeof(header));
+}
+
+bool Reporter::Append(wire::RecordType type, const void* payload, uint32_t length) {
+  return out_.Reserve(sizeof(wire::RecordHeader) + length) && AppendHeader(type, length) &&
+         out_.Append(payload, length);
+}
+
+void Reporter::AppendHello() {
+  os::ProcessStat stat;
+  os::ReadProcessStat(stat);
+  char exe[4096];
+  long exe_length = syscall(SYS_readlink, "/proc/self/exe", exe, sizeof(exe));
+  if (exe_length < 0) exe_length = 0;
+  wire::Hello hello{};
+  hello.magic = wire::kHelloMagic;
+  hello.protocol_version = wire::kProtocolVersion;
+  hello.pid = static_cast<uint32_t>(os::GetPid());
+  hello.ppid = static_cast<uint32_t>(stat.ppid);
+  hello.start_time_ticks = stat.start_time_ticks;
+  hello.clock_ticks_per_second = static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
+  hello.realtime_ns_at_hello = os::RealtimeNs();
+  hello.interval_ms = interval_ms_;
+  hello.depth = depth_;
+  hello.mode = wire::kModeExact;
+  hello.exe_length = static_cast<uint32_t>(exe_length);
+  uint32_t length = sizeof(hello) + hello.exe_length;
+  if (out_.Reserve(sizeof(wire::RecordHeader) + length)) {
+    AppendHeader(wire::RecordType::kHello, length);
+    out_.Append(&hello, sizeof(hello));
+    out_.Append(exe, hello.exe_length);
+  }
+}
+
+void Reporter::AppendCensus(bool final) {
+  const size_t rollback = out_.size();
+  os::ProcessStat stat;
+  os::ReadProcessStat(stat);
+  wire::CensusBegin begin{};
+  begin.sequence = sequence_;
+  begin.realtime_ns = os::RealtimeNs();
+  begin.monotonic_ns = os::MonotonicNs();
+  begin.rss_bytes = os::ReadRssBytes();
+  begin.fd_count = os::CountOpenFds();
+  begin.thread_count = stat.threads;
+  begin.censuses_dropped = censuses_dropped_.load(std::memory_order_relaxed);
+  begin.sites_overflowed = sources_.stacks->overflowed();
+  begin.table_overflowed = sources_.table_overflowed ? sources_.table_overflowed() : 0;
+  begin.untracked_releases = sources_.untracked_releases ? sources_.untracked_releases() : 0;
+  bool ok = Append(wire::RecordType::kCensusBegin, &begin, sizeof(begin));
+  if (ok) AppendModules();
+  if (ok) AppendSiteDefinitions();
+  if (ok) AppendCounters();
+  wire::CensusEnd end{sequence_, final ? wire::kCensusFinal : 0u, 0};
+  if (ok) ok = Append(wire::RecordType::kCensusEnd, &end, sizeof(end));
+  if (!ok) {
+    // Out of memory for the buffer: send nothing rather than half a census.
+    out_.set_size(rollback);
+    censuses_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  ++sequence_;
+  censuses_sent_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Reporter::AppendModules() {
+  if (!os::ReadFile("/proc/self/maps", maps_)) return;
+  const char* cursor = maps_.data();
+  const char* const end = cursor + maps_.size();
+  // Two passes over the same text: hash and count, then (only if it changed) encode.
+  uint64_t hash = 0xCBF29CE484222325ull;
+  uint32_t count = 0;
+  size_t payload = sizeof(wire::ModuleListHeader);
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {
+      if (hash == modules_hash_) return;
+      if (!out_.Reserve(sizeof(wire::RecordHeader) + payload)) return;
+      AppendHeader(wire::RecordType::kModuleList, static_cast<uint32_t>(payload));
+      wire::ModuleListHeader header{count, 0};
+      out_.Append(&header, sizeof(header));
+      modules_hash_ = hash;
+    }
+    for (const char* line = maps_.data(); line < end;) {
+      const char* line_end = static_cast<const char*>(memchr(line, '\n', end - line));
+      if (line_end == nullptr) line_end = end;
+      const char* field = line;
+      wire::ModuleEntry entry{};
+      entry.start = ParseHex(field, line_end);
+      ++field;  // '-'
+      entry.end = ParseHex(field, line_end);
+      ++field;  // ' '
+      if (field + 4 <= line_end) {
+        entry.flags = (field[0] == 'r' ? wire::kModuleRead : 0) |
+                      (field[1] == 'w' ? wire::kModuleWrite : 0) |
+                      (field[2] == 'x' ? wire::kModuleExec : 0);
+      }
+      SkipField(field, line_end);  // perms
+      entry.file_offset = ParseHex(field, line_end);
+      SkipField(field, line_end);  // offset
+      SkipField(field, line_end);  // device
+      SkipField(field, line_end);  // inode
+      if (field < line_end && *field == '/') {
+        entry.path_length = static_cast<uint32_t>(line_end - field);
+        if (pass == 0) {
+          hash = HashBytes(hash, line, line_end - line);
+          ++count;
+          payload += sizeof(entry) + entry.path_length;
+        } else {
+          out_.Append(&entry, sizeof(entry));
+          out_.Append(field, entry.path_length);
+        }
+      }
+      line = line_end + 1;
+    }
+  }
+  (void)cursor;
+}
+
+void Reporter::AppendSiteDefinitions() {
+  const StackTable& stacks = *sources_.stacks;
+  const uint32_t end = stacks.end_id();
+  uint32_t id = defined_up_to_;
+  for (; id < end; ++id) {
+    // An id handed out but not yet written belongs to an insert in progress: stop there and
+    // send it next time, so definitions always precede the counters that name them.
+    if (!stacks.Published(id)) break;
+    if (stacks.IsDuplicate(id)) continue;
+    uint32_t depth = stacks.Depth(id);
+    wire::SiteDef def{id, static_cast<uint16_t>(depth), 0};
+    uint32_t length = sizeof(def) + depth * sizeof(uint64_t);
+    if (!out_.Reserve(sizeof(wire::RecordHeader) + length)) break;
+    AppendHeader(wire::RecordType::kSiteDef, length);
+    out_.Append(&def, sizeof(def));
+    out_.Append(stacks.Frames(id), depth * sizeof(uint64_t));
+  }
+  defined_up_to_ = id;
+}
+
+void Reporter::AppendCounters() {
+  for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
+    const SiteCounters* counters = sources_.counters[kind];
+    if (counters == nullptr) continue;
+    uint64_t* last = last_sent_[kind];
+    const size_t header_at = out_.size();
+    wire::CountersHeader header{kind, 0};
+    if (!AppendHeader(wire::RecordType::kCounters, 0) || !out_.Append(&header, sizeof(header))) {
+      return;
+    }
+    // Site 0 (unattributed) is always eligible; defined sites only once their definition went
+    // out, so a collector never sees counters for a stack it cannot resolve.
+    for (uint32_t site = 0; site < defined_up_to_; ++site) {
+      SiteCounters::Snapshot now = counters->Read(site);
+      if (now.acquired == last[2 * site] && now.released == last[2 * site + 1]) continue;
+      wire::SiteCounter entry{site, 0, now.acquired, now.released, now.acquired_bytes,
+                              now.released_bytes};
+      if (!out_.Append(&entry, sizeof(entry))) break;
+      last[2 * site] = now.acquired;
+      last[2 * site + 1] = now.released;
+      ++header.count;
+    }
+    if (header.count == 0) {
+      out_.set_size(header_at);  // nothing changed for this kind
+      continue;
+    }
+    auto* record = reinterpret_cast<wire::RecordHeader*>(out_.data() + header_at);
+    record->length = static_cast<uint32_t>(out_.size() - header_at - sizeof(wire::RecordHeader));
+    memcpy(out_.data() + header_at + sizeof(wire::RecordHeader), &header, sizeof(header));
+  }
+}
+
+void Reporter::FinalFlush() {
+  pthread_mutex_lock(&mutex_);
+  if (!finished_) {
+    Tick(/*final=*/true);
+    finished_ = true;
+  }
+  pthread_mutex_unlock(&mutex_);
+}
+
+void Reporter::PrepareFork() { pthread_mutex_lock(&mutex_); }
+
+void Reporter::ParentAfterFork() { pthread_mutex_unlock(&mutex_); }
+
+void Reporter::ChildAfterFork() {
+  pthread_mutex_init(&mutex_, nullptr);
+  // The inherited socket is ours (it was opened by the census thread) and still connected to
+  // the parent's stream: close our copy without writing to it.
+  if (fd_ >= 0) syscall(SYS_close, fd_);
+  fd_ = -1;
+  out_.Clear();
+  next_connect_ns_ = 0;
+  connect_backoff_ms_ = 0;
+  censuses_dropped_.store(0, std::memory_order_relaxed);
+  censuses_sent_.store(0, std::memory_order_relaxed);
+  if (!finished_) StartThread();
+}
+
+}  // namespace dw

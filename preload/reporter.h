@@ -1,0 +1,99 @@
+// reporter.h: the census thread. Every interval it snapshots the trackers into one census
+// (preload/wire_format.h) and sends it to the collector's Unix socket.
+//
+// The target never waits for it: hooks only touch the tables, and all I/O happens here, on a
+// socket that is non-blocking, close-on-exec, moved to a high fd number, and written with
+// MSG_NOSIGNAL (a vanished collector must not kill the target with SIGPIPE). When the collector
+// is absent or slow, a census is dropped and counted, and connection attempts back off.
+//
+// Thread-safety: Start/FinalFlush/fork handlers may run on any thread; they serialise on a mutex
+// that hooks never take. Allocation: none from the target's heap (buffers are mmap'd); starting
+// the thread makes glibc allocate its bookkeeping, with the hook guard held.
+// Safe inside a hook: no.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "preload/os.h"
+#include "preload/wire_format.h"
+
+namespace dw {
+
+class StackTable;
+class SiteCounters;
+
+// What a census reads. Kinds whose counters are null are not tracked.
+struct CensusSources {
+  const StackTable* stacks = nullptr;
+  const SiteCounters* counters[wire::kKindCount] = {};
+  // Totals for CensusBegin; each may be null.
+  uint64_t (*table_overflowed)() = nullptr;
+  uint64_t (*untracked_releases)() = nullptr;
+};
+
+class Reporter {
+ public:
+  // Starts the census thread. False if it could not be started (the shim then stays passive).
+  bool Start(const char* socket_path, uint32_t interval_ms, uint16_t depth,
+             const CensusSources& sources);
+
+  // Sends a last census marked final, waiting at most about a second for the collector to take
+  // it. Called once, from the exit path; later censuses are not sent.
+  void FinalFlush();
+
+  // pthread_atfork handlers. The child forgets the parent's connection and starts its own
+  // census thread, so each process reports under its own identity.
+  void PrepareFork();
+  void ParentAfterFork();
+  void ChildAfterFork();
+
+  uint64_t censuses_sent() const { return censuses_sent_.load(std::memory_order_relaxed); }
+  uint64_t censuses_dropped() const { return censuses_dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  static void* ThreadMain(void* self);
+  bool StartThread();
+  void Loop();
+  void Tick(bool final);
+
+  bool EnsureConnected();
+  void Disconnect();
+  void AppendHello();
+  void AppendCensus(bool final);
+  void AppendModules();
+  void AppendSiteDefinitions();
+  void AppendCounters();
+  // Writes as much pending output as the socket takes, waiting up to `timeout_ms` for room.
+  // False if the connection broke.
+  bool Flush(int timeout_ms);
+  bool Append(wire::RecordType type, const void* payload, uint32_t length);
+  bool AppendHeader(wire::RecordType type, uint32_t length);
+
+  // Configuration.
+  char socket_path_[108] = {};
+  uint32_t interval_ms_ = 1000;
+  uint16_t depth_ = 0;
+  CensusSources sources_;
+
+  // Census-thread state, guarded by mutex_.
+  pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;
+  int fd_ = -1;
+  uint64_t sequence_ = 0;
+  uint32_t defined_up_to_ = 1;  // site ids below this are defined on this connection
+  uint64_t modules_hash_ = 0;   // hash of the last ModuleList sent on this connection
+  uint64_t next_connect_ns_ = 0;
+  uint32_t connect_backoff_ms_ = 0;
+  bool finished_ = false;  // the final census went out (or exit began): send nothing more
+  os::PageBuffer out_;     // bytes not yet accepted by the socket
+  os::PageBuffer maps_;    // scratch: /proc/self/maps
+  // Per kind, per site: the acquired/released values last sent on this connection.
+  uint64_t* last_sent_[wire::kKindCount] = {};
+
+  std::atomic<uint64_t> censuses_sent_{0};
+  std::atomic<uint64_t> censuses_dropped_{0};
+};
+
+}  // namespace dw

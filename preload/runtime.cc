@@ -1,0 +1,108 @@
+#include "preload/runtime.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "preload/options.h"
+#include "preload/raw_log.h"
+#include "preload/reporter.h"
+#include "preload/stack_table.h"
+#include "preload/thread_state.h"
+#include "preload/unwinder.h"
+#include "preload/wire_format.h"
+
+namespace dw {
+
+__thread ThreadState t_state __attribute__((tls_model("initial-exec")));
+
+namespace {
+
+// Every global here is constant-initialised and never destroyed: threads still allocating
+// while exit() runs must find the tables intact (pitfalls.md section 7).
+struct Runtime {
+  Options options;
+  StackTable stacks;
+  Unwinder unwinder;
+  HeapTracker heap;
+  Reporter reporter;
+  std::atomic<bool> tracking{false};
+};
+constinit Runtime g_runtime;
+
+uint32_t CaptureSite() {
+  uintptr_t frames[wire::kMaxDepth];
+  uint32_t depth = g_runtime.unwinder.Capture(frames, g_runtime.options.depth);
+  if (depth == 0) return StackTable::kNoSite;
+  return g_runtime.stacks.Intern(frames, depth);
+}
+
+void ForkPrepare() { g_runtime.reporter.PrepareFork(); }
+void ForkParent() { g_runtime.reporter.ParentAfterFork(); }
+void ForkChild() { g_runtime.reporter.ChildAfterFork(); }
+
+void FlushAtExit() {
+  HookScope scope;
+  g_runtime.reporter.FinalFlush();
+}
+
+uint64_t HeapTableOverflowed() { return g_runtime.heap.table_overflowed(); }
+uint64_t HeapUntrackedFrees() { return g_runtime.heap.untracked_frees(); }
+
+}  // namespace
+
+void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
+  Runtime& runtime = g_runtime;
+  LoadOptions(runtime.options);
+  if (!runtime.options.enabled()) return;
+  if (!runtime.stacks.Init(runtime.options.max_sites, runtime.options.depth) ||
+      !runtime.heap.Init(runtime.options.max_sites)) {
+    DW_LOG(kError, "cannot map the shim's tables; not tracking");
+    return;
+  }
+  runtime.unwinder.Init(shim_begin, shim_end);
+  pthread_atfork(ForkPrepare, ForkParent, ForkChild);
+  // Registered before main, so it runs after the target's own exit handlers and static
+  // destructors: the final census shows what was still live at the very end.
+  atexit(FlushAtExit);
+  runtime.tracking.store(true, std::memory_order_release);
+
+  CensusSources sources;
+  sources.stacks = &runtime.stacks;
+  sources.counters[static_cast<uint32_t>(wire::Kind::kHeap)] = &runtime.heap.counters();
+  sources.table_overflowed = HeapTableOverflowed;
+  sources.untracked_releases = HeapUntrackedFrees;
+  if (!runtime.reporter.Start(runtime.options.socket_path, runtime.options.interval_ms,
+                              static_cast<uint16_t>(runtime.options.depth), sources)) {
+    runtime.tracking.store(false, std::memory_order_release);
+    return;
+  }
+  DW_LOG(kInfo, "tracking; census every " << runtime.options.interval_ms << " ms to "
+                                          << runtime.options.socket_path);
+}
+
+bool Tracking() { return g_runtime.tracking.load(std::memory_order_relaxed); }
+
+void OnHeapAlloc(void* block, size_t size) {
+  if (block == nullptr) return;
+  const int saved_errno = errno;
+  g_runtime.heap.OnAlloc(block, size, CaptureSite());
+  errno = saved_errno;
+}
+
+void OnHeapFree(void* block) { g_runtime.heap.OnFree(block); }
+
+HeapTracker::Move OnHeapReallocBegin(void* old_block) {
+  return g_runtime.heap.BeginRealloc(old_block);
+}
+
+void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size) {
+  const int saved_errno = errno;
+  uint32_t site = result != nullptr ? CaptureSite() : StackTable::kNoSite;
+  g_runtime.heap.EndRealloc(move, result, size, site);
+  errno = saved_errno;
+}
+
+}  // namespace dw

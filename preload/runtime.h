@@ -1,0 +1,34 @@
+// runtime.h: the shim's lifecycle and the narrow API the hooks call.
+//
+// Hooks (hooks/) know only these functions: they guard, call the real function, report what
+// happened here, and return. Everything behind them (stack capture, the trackers, the census
+// thread) lives in preload/ and is testable without LD_PRELOAD.
+//
+// Thread-safety: the On* functions are lock-free and may run on any thread, concurrently.
+// Allocation: the On* functions never allocate from the target's heap. InitRuntime() allocates
+// (dlopen of the unwinder, thread creation) and must run with the hook guard held.
+// Safe inside a hook: the On* functions, yes (with the guard held); InitRuntime(), no.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "preload/heap_tracker.h"
+
+namespace dw {
+
+// Brings the shim up: options, tables, unwinder, fork handlers, exit handler, census thread.
+// `shim_begin`/`shim_end` bound the shim's code so its frames can be dropped from stacks.
+// Without DRIFTWATCH_SOCKET the shim stays dormant: every hook only forwards.
+void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end);
+
+// True once tracking is on in this process.
+bool Tracking();
+
+// Heap events. Call OnHeapFree before the real free; the realloc pair around the real call.
+void OnHeapAlloc(void* block, size_t size);
+void OnHeapFree(void* block);
+HeapTracker::Move OnHeapReallocBegin(void* old_block);
+void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size);
+
+}  // namespace dw

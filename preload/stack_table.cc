@@ -1,0 +1,89 @@
+#include "preload/stack_table.h"
+
+#include <cstring>
+
+#include "preload/os.h"
+
+namespace dw {
+
+uint64_t HashFrames(const uintptr_t* frames, uint32_t depth) {
+  uint64_t hash = 0x9E3779B97F4A7C15ull ^ depth;
+  for (uint32_t i = 0; i < depth; ++i) {
+    hash ^= frames[i];
+    hash *= 0xFF51AFD7ED558CCDull;
+    hash ^= hash >> 32;
+  }
+  return hash | 1;  // never 0, so a zero hash can mean "unset" to a debugger
+}
+
+bool StackTable::Init(uint32_t max_sites, uint32_t max_depth) {
+  max_sites_ = max_sites;
+  max_depth_ = max_depth;
+  record_size_ = (sizeof(Record) + max_depth * sizeof(uintptr_t) + 7) & ~size_t{7};
+  uint64_t index_slots = 1;
+  while (index_slots < 2ull * max_sites) index_slots <<= 1;  // load factor stays <= 1/2
+  index_mask_ = index_slots - 1;
+  index_ = static_cast<std::atomic<uint32_t>*>(os::MapPages(index_slots * sizeof(uint32_t)));
+  records_ = static_cast<char*>(os::MapPages(size_t{max_sites} * record_size_));
+  return index_ != nullptr && records_ != nullptr;
+}
+
+StackTable::Record* StackTable::RecordAt(uint32_t id) const {
+  return reinterpret_cast<Record*>(records_ + size_t{id} * record_size_);
+}
+
+bool StackTable::Matches(const Record& record, uint64_t hash, const uintptr_t* frames,
+                         uint32_t depth) const {
+  return record.hash == hash && record.depth == depth &&
+         memcmp(record.frames, frames, depth * sizeof(uintptr_t)) == 0;
+}
+
+uint32_t StackTable::Intern(const uintptr_t* frames, uint32_t depth) {
+  if (depth > max_depth_) depth = max_depth_;
+  const uint64_t hash = HashFrames(frames, depth);
+  uint32_t mine = kNoSite;  // our record, written but not yet linked into the index
+  for (uint64_t slot = hash & index_mask_;; slot = (slot + 1) & index_mask_) {
+    uint32_t id = index_[slot].load(std::memory_order_acquire);
+    if (id == kNoSite) {
+      if (mine == kNoSite) {
+        mine = next_id_.fetch_add(1, std::memory_order_relaxed);
+        if (mine >= max_sites_) {
+          overflowed_.fetch_add(1, std::memory_order_relaxed);
+          return kNoSite;
+        }
+        Record* record = RecordAt(mine);
+        record->depth = depth;
+        record->hash = hash;
+        memcpy(record->frames, frames, depth * sizeof(uintptr_t));
+        // Published before it becomes reachable from the index, so every id a reader can find
+        // through the index or a counter refers to a complete record.
+        record->state.store(kLive, std::memory_order_release);
+      }
+      if (index_[slot].compare_exchange_strong(id, mine, std::memory_order_acq_rel)) return mine;
+      // Lost the slot: `id` now holds the winner; compare with it below.
+    }
+    if (id != mine && Matches(*RecordAt(id), hash, frames, depth)) {
+      if (mine != kNoSite) RecordAt(mine)->state.store(kDuplicate, std::memory_order_release);
+      return id;
+    }
+  }
+}
+
+uint32_t StackTable::end_id() const {
+  uint32_t end = next_id_.load(std::memory_order_acquire);
+  return end < max_sites_ ? end : max_sites_;
+}
+
+bool StackTable::Published(uint32_t id) const {
+  return id != kNoSite && id < max_sites_ &&
+         RecordAt(id)->state.load(std::memory_order_acquire) != kEmpty;
+}
+
+bool StackTable::IsDuplicate(uint32_t id) const {
+  return RecordAt(id)->state.load(std::memory_order_acquire) == kDuplicate;
+}
+
+uint32_t StackTable::Depth(uint32_t id) const { return RecordAt(id)->depth; }
+const uintptr_t* StackTable::Frames(uint32_t id) const { return RecordAt(id)->frames; }
+
+}  // namespace dw

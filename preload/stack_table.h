@@ -1,0 +1,68 @@
+// stack_table.h: interns call stacks into small, stable site ids.
+//
+// Each live resource keeps only a 32-bit site id; the stack behind it is stored once here. The
+// table is insert-only: a stack, once interned, keeps its id for the life of the process, which
+// is what lets the census thread send each definition once per connection.
+//
+// Thread-safety: Intern() is lock-free and may race with itself and with readers. Allocation:
+// none after Init(), which maps all memory up front (pages are only touched as sites appear).
+// Safe inside a hook: Intern() and the readers, yes; Init(), no (it maps memory).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace dw {
+
+class StackTable {
+ public:
+  // Site id 0 is reserved: "unattributed" (no stack, or the table is full).
+  static constexpr uint32_t kNoSite = 0;
+
+  // Maps room for `max_sites` stacks of up to `max_depth` frames. False if mapping failed.
+  bool Init(uint32_t max_sites, uint32_t max_depth);
+
+  // Returns the id for this stack, interning it on first sight, or kNoSite when the table is
+  // full (counted in overflowed()). `depth` is clamped to max_depth().
+  uint32_t Intern(const uintptr_t* frames, uint32_t depth);
+
+  // Reader side (census thread). ids below end_id() have been handed out; a definition is
+  // readable once Published(id) is true. Some ids are never published: they lost an insert race
+  // and hold a duplicate (IsDuplicate(id)).
+  uint32_t end_id() const;
+  bool Published(uint32_t id) const;
+  bool IsDuplicate(uint32_t id) const;
+  uint32_t Depth(uint32_t id) const;
+  const uintptr_t* Frames(uint32_t id) const;
+
+  uint32_t max_sites() const { return max_sites_; }
+  uint32_t max_depth() const { return max_depth_; }
+  uint64_t overflowed() const { return overflowed_.load(std::memory_order_relaxed); }
+
+ private:
+  enum RecordState : uint32_t { kEmpty = 0, kLive = 1, kDuplicate = 2 };
+  struct Record {
+    std::atomic<uint32_t> state;
+    uint32_t depth;
+    uint64_t hash;
+    uintptr_t frames[];  // max_depth_ entries
+  };
+
+  Record* RecordAt(uint32_t id) const;
+  bool Matches(const Record& record, uint64_t hash, const uintptr_t* frames, uint32_t depth) const;
+
+  uint32_t max_sites_ = 0;
+  uint32_t max_depth_ = 0;
+  size_t record_size_ = 0;
+  uint64_t index_mask_ = 0;
+  std::atomic<uint32_t>* index_ = nullptr;  // open addressing, linear probing, never deleted
+  char* records_ = nullptr;
+  std::atomic<uint32_t> next_id_{1};
+  std::atomic<uint64_t> overflowed_{0};
+};
+
+// Hash of a stack; exposed for tests.
+uint64_t HashFrames(const uintptr_t* frames, uint32_t depth);
+
+}  // namespace dw

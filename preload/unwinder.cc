@@ -1,0 +1,88 @@
+#include "preload/unwinder.h"
+
+#include <dlfcn.h>
+#include <unwind.h>
+
+#include "preload/raw_log.h"
+#include "preload/wire_format.h"
+
+namespace dw {
+namespace {
+
+struct LibgccWalk {
+  void** frames;
+  int capacity;
+  int count;
+};
+
+_Unwind_Reason_Code CollectFrame(struct _Unwind_Context* context, void* argument) {
+  auto* walk = static_cast<LibgccWalk*>(argument);
+  if (walk->count >= walk->capacity) return _URC_END_OF_STACK;
+  uintptr_t ip = _Unwind_GetIP(context);
+  if (ip == 0) return _URC_END_OF_STACK;
+  walk->frames[walk->count++] = reinterpret_cast<void*>(ip);
+  return _URC_NO_REASON;
+}
+
+int LibgccBacktrace(void** frames, int capacity) {
+  LibgccWalk walk{frames, capacity, 0};
+  _Unwind_Backtrace(CollectFrame, &walk);
+  return walk.count;
+}
+
+// The shim's own frames above the interposed function: Capture, the tracker, the hook. They
+// are dropped by address range, so this only bounds the scratch buffer.
+constexpr int kMaxShimFrames = 8;
+
+}  // namespace
+
+UnwindMethod Unwinder::Init(uintptr_t shim_begin, uintptr_t shim_end) {
+  shim_begin_ = shim_begin;
+  shim_end_ = shim_end;
+  // RTLD_LOCAL keeps libunwind's weak backtrace/_Unwind_Backtrace out of the global scope.
+  void* libunwind = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+  if (libunwind != nullptr) {
+    using SetCachingPolicyFn = int (*)(void*, int);
+    auto set_caching = reinterpret_cast<SetCachingPolicyFn>(
+        dlsym(libunwind, "_ULx86_64_set_caching_policy"));
+    auto* address_space = static_cast<void**>(dlsym(libunwind, "_ULx86_64_local_addr_space"));
+    backtrace_ = reinterpret_cast<BacktraceFn>(dlsym(libunwind, "unw_backtrace"));
+    if (set_caching != nullptr && address_space != nullptr) {
+      constexpr int kUnwCachePerThread = 2;  // UNW_CACHE_PER_THREAD: no global lock per unwind
+      set_caching(*address_space, kUnwCachePerThread);
+    }
+    if (backtrace_ != nullptr) method_ = UnwindMethod::kLibunwind;
+  }
+  if (backtrace_ == nullptr) {
+    // A failed dlopen leaves an error string that the next dl* call frees: clear it now, while
+    // the guard is held, rather than from inside some later hook (pitfalls.md section 1).
+    dlerror();
+    DW_LOG(kWarning, "libunwind.so.8 not found; using libgcc's slower unwinder");
+    backtrace_ = LibgccBacktrace;
+    method_ = UnwindMethod::kLibgcc;
+  }
+  // Warm-up: the first unwind loads libgcc_s / builds caches; do it here, not in a hook.
+  uintptr_t scratch[wire::kMaxDepth];
+  Capture(scratch, wire::kMaxDepth);
+  return method_;
+}
+
+uint32_t Unwinder::Capture(uintptr_t* frames, uint32_t max_depth) const {
+  if (backtrace_ == nullptr || max_depth == 0) return 0;
+  void* raw[wire::kMaxDepth + kMaxShimFrames];
+  int capacity = static_cast<int>(max_depth) + kMaxShimFrames;
+  int count = backtrace_(raw, capacity);
+  int first = 0;
+  while (first < count) {
+    auto ip = reinterpret_cast<uintptr_t>(raw[first]);
+    if (ip < shim_begin_ || ip >= shim_end_) break;
+    ++first;
+  }
+  uint32_t depth = 0;
+  for (int i = first; i < count && depth < max_depth; ++i) {
+    frames[depth++] = reinterpret_cast<uintptr_t>(raw[i]);
+  }
+  return depth;
+}
+
+}  // namespace dw
