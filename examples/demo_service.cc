@@ -38,9 +38,7 @@ namespace {
 
 volatile sig_atomic_t g_stop = 0;
 
-void OnStopSignal(int) {
-  g_stop = 1;
-}
+void OnStopSignal(int) { g_stop = 1; }
 
 // Deterministic, allocation-free pseudo-random numbers (xorshift64*).
 class Rng {

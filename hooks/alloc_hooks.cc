@@ -74,8 +74,7 @@ void* ReallocFromArena(void* block, size_t size) {
   return fresh;
 }
 
-void* TrackedRealloc(void* block, size_t size, void* (*call)(void*, size_t, size_t),
-                     size_t count) {
+void* TrackedRealloc(void* block, size_t size, void* (*call)(void*, size_t, size_t), size_t count) {
   dw::HookScope scope;
   if (!scope.entered() || !dw::Tracking()) return call(block, count, size);
   dw::HeapTracker::Move move = dw::OnHeapReallocBegin(block);

@@ -18,11 +18,11 @@ constexpr bool kOptional = false;
 
 void ResolveAll() {
   bool all_found = true;
-#define DW_HOOK(name, requirement)                                                      \
-  name = reinterpret_cast<decltype(name)>(dlsym(RTLD_NEXT, #name));                     \
-  if (name == nullptr && requirement) {                                                 \
-    all_found = false;                                                                  \
-    DW_LOG(kError, "real " #name " not found; the shim will not track this process");   \
+#define DW_HOOK(name, requirement)                                                    \
+  name = reinterpret_cast<decltype(name)>(dlsym(RTLD_NEXT, #name));                   \
+  if (name == nullptr && requirement) {                                               \
+    all_found = false;                                                                \
+    DW_LOG(kError, "real " #name " not found; the shim will not track this process"); \
   }
 #include "hooks/hook_list.inc"
 #undef DW_HOOK

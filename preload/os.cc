@@ -31,7 +31,8 @@ ssize_t RawRead(int fd, void* buffer, size_t bytes) {
 // Parses a decimal field; advances `cursor` past it and one separator.
 uint64_t ParseUnsigned(const char*& cursor) {
   uint64_t value = 0;
-  while (*cursor >= '0' && *cursor <= '9') value = value * 10 + static_cast<uint64_t>(*cursor++ - '0');
+  while (*cursor >= '0' && *cursor <= '9')
+    value = value * 10 + static_cast<uint64_t>(*cursor++ - '0');
   if (*cursor != '\0') ++cursor;
   return value;
 }

@@ -21,8 +21,7 @@ class LogLine {
   LogLine& operator<<(const char* text);
   LogLine& operator<<(char c);
   template <typename T>
-    requires std::is_integral_v<T>
-  LogLine& operator<<(T value) {
+  requires std::is_integral_v<T> LogLine& operator<<(T value) {
     if constexpr (std::is_signed_v<T>) {
       if (value < 0) {
         *this << '-';
@@ -56,9 +55,9 @@ void EmitLog(LogLevel level, const LogLine& line);
 }  // namespace dw
 
 // DW_LOG(kWarning, "cannot connect to " << path << ": errno " << err);
-#define DW_LOG(level, stream_expr)                  \
-  do {                                              \
-    ::dw::LogLine dw_log_line_;                     \
-    dw_log_line_ << stream_expr;                    \
+#define DW_LOG(level, stream_expr)                      \
+  do {                                                  \
+    ::dw::LogLine dw_log_line_;                         \
+    dw_log_line_ << stream_expr;                        \
     ::dw::EmitLog(::dw::LogLevel::level, dw_log_line_); \
   } while (0)

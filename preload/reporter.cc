@@ -196,8 +196,8 @@ void Reporter::Disconnect() {
 bool Reporter::Flush(int timeout_ms) {
   uint64_t deadline = os::MonotonicNs() + uint64_t(timeout_ms) * 1000000u;
   while (out_.size() > 0) {
-    long sent = syscall(SYS_sendto, fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
-                        nullptr, 0);
+    long sent =
+        syscall(SYS_sendto, fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT, nullptr, 0);
     if (sent > 0) {
       out_.Consume(static_cast<size_t>(sent));
       continue;
@@ -373,8 +373,8 @@ void Reporter::AppendCounters() {
     for (uint32_t site = 0; site < defined_up_to_; ++site) {
       SiteCounters::Snapshot now = counters->Read(site);
       if (now.acquired == last[2 * site] && now.released == last[2 * site + 1]) continue;
-      wire::SiteCounter entry{site, 0, now.acquired, now.released, now.acquired_bytes,
-                              now.released_bytes};
+      wire::SiteCounter entry{
+          site, 0, now.acquired, now.released, now.acquired_bytes, now.released_bytes};
       if (!out_.Append(&entry, sizeof(entry))) break;
       last[2 * site] = now.acquired;
       last[2 * site + 1] = now.released;

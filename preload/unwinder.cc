@@ -43,8 +43,8 @@ UnwindMethod Unwinder::Init(uintptr_t shim_begin, uintptr_t shim_end) {
   void* libunwind = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
   if (libunwind != nullptr) {
     using SetCachingPolicyFn = int (*)(void*, int);
-    auto set_caching = reinterpret_cast<SetCachingPolicyFn>(
-        dlsym(libunwind, "_ULx86_64_set_caching_policy"));
+    auto set_caching =
+        reinterpret_cast<SetCachingPolicyFn>(dlsym(libunwind, "_ULx86_64_set_caching_policy"));
     auto* address_space = static_cast<void**>(dlsym(libunwind, "_ULx86_64_local_addr_space"));
     backtrace_ = reinterpret_cast<BacktraceFn>(dlsym(libunwind, "unw_backtrace"));
     if (set_caching != nullptr && address_space != nullptr) {

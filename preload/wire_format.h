@@ -88,12 +88,12 @@ inline constexpr uint16_t kModeExact = 0;
 
 // CensusBegin payload.
 struct CensusBegin {
-  uint64_t sequence;      // 0, 1, 2, ... per connection; a gap means censuses were dropped
-  uint64_t realtime_ns;   // CLOCK_REALTIME when the census was taken
-  uint64_t monotonic_ns;  // CLOCK_MONOTONIC when the census was taken
-  uint64_t rss_bytes;     // resident set size, /proc/self/statm
-  uint32_t fd_count;      // entries in /proc/self/fd (including the shim's own socket)
-  uint32_t thread_count;  // threads in the process (including the census thread)
+  uint64_t sequence;          // 0, 1, 2, ... per connection; a gap means censuses were dropped
+  uint64_t realtime_ns;       // CLOCK_REALTIME when the census was taken
+  uint64_t monotonic_ns;      // CLOCK_MONOTONIC when the census was taken
+  uint64_t rss_bytes;         // resident set size, /proc/self/statm
+  uint32_t fd_count;          // entries in /proc/self/fd (including the shim's own socket)
+  uint32_t thread_count;      // threads in the process (including the census thread)
   uint64_t censuses_dropped;  // censuses not sent because the collector was absent or slow
   uint64_t sites_overflowed;  // resources recorded as unattributed because the site table was full
   uint64_t table_overflowed;  // resources not tracked because the live-resource table was full

@@ -1,0 +1,105 @@
+// census.h: the collector's decoded, in-memory form of the census protocol (preload/wire_format.h).
+//
+// These are plain value types produced by CensusStreamDecoder and consumed by the process model,
+// the symbolizer and the reports. They are owned by one connection at a time.
+//
+// Thread-safety: plain data, no internal locking. Allocation: yes (collector code).
+// Never runs inside a hook: this is collector code, it never runs in the traced process.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "preload/wire_format.h"
+
+namespace dw::report {
+
+// Who sent a stream. pid + start_time_ticks identify a process uniquely; an exec image of the same
+// process opens a new connection with the same pid and start time but (usually) another exe.
+struct ProcessIdentity {
+  uint32_t pid = 0;
+  uint32_t ppid = 0;
+  uint64_t start_time_ticks = 0;
+  uint64_t clock_ticks_per_second = 0;
+  std::string exe;
+};
+
+// The Hello record.
+struct HelloInfo {
+  ProcessIdentity identity;
+  uint32_t protocol_version = 0;
+  uint64_t realtime_ns_at_hello = 0;
+  uint32_t interval_ms = 0;
+  uint16_t depth = 0;
+  uint16_t mode = 0;
+};
+
+// One file-backed mapping from a ModuleList record.
+struct ModuleMapping {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint64_t file_offset = 0;
+  uint32_t flags = 0;
+  std::string path;
+};
+
+// A ModuleList is shared by every census and site that was decoded while it was in effect, so a
+// site defined before a dlclose() can still be symbolised against the modules of its time.
+using ModuleList = std::vector<ModuleMapping>;
+using ModuleListPtr = std::shared_ptr<const ModuleList>;
+
+// A stack defined by a SiteDef record.
+struct SiteStack {
+  std::vector<uint64_t> return_addresses;  // innermost first
+  ModuleListPtr modules;                   // module list in effect when the site was defined
+};
+
+// Cumulative counters of one site, as last sent.
+struct SiteCounters {
+  uint64_t acquired = 0;
+  uint64_t released = 0;
+  uint64_t acquired_bytes = 0;
+  uint64_t released_bytes = 0;
+
+  // Signed on purpose: the shim reads acquired and released at slightly different times, so a
+  // racing release can make released exceed acquired for one census. We report that, not wrap.
+  int64_t Live() const { return static_cast<int64_t>(acquired - released); }
+  int64_t LiveBytes() const { return static_cast<int64_t>(acquired_bytes - released_bytes); }
+
+  bool operator==(const SiteCounters&) const = default;
+};
+
+// Counters of all sites of one kind, keyed by site id (kUnattributedSite included when sent).
+using KindCounters = absl::flat_hash_map<uint32_t, SiteCounters>;
+
+// The process-wide figures carried by CensusBegin.
+struct CensusTotals {
+  uint64_t rss_bytes = 0;
+  uint32_t fd_count = 0;
+  uint32_t thread_count = 0;
+  uint64_t censuses_dropped = 0;
+  uint64_t sites_overflowed = 0;
+  uint64_t table_overflowed = 0;
+  uint64_t untracked_releases = 0;
+};
+
+// One complete census (CensusBegin..CensusEnd) with counters carried forward: `counters` holds
+// every site ever sent on the connection with its latest values, not only the changed ones.
+struct Census {
+  uint64_t sequence = 0;
+  uint64_t realtime_ns = 0;
+  uint64_t monotonic_ns = 0;
+  CensusTotals totals;
+  bool final = false;
+  ModuleListPtr modules;
+  std::array<KindCounters, wire::kKindCount> counters;
+};
+
+// Names used in reports and JSON ("heap", "threads", "fds", "timers").
+const char* KindName(wire::Kind kind);
+
+}  // namespace dw::report

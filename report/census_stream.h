@@ -1,0 +1,79 @@
+// census_stream.h: incremental decoder for one census connection (see preload/wire_format.h).
+//
+// The collector reads a socket in arbitrary chunks; Feed() accepts any split of the byte stream,
+// validates every record and turns complete censuses into Census values with counters carried
+// forward. A corrupt stream yields an error Status and the decoder stays failed, so one bad
+// connection never poisons the others.
+//
+// Thread-safety: not thread-safe; one decoder per connection, used by one thread.
+// Allocation: yes (collector code). Never runs inside a hook.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "report/census.h"
+
+namespace dw::report {
+
+class CensusStreamDecoder {
+ public:
+  CensusStreamDecoder() = default;
+  CensusStreamDecoder(const CensusStreamDecoder&) = delete;
+  CensusStreamDecoder& operator=(const CensusStreamDecoder&) = delete;
+
+  // Appends `bytes` and decodes every complete record. On a protocol violation returns an error
+  // that names the record and offset; every later call returns the same error.
+  absl::Status Feed(std::string_view bytes);
+
+  // Called at EOF. OK when the stream ended between censuses; otherwise an error describing the
+  // truncation (a process killed mid-census does that; complete censuses stay valid).
+  absl::Status Finish() const;
+
+  // The Hello, once it has been decoded.
+  const std::optional<HelloInfo>& hello() const { return hello_; }
+
+  // Complete censuses decoded since the last call, oldest first.
+  std::vector<Census> TakeCensuses();
+
+  // Every site defined on this connection so far.
+  const absl::flat_hash_map<uint32_t, SiteStack>& sites() const { return sites_; }
+
+  // Censuses the stream says were dropped: gaps in sequence numbers.
+  uint64_t sequence_gaps() const { return sequence_gaps_; }
+  // True once a census flagged kCensusFinal completed.
+  bool saw_final() const { return saw_final_; }
+  // Total bytes fed so far.
+  uint64_t bytes_consumed() const { return stream_offset_; }
+
+ private:
+  absl::Status DecodeRecord(uint32_t type, std::string_view payload);
+  absl::Status DecodeHello(std::string_view payload);
+  absl::Status DecodeCensusBegin(std::string_view payload);
+  absl::Status DecodeModuleList(std::string_view payload);
+  absl::Status DecodeSiteDef(std::string_view payload);
+  absl::Status DecodeCounters(std::string_view payload);
+  absl::Status DecodeCensusEnd(std::string_view payload);
+  absl::Status Fail(absl::Status status);
+
+  std::string buffer_;          // bytes not yet decoded
+  uint64_t stream_offset_ = 0;  // offset in the stream of buffer_[0], for error messages
+  absl::Status error_;
+
+  std::optional<HelloInfo> hello_;
+  ModuleListPtr modules_;
+  absl::flat_hash_map<uint32_t, SiteStack> sites_;
+  std::array<KindCounters, wire::kKindCount> counters_;  // carried forward across censuses
+  std::optional<Census> open_census_;                    // between CensusBegin and CensusEnd
+  std::optional<uint64_t> last_sequence_;
+  uint64_t sequence_gaps_ = 0;
+  bool saw_final_ = false;
+  std::vector<Census> ready_;
+};
+
+}  // namespace dw::report

@@ -1,0 +1,190 @@
+#include "report/collector.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace dw::report {
+namespace {
+
+std::string ErrnoText() { return std::strerror(errno); }
+
+// Bytes read from one connection per poll round, so one chatty process cannot starve the others.
+constexpr size_t kReadBudgetPerRound = 1 << 20;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Collector>> Collector::Create() {
+  std::unique_ptr<Collector> collector(new Collector());
+  std::string base = "/tmp";
+  // sun_path holds 107 characters; keep room for "/driftwatch-XXXXXX/census.sock".
+  if (const char* tmpdir = std::getenv("TMPDIR");
+      tmpdir != nullptr && tmpdir[0] == '/' && std::strlen(tmpdir) < 64) {
+    base = tmpdir;
+  }
+  std::string dir_template = base + "/driftwatch-XXXXXX";
+  if (mkdtemp(dir_template.data()) == nullptr) {  // mkdtemp creates the directory with mode 0700
+    return absl::InternalError(
+        absl::StrCat("cannot create a socket directory under ", base, ": ", ErrnoText()));
+  }
+  collector->dir_ = dir_template;
+  collector->socket_path_ = collector->dir_ + "/census.sock";
+
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (collector->socket_path_.size() >= sizeof(address.sun_path)) {
+    return absl::InternalError(absl::StrCat("socket path too long: ", collector->socket_path_));
+  }
+  std::memcpy(address.sun_path, collector->socket_path_.c_str(),
+              collector->socket_path_.size() + 1);
+  // CLOEXEC: the traced command must not inherit the listening socket.
+  collector->listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (collector->listen_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("socket: ", ErrnoText()));
+  }
+  if (bind(collector->listen_fd_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) !=
+      0) {
+    return absl::InternalError(
+        absl::StrCat("cannot bind ", collector->socket_path_, ": ", ErrnoText()));
+  }
+  if (listen(collector->listen_fd_, SOMAXCONN) != 0) {
+    return absl::InternalError(absl::StrCat("listen: ", ErrnoText()));
+  }
+  return collector;
+}
+
+Collector::~Collector() {
+  for (auto& connection : connections_) {
+    if (connection->fd >= 0) close(connection->fd);
+  }
+  if (listen_fd_ >= 0) close(listen_fd_);
+  if (!socket_path_.empty()) unlink(socket_path_.c_str());
+  if (!dir_.empty()) rmdir(dir_.c_str());
+}
+
+size_t Collector::open_connections() const {
+  size_t open = 0;
+  for (const auto& connection : connections_) open += connection->fd >= 0 ? 1 : 0;
+  return open;
+}
+
+absl::StatusOr<bool> Collector::PollOnce(int timeout_ms, std::span<pollfd> extra) {
+  std::vector<pollfd> fds(extra.begin(), extra.end());
+  fds.push_back({.fd = listen_fd_, .events = POLLIN, .revents = 0});
+  std::vector<Connection*> polled;
+  for (auto& connection : connections_) {
+    if (connection->fd < 0) continue;
+    fds.push_back({.fd = connection->fd, .events = POLLIN, .revents = 0});
+    polled.push_back(connection.get());
+  }
+  int ready = poll(fds.data(), fds.size(), timeout_ms);
+  if (ready < 0) {
+    if (errno == EINTR) return false;
+    return absl::InternalError(absl::StrCat("poll: ", ErrnoText()));
+  }
+  for (size_t i = 0; i < extra.size(); ++i) extra[i].revents = fds[i].revents;
+  bool activity = false;
+  for (size_t i = 0; i < polled.size(); ++i) {
+    if (fds[extra.size() + 1 + i].revents != 0) activity |= ReadFrom(*polled[i]);
+  }
+  if (fds[extra.size()].revents != 0) {
+    const size_t before = connections_.size();
+    AcceptAll();
+    activity |= connections_.size() != before;
+  }
+  return activity;
+}
+
+void Collector::AcceptAll() {
+  while (true) {
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN: nothing pending; other errors: try again next round
+    auto connection = std::make_unique<Connection>();
+    connection->fd = fd;
+    // Read right away: a short-lived process may already have written everything and closed.
+    ReadFrom(*connection);
+    connections_.push_back(std::move(connection));
+  }
+}
+
+bool Collector::ReadFrom(Connection& connection) {
+  char buffer[64 * 1024];
+  bool activity = false;
+  size_t budget = kReadBudgetPerRound;
+  while (connection.fd >= 0 && budget > 0) {
+    const ssize_t n = read(connection.fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      connection.record.stream_error = absl::StrCat("read: ", ErrnoText());
+      Close(connection);
+      return true;
+    }
+    activity = true;
+    if (n == 0) {
+      connection.record.eof = true;
+      if (absl::Status status = connection.decoder.Finish(); !status.ok()) {
+        connection.record.stream_error = std::string(status.message());
+      }
+      Close(connection);
+      break;
+    }
+    budget -= std::min<size_t>(budget, static_cast<size_t>(n));
+    absl::Status status = connection.decoder.Feed(std::string_view(buffer, n));
+    Drain(connection);
+    if (!status.ok()) {
+      connection.record.stream_error = std::string(status.message());
+      Close(connection);
+    }
+  }
+  return activity;
+}
+
+void Collector::Drain(Connection& connection) {
+  ConnectionRecord& record = connection.record;
+  if (!record.hello.has_value() && connection.decoder.hello().has_value()) {
+    record.hello = connection.decoder.hello();
+  }
+  for (Census& census : connection.decoder.TakeCensuses()) {
+    record.series.Append(census);
+    ++record.census_count;
+    record.latest = std::move(census);
+  }
+  record.sequence_gaps = connection.decoder.sequence_gaps();
+  record.saw_final = connection.decoder.saw_final();
+}
+
+void Collector::Close(Connection& connection) {
+  if (connection.fd < 0) return;
+  close(connection.fd);
+  connection.fd = -1;
+  connection.record.sites = connection.decoder.sites();
+}
+
+std::vector<ConnectionRecord> Collector::Finish() {
+  std::vector<ConnectionRecord> records;
+  records.reserve(connections_.size());
+  for (auto& connection : connections_) {
+    if (connection->fd >= 0) {
+      // Still open: the peer outlived the run (e.g. a daemonised grandchild). What it sent is
+      // kept; an incomplete census is noted, not fatal.
+      if (absl::Status status = connection->decoder.Finish();
+          !status.ok() && connection->record.stream_error.empty()) {
+        connection->record.stream_error = absl::StrCat("connection still open: ", status.message());
+      }
+      Close(*connection);
+    }
+    records.push_back(std::move(connection->record));
+  }
+  connections_.clear();
+  return records;
+}
+
+}  // namespace dw::report

@@ -1,0 +1,428 @@
+#include "report/run_command.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+#include <algorithm>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "report/shim_locator.h"
+
+extern char** environ;
+
+namespace dw::report {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string ErrnoText(int error) { return std::strerror(error); }
+
+// Resolves argv[0] like execvp would, but before fork, so the child only calls execve (which is
+// async-signal-safe) and "command not found" is a set-up error we can report clearly.
+absl::StatusOr<std::string> ResolveCommand(const std::string& name) {
+  if (name.empty()) return absl::InvalidArgumentError("empty command name");
+  if (name.find('/') != std::string::npos) {
+    if (access(name.c_str(), X_OK) != 0) {
+      return absl::NotFoundError(absl::StrCat("cannot execute ", name, ": ", ErrnoText(errno)));
+    }
+    return name;
+  }
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':')) {
+    std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", name);
+    std::error_code error;
+    if (access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate, error)) {
+      return candidate;
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("command not found in PATH: ", name));
+}
+
+std::vector<std::string> BuildEnvironment(const std::string& shim, const std::string& socket,
+                                          uint32_t interval_ms) {
+  std::vector<std::string> env;
+  std::string previous_preload;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    std::string_view var(*entry);
+    if (var.starts_with("LD_PRELOAD=")) {
+      previous_preload = std::string(var.substr(std::strlen("LD_PRELOAD=")));
+      continue;
+    }
+    if (var.starts_with("DRIFTWATCH_SOCKET=") || var.starts_with("DRIFTWATCH_INTERVAL_MS=")) {
+      continue;
+    }
+    env.emplace_back(var);
+  }
+  // The shim goes first so that its interposers win over any other preloaded allocator hooks.
+  env.push_back(previous_preload.empty()
+                    ? absl::StrCat("LD_PRELOAD=", shim)
+                    : absl::StrCat("LD_PRELOAD=", shim, ":", previous_preload));
+  env.push_back(absl::StrCat("DRIFTWATCH_SOCKET=", socket));
+  env.push_back(absl::StrCat("DRIFTWATCH_INTERVAL_MS=", interval_ms));
+  return env;
+}
+
+ExitInfo DecodeWaitStatus(int status) {
+  ExitInfo info;
+  if (WIFSIGNALED(status)) {
+    info.signaled = true;
+    info.signal = WTERMSIG(status);
+  } else {
+    info.code = WEXITSTATUS(status);
+  }
+  return info;
+}
+
+// Restores the signal mask when RunUnderShim returns, whatever the path.
+class SignalMaskGuard {
+ public:
+  explicit SignalMaskGuard(const sigset_t& old) : old_(old) {}
+  ~SignalMaskGuard() { sigprocmask(SIG_SETMASK, &old_, nullptr); }
+
+ private:
+  sigset_t old_;
+};
+
+class FdGuard {
+ public:
+  explicit FdGuard(int fd) : fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+int MillisUntil(Clock::time_point now, Clock::time_point when) {
+  if (when <= now) return 0;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(when - now).count() + 1;
+  return static_cast<int>(std::min<int64_t>(ms, std::numeric_limits<int>::max()));
+}
+
+std::string Basename(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+const char* VerdictName(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kSteady:
+      return "steady";
+    case Verdict::kDrift:
+      return "drift";
+    case Verdict::kInconclusive:
+      return "inconclusive";
+  }
+  return "inconclusive";
+}
+
+const SiteReport* ProcessReport::FindSite(wire::Kind kind, uint32_t site_id) const {
+  for (const SiteReport& site : sites) {
+    if (site.kind == kind && site.site_id == site_id) return &site;
+  }
+  return nullptr;
+}
+
+bool IsRuntimeFrame(const Frame& frame) {
+  const std::string base = Basename(frame.module);
+  for (const char* prefix :
+       {"libc.so", "libstdc++.so", "libgcc_s", "ld-linux", "libdriftwatch.so", "libc-"}) {
+    if (base.starts_with(prefix)) return true;
+  }
+  return false;
+}
+
+std::vector<const SiteReport*> FindSitesByFunction(const ProcessReport& process,
+                                                   std::string_view function,
+                                                   std::optional<wire::Kind> kind) {
+  std::vector<const SiteReport*> found;
+  for (const SiteReport& site : process.sites) {
+    if (kind.has_value() && site.kind != *kind) continue;
+    for (const Frame& frame : site.frames) {
+      if (frame.function == function ||
+          (frame.function.starts_with(function) && frame.function.size() > function.size() &&
+           frame.function[function.size()] == '(')) {
+        found.push_back(&site);
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+std::vector<const ProcessReport*> FindProcessesByExe(const RunResult& result,
+                                                     std::string_view exe) {
+  std::vector<const ProcessReport*> found;
+  for (const ProcessReport& process : result.processes) {
+    if (process.identity.exe == exe ||
+        process.identity.exe.ends_with(absl::StrCat("/", std::string(exe)))) {
+      found.push_back(&process);
+    }
+  }
+  return found;
+}
+
+std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> records,
+                                               const DriftAnalyzer& analyzer,
+                                               Symbolizer& symbolizer) {
+  std::vector<ProcessReport> processes;
+  for (ConnectionRecord& record : records) {
+    // A peer that never said Hello is not a driftwatch process (or failed at once): nothing to
+    // report about it.
+    if (!record.hello.has_value()) continue;
+    ProcessReport process;
+    process.identity = record.hello->identity;
+    process.interval_ms = record.hello->interval_ms;
+    process.mode = record.hello->mode;
+    process.census_count = record.census_count;
+    process.sequence_gaps = record.sequence_gaps;
+    process.saw_final = record.saw_final;
+    process.stream_error = record.stream_error;
+    const auto& series = record.series;
+    process.heap_total_finding = analyzer.Analyze(series.times(), series.heap_live_bytes());
+    if (record.latest.has_value()) {
+      const Census& latest = *record.latest;
+      process.totals = latest.totals;
+      for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
+        for (const auto& [site_id, counters] : latest.counters[kind]) {
+          SiteReport site;
+          site.kind = static_cast<wire::Kind>(kind);
+          site.site_id = site_id;
+          site.counters = counters;
+          site.live = counters.Live();
+          site.live_bytes = counters.LiveBytes();
+          site.unit = site.kind == wire::Kind::kHeap ? "bytes" : "count";
+          if (site.kind == wire::Kind::kHeap) process.heap_live_bytes += site.live_bytes;
+          if (auto it = record.sites.find(site_id); it != record.sites.end()) {
+            site.frames =
+                symbolizer.Symbolize(it->second.return_addresses, it->second.modules.get());
+            auto headline = std::find_if(site.frames.begin(), site.frames.end(),
+                                         [](const Frame& f) { return !IsRuntimeFrame(f); });
+            site.headline = headline == site.frames.end()
+                                ? 0
+                                : static_cast<size_t>(headline - site.frames.begin());
+          }
+          if (const SiteSeries* points = series.Find({site.kind, site_id}); points != nullptr) {
+            site.finding = analyzer.Analyze(series.TimesOf(*points), site.kind == wire::Kind::kHeap
+                                                                         ? points->live_bytes
+                                                                         : points->live);
+          }
+          process.sites.push_back(std::move(site));
+        }
+      }
+      // Stable order for reports and tests: by kind, then site id.
+      std::sort(process.sites.begin(), process.sites.end(),
+                [](const SiteReport& a, const SiteReport& b) {
+                  return std::pair(a.kind, a.site_id) < std::pair(b.kind, b.site_id);
+                });
+    }
+    process.series = std::move(record.series);
+    processes.push_back(std::move(process));
+  }
+  return processes;
+}
+
+Verdict ComputeVerdict(const std::vector<ProcessReport>& processes) {
+  bool judged = false;
+  for (const ProcessReport& process : processes) {
+    for (const SiteReport& site : process.sites) {
+      if (site.finding.status == DriftStatus::kDrifting) return Verdict::kDrift;
+    }
+    judged |= process.heap_total_finding.enough_samples;
+  }
+  return judged ? Verdict::kSteady : Verdict::kInconclusive;
+}
+
+int ExitCodeFor(const RunResult& result) {
+  if (result.child_failed) return 3;
+  return result.verdict == Verdict::kDrift ? 1 : 0;
+}
+
+absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
+  if (options.command.empty()) return absl::InvalidArgumentError("no command to run");
+  if (options.interval_ms == 0) return absl::InvalidArgumentError("interval must be positive");
+  if (options.duration_s.has_value() &&
+      !(*options.duration_s > 0 && std::isfinite(*options.duration_s))) {
+    return absl::InvalidArgumentError("duration must be a positive number of seconds");
+  }
+
+  RunResult result;
+  result.command = options.command;
+  result.interval_ms = options.interval_ms;
+  if (!options.shim_path.empty()) {
+    result.shim_path = options.shim_path;
+  } else {
+    absl::StatusOr<std::string> shim = LocateShim();
+    if (!shim.ok()) return shim.status();
+    result.shim_path = *shim;
+  }
+  absl::StatusOr<std::string> executable = ResolveCommand(options.command[0]);
+  if (!executable.ok()) return executable.status();
+
+  absl::StatusOr<std::unique_ptr<Collector>> collector = Collector::Create();
+  if (!collector.ok()) return collector.status();
+
+  // Everything the child needs is built before fork: between fork and exec only
+  // async-signal-safe calls are allowed.
+  const std::vector<std::string> env_strings =
+      BuildEnvironment(result.shim_path, (*collector)->socket_path(), options.interval_ms);
+  std::vector<char*> envp;
+  for (const std::string& var : env_strings) envp.push_back(const_cast<char*>(var.c_str()));
+  envp.push_back(nullptr);
+  std::vector<char*> argv;
+  for (const std::string& arg : options.command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+
+  // SIGINT/SIGTERM are blocked and read from a signalfd, so that the poll loop sees them and
+  // forwards them instead of dying with the socket directory left behind.
+  sigset_t forwarded, old_mask;
+  sigemptyset(&forwarded);
+  sigaddset(&forwarded, SIGINT);
+  sigaddset(&forwarded, SIGTERM);
+  sigprocmask(SIG_BLOCK, options.forward_signals ? &forwarded : nullptr, &old_mask);
+  SignalMaskGuard mask_guard(old_mask);
+  FdGuard signal_fd(options.forward_signals ? signalfd(-1, &forwarded, SFD_NONBLOCK | SFD_CLOEXEC)
+                                            : -1);
+  if (options.forward_signals && signal_fd.get() < 0) {
+    return absl::InternalError(absl::StrCat("signalfd: ", ErrnoText(errno)));
+  }
+
+  // The child reports a failed execve through this close-on-exec pipe; EOF means exec worked.
+  int exec_pipe[2];
+  if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno)));
+  }
+  const auto start = Clock::now();
+  const pid_t child = fork();
+  if (child < 0) {
+    const int error = errno;
+    close(exec_pipe[0]);
+    close(exec_pipe[1]);
+    return absl::InternalError(absl::StrCat("fork: ", ErrnoText(error)));
+  }
+  if (child == 0) {
+    close(exec_pipe[0]);
+    sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+    execve(executable->c_str(), argv.data(), envp.data());
+    const int error = errno;
+    ssize_t ignored = write(exec_pipe[1], &error, sizeof(error));
+    (void)ignored;
+    _exit(127);
+  }
+  close(exec_pipe[1]);
+  int exec_error = 0;
+  ssize_t got;
+  do {
+    got = read(exec_pipe[0], &exec_error, sizeof(exec_error));
+  } while (got < 0 && errno == EINTR);
+  close(exec_pipe[0]);
+  if (got == static_cast<ssize_t>(sizeof(exec_error))) {
+    waitpid(child, nullptr, 0);
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot execute ", *executable, ": ", ErrnoText(exec_error)));
+  }
+  result.child_pid = child;
+
+  enum class Phase { kRunning, kTerminating, kDraining };
+  Phase phase = Phase::kRunning;
+  const auto deadline = options.duration_s.has_value()
+                            ? start + std::chrono::duration_cast<Clock::duration>(
+                                          std::chrono::duration<double>(*options.duration_s))
+                            : Clock::time_point::max();
+  Clock::time_point kill_at = Clock::time_point::max();
+  Clock::time_point drain_until = Clock::time_point::max();
+  bool sent_kill = false;
+  auto end = start;
+  while (true) {
+    const auto now = Clock::now();
+    if (phase != Phase::kDraining) {
+      int status = 0;
+      const pid_t reaped = waitpid(child, &status, WNOHANG);
+      if (reaped == child) {
+        result.child_exit = DecodeWaitStatus(status);
+        end = now;
+        phase = Phase::kDraining;
+        drain_until = now + std::chrono::duration_cast<Clock::duration>(
+                                std::chrono::duration<double>(options.drain_grace_s));
+      }
+    }
+    if (phase == Phase::kRunning && now >= deadline) {
+      kill(child, SIGTERM);
+      result.ended_by_us = true;
+      phase = Phase::kTerminating;
+      kill_at = now + std::chrono::duration_cast<Clock::duration>(
+                          std::chrono::duration<double>(options.kill_grace_s));
+    }
+    if (phase == Phase::kTerminating && !sent_kill && now >= kill_at) {
+      kill(child, SIGKILL);
+      sent_kill = true;
+    }
+    if (phase == Phase::kDraining && now >= drain_until) break;
+
+    // waitpid is polled, so the loop wakes at least every 50 ms while the child runs.
+    int timeout = 50;
+    if (phase == Phase::kRunning) timeout = std::min(timeout, MillisUntil(now, deadline));
+    if (phase == Phase::kTerminating && !sent_kill) {
+      timeout = std::min(timeout, MillisUntil(now, kill_at));
+    }
+    if (phase == Phase::kDraining) timeout = std::min(timeout, MillisUntil(now, drain_until));
+    pollfd extra[1] = {{.fd = signal_fd.get(), .events = POLLIN, .revents = 0}};
+    absl::StatusOr<bool> activity =
+        (*collector)->PollOnce(timeout, std::span<pollfd>(extra, signal_fd.get() >= 0 ? 1 : 0));
+    if (!activity.ok()) {
+      kill(child, SIGKILL);
+      if (phase != Phase::kDraining) waitpid(child, nullptr, 0);
+      return activity.status();
+    }
+    if (signal_fd.get() >= 0 && (extra[0].revents & POLLIN) != 0) {
+      signalfd_siginfo info;
+      while (read(signal_fd.get(), &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+        if (phase != Phase::kDraining) {
+          kill(child, static_cast<int>(info.ssi_signo));
+          // The user asked to stop: the command ending from it is not a failure of the command.
+          result.ended_by_us = true;
+        }
+      }
+    }
+    // Every process image has closed its connection and nothing new arrived: all final censuses
+    // are in, no need to wait out the grace period.
+    if (phase == Phase::kDraining && !*activity && (*collector)->open_connections() == 0) break;
+  }
+  result.duration_s = std::chrono::duration<double>(end - start).count();
+
+  ExitInfo& exit = result.child_exit;
+  result.child_failed = !result.ended_by_us && (exit.signaled || exit.code != 0);
+
+  std::vector<ConnectionRecord> records = (*collector)->Finish();
+  OlsDriftAnalyzer default_analyzer;
+  Symbolizer symbolizer;
+  result.processes = BuildProcessReports(
+      std::move(records), options.analyzer != nullptr ? *options.analyzer : default_analyzer,
+      symbolizer);
+  // The direct child's exit status belongs to its last image (an exec replaces the earlier ones).
+  for (auto it = result.processes.rbegin(); it != result.processes.rend(); ++it) {
+    if (it->identity.pid == static_cast<uint32_t>(child)) {
+      it->exit = result.child_exit;
+      break;
+    }
+  }
+  result.verdict = ComputeVerdict(result.processes);
+  return result;
+}
+
+}  // namespace dw::report

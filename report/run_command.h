@@ -1,0 +1,126 @@
+// run_command.h: `driftwatch run` as a library: runs a command under the shim and collects.
+//
+// RunUnderShim() forks and execs the command with LD_PRELOAD=<shim>[:<previous LD_PRELOAD>],
+// DRIFTWATCH_SOCKET and DRIFTWATCH_INTERVAL_MS, collects every census of every process that
+// connects (the command, its children, each exec image), stops the command after the optional
+// duration (SIGTERM, then SIGKILL after a grace period), waits briefly for final censuses, then
+// symbolises the sites and runs the drift analysis. End-to-end tests call it directly.
+//
+// Thread-safety: RunUnderShim() blocks SIGINT and SIGTERM in the calling thread while it runs (to
+// forward them through a signalfd) and forks; call it from one thread at a time, in a process
+// without other threads that expect those signals. Allocation: yes (collector code).
+// Never runs inside a hook.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "report/census.h"
+#include "report/collector.h"
+#include "report/drift_analysis.h"
+#include "report/process_series.h"
+#include "report/symbolizer.h"
+
+namespace dw::report {
+
+struct RunOptions {
+  std::vector<std::string> command;         // argv; command[0] is looked up in $PATH
+  std::optional<double> duration_s;         // unset: until the command exits
+  uint32_t interval_ms = 1000;              // passed as DRIFTWATCH_INTERVAL_MS
+  std::string shim_path;                    // empty: LocateShim()
+  double kill_grace_s = 5.0;                // SIGTERM -> SIGKILL
+  double drain_grace_s = 2.0;               // after the command exits, wait this long for EOFs
+  bool forward_signals = true;              // forward SIGINT/SIGTERM received by us to the command
+  const DriftAnalyzer* analyzer = nullptr;  // null: OlsDriftAnalyzer with default options
+};
+
+struct ExitInfo {
+  bool signaled = false;
+  int code = 0;    // exit code when !signaled
+  int signal = 0;  // terminating signal when signaled
+};
+
+// One site of the latest census of a process.
+struct SiteReport {
+  wire::Kind kind = wire::Kind::kHeap;
+  uint32_t site_id = 0;  // kUnattributedSite (0) for resources without a site
+  SiteCounters counters;
+  int64_t live = 0;
+  int64_t live_bytes = 0;
+  std::vector<Frame> frames;  // innermost first; empty for the unattributed site
+  size_t headline = 0;        // index into frames of the first frame outside libc & co.
+  DriftFinding finding;
+  const char* unit = "bytes";  // of finding.slope_per_hour: "bytes" for heap, else "count"
+};
+
+// One process image (one connection).
+struct ProcessReport {
+  ProcessIdentity identity;
+  uint32_t interval_ms = 0;
+  uint16_t mode = wire::kModeExact;
+  std::optional<ExitInfo> exit;  // known for the direct child's last image only
+  size_t census_count = 0;
+  uint64_t sequence_gaps = 0;
+  bool saw_final = false;
+  std::string stream_error;         // corrupt/truncated stream; data before it is kept
+  CensusTotals totals;              // of the latest census
+  int64_t heap_live_bytes = 0;      // sum of live bytes over heap sites in the latest census
+  DriftFinding heap_total_finding;  // the analysis of heap_live_bytes over time
+  std::vector<SiteReport> sites;    // every site of the latest census, all kinds
+  ProcessSeries series;
+
+  const SiteReport* FindSite(wire::Kind kind, uint32_t site_id) const;
+};
+
+enum class Verdict { kSteady, kDrift, kInconclusive };
+const char* VerdictName(Verdict verdict);  // "steady", "drift", "inconclusive"
+
+struct RunResult {
+  std::vector<std::string> command;
+  std::string shim_path;
+  uint32_t interval_ms = 0;
+  double duration_s = 0;  // from fork to the command's exit (or the end of collection)
+  pid_t child_pid = 0;
+  ExitInfo child_exit;
+  bool ended_by_us = false;   // we sent SIGTERM/SIGKILL at the deadline or forwarded a signal
+  bool child_failed = false;  // non-zero exit or crash not caused by us
+  std::vector<ProcessReport> processes;  // in connection order
+  Verdict verdict = Verdict::kInconclusive;
+};
+
+// Runs `options.command` under the shim. Errors: bad options, missing shim, command not found or
+// not executable, socket set-up failures. A command that fails is not an error: see child_exit.
+absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options);
+
+// Sites of `process` whose stack passes through `function`: a frame's demangled name equals it,
+// or begins with it followed by '(' (so "leak_here" matches "leak_here(int)"). Optionally only
+// sites of one kind. Ordered as in process.sites.
+std::vector<const SiteReport*> FindSitesByFunction(const ProcessReport& process,
+                                                   std::string_view function,
+                                                   std::optional<wire::Kind> kind = std::nullopt);
+
+// Processes whose exe path equals `exe` or ends with "/" + exe.
+std::vector<const ProcessReport*> FindProcessesByExe(const RunResult& result, std::string_view exe);
+
+// Turns what the collector received into reports: symbolised sites with headline frames,
+// findings and totals. Exposed so that tests (and later an offline analysis) can reuse it.
+std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> records,
+                                               const DriftAnalyzer& analyzer,
+                                               Symbolizer& symbolizer);
+
+// drift if any site drifts; inconclusive if no process sent enough censuses to judge.
+Verdict ComputeVerdict(const std::vector<ProcessReport>& processes);
+
+// True when the frame's module is libc, libstdc++, libgcc_s, the dynamic loader or the shim.
+bool IsRuntimeFrame(const Frame& frame);
+
+// 0 no drift (steady or inconclusive), 1 drift, 3 the command failed before the run ended.
+int ExitCodeFor(const RunResult& result);
+
+}  // namespace dw::report

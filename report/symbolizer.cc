@@ -1,0 +1,204 @@
+#include "report/symbolizer.h"
+
+#include <cxxabi.h>
+#include <elf.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace dw::report {
+namespace {
+
+// Reads the program headers of the ELF at `path` and returns the virtual address that file offset
+// `file_offset` is loaded at (PT_LOAD maps p_offset to p_vaddr).
+absl::StatusOr<uint64_t> VaddrOfFileOffset(const std::string& path, uint64_t file_offset) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open: ", std::strerror(errno)));
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  Elf64_Ehdr ehdr;
+  if (pread(fd, &ehdr, sizeof(ehdr), 0) != static_cast<ssize_t>(sizeof(ehdr)) ||
+      std::memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0) {
+    return absl::InvalidArgumentError("not an ELF file");
+  }
+  if (ehdr.e_ident[EI_CLASS] != ELFCLASS64 || ehdr.e_phentsize != sizeof(Elf64_Phdr)) {
+    return absl::InvalidArgumentError("not a 64-bit ELF file");
+  }
+  for (uint16_t i = 0; i < ehdr.e_phnum; ++i) {
+    Elf64_Phdr phdr;
+    if (pread(fd, &phdr, sizeof(phdr), ehdr.e_phoff + uint64_t{i} * sizeof(phdr)) !=
+        static_cast<ssize_t>(sizeof(phdr))) {
+      return absl::InvalidArgumentError("truncated program headers");
+    }
+    if (phdr.p_type != PT_LOAD) continue;
+    // Mappings start on page boundaries, so the mapping's offset may lie up to a page below the
+    // segment's p_offset; p_vaddr and p_offset are congruent modulo the page size.
+    const uint64_t page = 4096;
+    const uint64_t segment_start = phdr.p_offset & ~(page - 1);
+    if (file_offset >= segment_start && file_offset < phdr.p_offset + phdr.p_filesz) {
+      return phdr.p_vaddr - (phdr.p_offset - file_offset);
+    }
+  }
+  return absl::NotFoundError(
+      absl::StrFormat("no PT_LOAD segment covers file offset 0x%x", file_offset));
+}
+
+const Dwfl_Callbacks kOfflineCallbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = nullptr,
+};
+
+}  // namespace
+
+std::string Frame::AddressHex() const { return absl::StrFormat("0x%x", address); }
+
+std::string Frame::Describe() const {
+  if (!function.empty()) {
+    if (!file.empty()) return absl::StrFormat("%s (%s:%d)", function, file, line);
+    return function;
+  }
+  if (!module.empty()) return absl::StrFormat("%s+0x%x", module, module_offset);
+  return AddressHex();
+}
+
+std::string Demangle(const char* symbol) {
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(symbol, nullptr, nullptr, &status);
+  if (status != 0 || demangled == nullptr) return symbol;
+  std::string result(demangled);
+  std::free(demangled);
+  return result;
+}
+
+absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::string& path) {
+  const ModuleMapping* lowest = nullptr;
+  for (const ModuleMapping& mapping : modules) {
+    if (mapping.path == path && (lowest == nullptr || mapping.file_offset < lowest->file_offset)) {
+      lowest = &mapping;
+    }
+  }
+  if (lowest == nullptr) return absl::NotFoundError("module not in the module list");
+  absl::StatusOr<uint64_t> vaddr = VaddrOfFileOffset(path, lowest->file_offset);
+  if (!vaddr.ok()) return vaddr.status();
+  return lowest->start - *vaddr;
+}
+
+struct Symbolizer::LoadedModule {
+  Dwfl* dwfl = nullptr;
+  Dwfl_Module* module = nullptr;
+  std::string error;  // why module is null
+
+  ~LoadedModule() {
+    if (dwfl != nullptr) dwfl_end(dwfl);
+  }
+};
+
+Symbolizer::Symbolizer() = default;
+Symbolizer::~Symbolizer() = default;
+
+Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, uint64_t bias) {
+  auto& slot = loaded_[std::make_pair(path, bias)];
+  if (slot != nullptr) return slot.get();
+  slot = std::make_unique<LoadedModule>();
+  slot->dwfl = dwfl_begin(&kOfflineCallbacks);
+  if (slot->dwfl == nullptr) {
+    slot->error = absl::StrCat("dwfl_begin: ", dwfl_errmsg(-1));
+    return slot.get();
+  }
+  dwfl_report_begin(slot->dwfl);
+  // add_p_vaddr = true: `bias` is the load bias itself (libdwfl ignores it for ET_EXEC).
+  slot->module = dwfl_report_elf(slot->dwfl, path.c_str(), path.c_str(), -1, bias, true);
+  if (slot->module == nullptr) slot->error = absl::StrCat("cannot load ELF: ", dwfl_errmsg(-1));
+  dwfl_report_end(slot->dwfl, nullptr, nullptr);
+  return slot.get();
+}
+
+std::vector<Frame> Symbolizer::Symbolize(std::span<const uint64_t> return_addresses,
+                                         const ModuleList* modules) {
+  std::vector<Frame> frames;
+  frames.reserve(return_addresses.size());
+  for (uint64_t address : return_addresses) {
+    frames.push_back(SymbolizeReturnAddress(address, modules));
+  }
+  return frames;
+}
+
+Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules) {
+  Frame frame;
+  frame.address = return_address;
+  if (modules == nullptr) {
+    frame.unresolved = "no module list was received";
+    return frame;
+  }
+  // A return address points after the call; the call itself is one byte earlier. That matters
+  // when the call is the last instruction of a function (noreturn callee) or of an inline range.
+  const uint64_t pc = return_address > 0 ? return_address - 1 : 0;
+  const ModuleMapping* mapping = nullptr;
+  for (const ModuleMapping& m : *modules) {
+    if (pc >= m.start && pc < m.end) {
+      mapping = &m;
+      break;
+    }
+  }
+  if (mapping == nullptr) {
+    frame.unresolved = "no mapped file contains the address";
+    return frame;
+  }
+  frame.module = mapping->path;
+
+  auto [bias_it, inserted] =
+      biases_.try_emplace(std::make_pair(modules, mapping->path), absl::StatusOr<uint64_t>(0));
+  if (inserted) bias_it->second = ComputeLoadBias(*modules, mapping->path);
+  if (!bias_it->second.ok()) {
+    frame.module_offset = return_address - mapping->start + mapping->file_offset;
+    frame.unresolved =
+        absl::StrCat("cannot compute load bias: ", bias_it->second.status().message());
+    return frame;
+  }
+  const uint64_t bias = *bias_it->second;
+  frame.module_offset = return_address - bias;
+
+  const auto key = std::make_tuple(mapping->path, bias, return_address);
+  if (auto it = frames_.find(key); it != frames_.end()) return it->second;
+
+  LoadedModule* loaded = Load(mapping->path, bias);
+  if (loaded->module == nullptr) {
+    frame.unresolved = loaded->error;
+  } else {
+    GElf_Off offset = 0;
+    GElf_Sym sym;
+    const char* name =
+        dwfl_module_addrinfo(loaded->module, pc, &offset, &sym, nullptr, nullptr, nullptr);
+    if (name != nullptr) {
+      // The ELF symbol table spells versioned symbols "name@@VERSION"; people search by name.
+      std::string_view plain(name);
+      plain = plain.substr(0, plain.find('@'));
+      frame.function = Demangle(std::string(plain).c_str());
+    } else {
+      frame.unresolved = "no symbol covers the address";
+    }
+    if (Dwfl_Line* line = dwfl_module_getsrc(loaded->module, pc); line != nullptr) {
+      int lineno = 0;
+      if (const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
+          file != nullptr) {
+        frame.file = file;
+        frame.line = lineno;
+      }
+    }
+  }
+  frames_.emplace(key, frame);
+  return frame;
+}
+
+}  // namespace dw::report

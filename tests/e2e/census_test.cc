@@ -1,0 +1,139 @@
+// Exact census figures from real programs under the real shim, read through the collector.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "report/run_command.h"
+
+namespace dw::report {
+namespace {
+
+RunResult RunProgram(const std::string& name) {
+  RunOptions options;
+  options.command = {std::string(DW_PROGRAM_DIR) + "/" + name};
+  options.interval_ms = 100;
+  options.shim_path = DW_SHIM_PATH;
+  options.forward_signals = false;
+  absl::StatusOr<RunResult> result = RunUnderShim(options);
+  EXPECT_TRUE(result.ok()) << result.status();
+  if (!result.ok()) return {};
+  EXPECT_FALSE(result->child_failed) << name << " exited with " << result->child_exit.code;
+  return *std::move(result);
+}
+
+// The one process of a run, which must have delivered its final census.
+const ProcessReport& OnlyProcess(const RunResult& result) {
+  static const ProcessReport kEmpty;
+  EXPECT_EQ(result.processes.size(), 1u);
+  if (result.processes.empty()) return kEmpty;
+  EXPECT_TRUE(result.processes[0].saw_final) << "no final census";
+  return result.processes[0];
+}
+
+struct Totals {
+  int64_t live = 0, live_bytes = 0;
+  uint64_t acquired = 0, released = 0;
+};
+
+// Sums the heap sites whose stack passes through `function`.
+Totals HeapAt(const ProcessReport& process, const std::string& function) {
+  Totals totals;
+  for (const SiteReport* site : FindSitesByFunction(process, function, wire::Kind::kHeap)) {
+    totals.live += site->live;
+    totals.live_bytes += site->live_bytes;
+    totals.acquired += site->counters.acquired;
+    totals.released += site->counters.released;
+  }
+  return totals;
+}
+
+TEST(CensusTest, ExactCountsAtTheLeakingFunctionOnly) {
+  RunResult result = RunProgram("e2e_exact_counts");
+  const ProcessReport& process = OnlyProcess(result);
+  Totals leak = HeapAt(process, "leak_here");
+  EXPECT_EQ(leak.live, 600);
+  EXPECT_EQ(leak.live_bytes, 28800);
+  EXPECT_EQ(leak.acquired, 1000u);
+  EXPECT_EQ(leak.released, 400u);
+  Totals churn = HeapAt(process, "churn_and_free");
+  EXPECT_EQ(churn.acquired, 500u);
+  EXPECT_EQ(churn.live, 0);
+  EXPECT_EQ(churn.live_bytes, 0);
+  // Nothing else of this program stays live but stdio's output buffer.
+  int64_t elsewhere = 0;
+  for (const SiteReport& site : process.sites) {
+    bool at_leak = false;
+    for (const Frame& frame : site.frames) at_leak |= frame.function == "leak_here";
+    if (site.kind == wire::Kind::kHeap && !at_leak) elsewhere += site.live_bytes;
+  }
+  EXPECT_LE(elsewhere, 4096) << "live heap outside leak_here";
+}
+
+TEST(CensusTest, EveryInterposedFunction) {
+  RunResult result = RunProgram("e2e_every_function");
+  const ProcessReport& process = OnlyProcess(result);
+  struct Expectation {
+    const char* function;
+    int64_t live;
+    int64_t live_bytes;
+  };
+  const Expectation expectations[] = {
+      {"use_malloc", 3, 300},        {"use_calloc", 4, 800},         {"use_memalign", 1, 300},
+      {"use_aligned_alloc", 2, 512}, {"use_posix_memalign", 1, 500}, {"use_valloc", 1, 1000},
+      {"use_pvalloc", 1, 5000},      {"use_reallocarray", 1, 300},   {"realloc_to_zero", 0, 0},
+      {"realloc_failure", 1, 77},    {"freed_everything", 0, 0},
+  };
+  for (const Expectation& expected : expectations) {
+    Totals at = HeapAt(process, expected.function);
+    EXPECT_EQ(at.live, expected.live) << expected.function;
+    EXPECT_EQ(at.live_bytes, expected.live_bytes) << expected.function;
+    EXPECT_GT(at.acquired, 0u) << expected.function << " was never seen";
+  }
+  // realloc moves ownership: the 10-byte block from start_block is released, and the 700-byte
+  // result is attributed to use_realloc's own call.
+  Totals moved = HeapAt(process, "use_realloc");
+  EXPECT_EQ(moved.live_bytes, 700);
+  Totals start = HeapAt(process, "start_block");
+  EXPECT_EQ(start.acquired, 1u);
+  EXPECT_EQ(start.released, 1u);
+  EXPECT_EQ(HeapAt(process, "realloc_to_zero").released, 1u);
+}
+
+TEST(CensusTest, AllocationsFromOtherThreads) {
+  RunResult result = RunProgram("e2e_thread_allocs");
+  const ProcessReport& process = OnlyProcess(result);
+  Totals at = HeapAt(process, "worker_alloc");
+  EXPECT_EQ(at.acquired, 10000u);
+  EXPECT_EQ(at.released, 5000u + 400u);  // half on the worker, 100 per worker from main
+  EXPECT_EQ(at.live, 4600);
+  EXPECT_EQ(at.live_bytes, 4600 * 32);
+}
+
+TEST(CensusTest, AllocationsBeforeTheFirstCensus) {
+  RunResult result = RunProgram("e2e_early_allocs");
+  const ProcessReport& process = OnlyProcess(result);
+  Totals at = HeapAt(process, "allocate_in_constructor");
+  EXPECT_EQ(at.live, 20);
+  EXPECT_EQ(at.live_bytes, 20 * 256);
+}
+
+TEST(CensusTest, AttributionThroughOperatorNewAndContainers) {
+  // The program is built without frame pointers and so is libstdc++: the stack must still
+  // reach the user's function through operator new and the container internals.
+  RunResult result = RunProgram("e2e_cxx_containers");
+  const ProcessReport& process = OnlyProcess(result);
+  // Globals are destroyed before the final census, so acquisitions are what is asserted.
+  EXPECT_EQ(HeapAt(process, "make_widgets").acquired, 100u + 8u);  // widgets + vector growth
+  Totals map = HeapAt(process, "fill_map");
+  EXPECT_GE(map.acquired, 400u);  // a node and a string per entry, plus bucket arrays
+  Totals vector = HeapAt(process, "grow_vector");
+  EXPECT_EQ(vector.acquired, 15u);  // 1, 2, 4, ... 16384 elements
+  for (const SiteReport* site : FindSitesByFunction(process, "make_widgets", wire::Kind::kHeap)) {
+    ASSERT_FALSE(site->frames.empty());
+    EXPECT_NE(site->frames[0].function.find("operator new"), std::string::npos)
+        << "frame 0 should be operator new, is " << site->frames[0].function;
+  }
+}
+
+}  // namespace
+}  // namespace dw::report

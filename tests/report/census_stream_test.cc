@@ -1,0 +1,305 @@
+// Tests of CensusStreamDecoder on hand-built byte streams: valid streams fed in every possible
+// split, carry-forward of counters, and truncated or corrupt input.
+#include "report/census_stream.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/report/census_stream_builder.h"
+
+namespace dw::report {
+namespace {
+
+using testing::Counter;
+using ::testing::HasSubstr;
+using testing::StreamBuilder;
+
+std::string TwoCensusStream() {
+  StreamBuilder b;
+  b.Hello(42, 1, "/usr/bin/target", 500);
+  b.Begin(0, 1'000'000'000)
+      .Modules({{.start = 0x1000, .end = 0x2000, .file_offset = 0, .path = "/usr/bin/target"},
+                {.start = 0x5000, .end = 0x6000, .file_offset = 0x3000, .path = "/lib/libc.so.6"}})
+      .Site(1, {0x1010, 0x1020})
+      .Site(2, {0x1030})
+      .Counters(wire::Kind::kHeap, {Counter(1, 10, 4, 1000, 400), Counter(2, 1, 0, 64, 0)})
+      .End(0);
+  // Second census: site 1 changes, site 2 is left out and keeps its values; a new site 3 appears.
+  b.Begin(1, 2'000'000'000)
+      .Site(3, {0x1040})
+      .Counters(wire::Kind::kHeap, {Counter(1, 20, 4, 2000, 400), Counter(3, 5, 5, 50, 50)})
+      .Counters(wire::Kind::kFds, {Counter(0, 3, 1, 0, 0)})
+      .End(1, wire::kCensusFinal);
+  return b.Take();
+}
+
+void ExpectTwoCensuses(CensusStreamDecoder& decoder, const std::vector<Census>& censuses) {
+  ASSERT_TRUE(decoder.hello().has_value());
+  EXPECT_EQ(decoder.hello()->identity.pid, 42u);
+  EXPECT_EQ(decoder.hello()->identity.ppid, 1u);
+  EXPECT_EQ(decoder.hello()->identity.exe, "/usr/bin/target");
+  EXPECT_EQ(decoder.hello()->interval_ms, 500u);
+  ASSERT_EQ(censuses.size(), 2u);
+
+  const Census& first = censuses[0];
+  EXPECT_EQ(first.sequence, 0u);
+  EXPECT_FALSE(first.final);
+  ASSERT_NE(first.modules, nullptr);
+  ASSERT_EQ(first.modules->size(), 2u);
+  EXPECT_EQ((*first.modules)[1].path, "/lib/libc.so.6");
+  EXPECT_EQ((*first.modules)[1].file_offset, 0x3000u);
+  const auto& heap0 = first.counters[0];
+  EXPECT_EQ(heap0.at(1).Live(), 6);
+  EXPECT_EQ(heap0.at(1).LiveBytes(), 600);
+  EXPECT_EQ(heap0.at(2).LiveBytes(), 64);
+
+  const Census& second = censuses[1];
+  EXPECT_TRUE(second.final);
+  EXPECT_EQ(second.modules, first.modules);  // no new ModuleList: the old one stays in effect
+  const auto& heap1 = second.counters[0];
+  EXPECT_EQ(heap1.at(1).acquired, 20u);
+  EXPECT_EQ(heap1.at(1).LiveBytes(), 1600);
+  EXPECT_EQ(heap1.at(2).LiveBytes(), 64) << "left-out site keeps its last values";
+  EXPECT_EQ(heap1.at(3).Live(), 0);
+  EXPECT_EQ(second.counters[static_cast<int>(wire::Kind::kFds)].at(0).Live(), 2);
+
+  ASSERT_EQ(decoder.sites().size(), 3u);
+  EXPECT_EQ(decoder.sites().at(1).return_addresses, (std::vector<uint64_t>{0x1010, 0x1020}));
+  EXPECT_TRUE(decoder.saw_final());
+  EXPECT_EQ(decoder.sequence_gaps(), 0u);
+  EXPECT_TRUE(decoder.Finish().ok());
+}
+
+TEST(CensusStreamTest, DecodesWholeStream) {
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(TwoCensusStream()).ok());
+  ExpectTwoCensuses(decoder, decoder.TakeCensuses());
+  EXPECT_TRUE(decoder.TakeCensuses().empty());
+}
+
+TEST(CensusStreamTest, DecodesByteByByte) {
+  const std::string stream = TwoCensusStream();
+  CensusStreamDecoder decoder;
+  std::vector<Census> censuses;
+  for (char c : stream) {
+    ASSERT_TRUE(decoder.Feed(std::string_view(&c, 1)).ok());
+    for (Census& census : decoder.TakeCensuses()) censuses.push_back(std::move(census));
+  }
+  ExpectTwoCensuses(decoder, censuses);
+}
+
+TEST(CensusStreamTest, DecodesEverySplitInTwo) {
+  const std::string stream = TwoCensusStream();
+  for (size_t split = 0; split <= stream.size(); ++split) {
+    CensusStreamDecoder decoder;
+    ASSERT_TRUE(decoder.Feed(std::string_view(stream).substr(0, split)).ok()) << split;
+    ASSERT_TRUE(decoder.Feed(std::string_view(stream).substr(split)).ok()) << split;
+    ASSERT_EQ(decoder.TakeCensuses().size(), 2u) << split;
+  }
+}
+
+TEST(CensusStreamTest, CensusIsOnlyCompleteAtCensusEnd) {
+  StreamBuilder b;
+  b.Hello(1, 0, "/x")
+      .Begin(0, 1)
+      .Site(1, {0x10})
+      .Counters(wire::Kind::kHeap, {Counter(1, 1, 0, 8, 0)});
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(b.Take()).ok());
+  EXPECT_TRUE(decoder.TakeCensuses().empty());
+  absl::Status finish = decoder.Finish();
+  EXPECT_FALSE(finish.ok());
+  EXPECT_THAT(std::string(finish.message()), HasSubstr("inside census 0"));
+}
+
+TEST(CensusStreamTest, TruncatedRecordIsReportedAtFinish) {
+  const std::string stream = TwoCensusStream();
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(std::string_view(stream).substr(0, stream.size() - 3)).ok());
+  EXPECT_EQ(decoder.TakeCensuses().size(), 1u) << "the complete first census is kept";
+  absl::Status finish = decoder.Finish();
+  EXPECT_FALSE(finish.ok());
+  EXPECT_THAT(std::string(finish.message()), HasSubstr("incomplete record"));
+}
+
+TEST(CensusStreamTest, SkipsUnknownRecordTypesAndKinds) {
+  StreamBuilder b;
+  b.Hello(1, 0, "/x").Record(99, "future stuff").Begin(0, 1).Site(1, {0x10});
+  b.Record(1000, std::string(100, 'z'));
+  b.Counters(17, {Counter(1, 5, 0, 0, 0)});  // a kind this collector does not know
+  b.Counters(wire::Kind::kHeap, {Counter(1, 1, 0, 8, 0)}).End(0);
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(b.Take()).ok());
+  auto censuses = decoder.TakeCensuses();
+  ASSERT_EQ(censuses.size(), 1u);
+  EXPECT_EQ(censuses[0].counters[0].at(1).LiveBytes(), 8);
+}
+
+TEST(CensusStreamTest, CountsSequenceGaps) {
+  StreamBuilder b;
+  b.Hello(1, 0, "/x").Begin(0, 1).End(0).Begin(3, 2).End(3);
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(b.Take()).ok());
+  EXPECT_EQ(decoder.TakeCensuses().size(), 2u);
+  EXPECT_EQ(decoder.sequence_gaps(), 2u);
+}
+
+// Each corrupt stream must fail with a message containing the given text, and stay failed.
+struct CorruptCase {
+  const char* name;
+  std::string stream;
+  const char* message;
+};
+
+std::vector<CorruptCase> CorruptCases() {
+  std::vector<CorruptCase> cases;
+  auto hello = [] {
+    StreamBuilder b;
+    b.Hello(1, 0, "/x");
+    return b;
+  };
+  {
+    StreamBuilder b;
+    b.Hello(1, 0, "/x", 1000, 0xdeadbeef);
+    cases.push_back({"bad magic", b.Take(), "bad magic"});
+  }
+  {
+    StreamBuilder b;
+    b.Hello(1, 0, "/x", 1000, wire::kHelloMagic, 2);
+    cases.push_back({"bad version", b.Take(), "protocol version 2"});
+  }
+  {
+    StreamBuilder b;
+    b.Begin(0, 1);
+    cases.push_back({"no hello", b.Take(), "does not start with a Hello"});
+  }
+  {
+    std::string s = "GET / HTTP/1.1\r\n\r\n";
+    cases.push_back({"http", s, "does not start with a Hello"});
+  }
+  {
+    wire::RecordHeader header{static_cast<uint32_t>(wire::RecordType::kSiteDef),
+                              wire::kMaxRecordLength + 1};
+    std::string s = hello().Take() + StreamBuilder::Bytes(header);
+    cases.push_back({"oversized record", s, "more than the limit"});
+  }
+  {
+    wire::Hello h{};
+    h.magic = wire::kHelloMagic;
+    h.protocol_version = wire::kProtocolVersion;
+    h.exe_length = 50;  // but no path bytes follow
+    std::string s =
+        StreamBuilder().Record(wire::RecordType::kHello, StreamBuilder::Bytes(h)).Take();
+    cases.push_back({"exe length", s, "exe_length 50"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Hello(1, 0, "/x");
+    cases.push_back({"second hello", b.Take(), "second Hello"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Site(1, {0x10});
+    cases.push_back({"site outside census", b.Take(), "outside a census"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).Site(1, std::vector<uint64_t>(wire::kMaxDepth + 1, 0x10));
+    cases.push_back({"too deep", b.Take(), "exceeds kMaxDepth"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).Site(0, {0x10});
+    cases.push_back({"site zero", b.Take(), "site id 0"});
+  }
+  {
+    StreamBuilder b = hello();
+    wire::SiteDef def{1, 3, 0};  // claims 3 frames, carries 1
+    b.Begin(0, 1).Record(wire::RecordType::kSiteDef,
+                         StreamBuilder::Bytes(def) + StreamBuilder::Bytes(uint64_t{0x10}));
+    cases.push_back({"short site", b.Take(), "depth 3 needs"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).Site(1, {0x10}).Site(1, {0x20});
+    cases.push_back({"redefined site", b.Take(), "redefined"});
+  }
+  {
+    StreamBuilder b = hello();
+    wire::CountersHeader header{0, 1000};  // claims 1000 entries, carries none
+    b.Begin(0, 1).Record(wire::RecordType::kCounters, StreamBuilder::Bytes(header));
+    cases.push_back({"counter count", b.Take(), "count 1000"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).Counters(wire::Kind::kHeap, {Counter(7, 1, 0, 1, 0)});
+    cases.push_back({"undefined site", b.Take(), "never defined"});
+  }
+  {
+    StreamBuilder b = hello();
+    wire::ModuleListHeader header{0x10000000, 0};
+    b.Begin(0, 1).Record(wire::RecordType::kModuleList, StreamBuilder::Bytes(header));
+    cases.push_back({"module count", b.Take(), "does not fit"});
+  }
+  {
+    StreamBuilder b = hello();
+    wire::ModuleListHeader header{1, 0};
+    wire::ModuleEntry entry{0x1000, 0x2000, 0, 0, 400};
+    b.Begin(0, 1).Record(wire::RecordType::kModuleList,
+                         StreamBuilder::Bytes(header) + StreamBuilder::Bytes(entry) + "/short");
+    cases.push_back({"module path", b.Take(), "overruns"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).End(1);
+    cases.push_back({"end sequence", b.Take(), "does not match"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).Begin(1, 2);
+    cases.push_back({"nested begin", b.Take(), "before census 0 ended"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(5, 1).End(5).Begin(5, 2);
+    cases.push_back({"sequence backwards", b.Take(), "does not follow"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).Record(wire::RecordType::kCensusEnd, "short");
+    cases.push_back({"short end", b.Take(), "expected 16"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.End(0);
+    cases.push_back({"end without begin", b.Take(), "without a CensusBegin"});
+  }
+  return cases;
+}
+
+TEST(CensusStreamTest, RejectsCorruptStreams) {
+  for (const CorruptCase& c : CorruptCases()) {
+    SCOPED_TRACE(c.name);
+    CensusStreamDecoder decoder;
+    absl::Status status = decoder.Feed(c.stream);
+    ASSERT_FALSE(status.ok());
+    EXPECT_THAT(std::string(status.message()), HasSubstr(c.message));
+    // Sticky: later input cannot resurrect a corrupt connection.
+    EXPECT_FALSE(decoder.Feed(StreamBuilder().Hello(1, 0, "/x").Take()).ok());
+    EXPECT_FALSE(decoder.Finish().ok());
+  }
+}
+
+TEST(CensusStreamTest, ErrorNamesRecordAndOffset) {
+  StreamBuilder b;
+  b.Hello(1, 0, "/x");
+  const size_t offset = b.bytes().size();
+  b.End(0);
+  CensusStreamDecoder decoder;
+  absl::Status status = decoder.Feed(b.Take());
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("CensusEnd record at stream offset " + std::to_string(offset)));
+}
+
+}  // namespace
+}  // namespace dw::report

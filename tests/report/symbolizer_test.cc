@@ -1,0 +1,187 @@
+// Tests of Symbolizer and ComputeLoadBias against this very test binary (a PIE built with -g)
+// and the shared libraries it has loaded, using /proc/self/maps as the census ModuleList.
+#include "report/symbolizer.h"
+
+#include <link.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+
+namespace dw::report {
+namespace {
+
+using ::testing::EndsWith;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// The census ModuleList the shim would send: every file-backed mapping, in address order.
+ModuleList ReadSelfMaps() {
+  ModuleList modules;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    std::istringstream in(line);
+    std::string range, perms, offset, dev, inode, path;
+    in >> range >> perms >> offset >> dev >> inode;
+    std::getline(in >> std::ws, path);
+    if (path.empty() || path[0] != '/') continue;
+    ModuleMapping m;
+    const size_t dash = range.find('-');
+    m.start = std::stoull(range.substr(0, dash), nullptr, 16);
+    m.end = std::stoull(range.substr(dash + 1), nullptr, 16);
+    m.file_offset = std::stoull(offset, nullptr, 16);
+    m.flags = (perms[0] == 'r' ? wire::kModuleRead : 0) |
+              (perms[1] == 'w' ? wire::kModuleWrite : 0) |
+              (perms[2] == 'x' ? wire::kModuleExec : 0);
+    m.path = path;
+    modules.push_back(m);
+  }
+  return modules;
+}
+
+// Load bias per object as the dynamic loader knows it: the ground truth for ComputeLoadBias.
+absl::flat_hash_map<std::string, uint64_t> LoaderBiases() {
+  absl::flat_hash_map<std::string, uint64_t> biases;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        auto& out = *static_cast<absl::flat_hash_map<std::string, uint64_t>*>(data);
+        std::string name = info->dlpi_name;
+        if (name.empty()) {
+          char exe[4096];
+          const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+          if (n > 0) name.assign(exe, n);
+        }
+        char resolved[4096];
+        if (realpath(name.c_str(), resolved) != nullptr) out[resolved] = info->dlpi_addr;
+        return 0;
+      },
+      &biases);
+  return biases;
+}
+
+volatile uint64_t g_sink;
+
+__attribute__((noinline)) uint64_t ReturnAddressHere() {
+  return reinterpret_cast<uint64_t>(__builtin_return_address(0));
+}
+
+int g_call_line = 0;
+
+}  // namespace
+}  // namespace dw::report
+
+// extern "C" so that the expected name is exact, and outside the anonymous namespace.
+extern "C" __attribute__((noinline)) uint64_t driftwatch_symbolizer_test_caller() {
+  dw::report::g_call_line = __LINE__ + 1;
+  const uint64_t address = dw::report::ReturnAddressHere();
+  dw::report::g_sink = dw::report::g_sink + address;  // keeps the call from being a tail call
+  return address;
+}
+
+namespace dw_test_namespace {
+__attribute__((noinline)) uint64_t MangledCaller(int x) {
+  const uint64_t address = dw::report::ReturnAddressHere();
+  dw::report::g_sink = dw::report::g_sink + address + x;
+  return address;
+}
+}  // namespace dw_test_namespace
+
+namespace dw::report {
+namespace {
+
+TEST(SymbolizerTest, LoadBiasMatchesTheDynamicLoader) {
+  const ModuleList modules = ReadSelfMaps();
+  const auto truth = LoaderBiases();
+  size_t checked = 0;
+  for (const auto& [path, bias] : truth) {
+    bool mapped = false;
+    for (const ModuleMapping& m : modules) mapped |= m.path == path;
+    if (!mapped) continue;
+    SCOPED_TRACE(path);
+    absl::StatusOr<uint64_t> computed = ComputeLoadBias(modules, path);
+    ASSERT_TRUE(computed.ok()) << computed.status();
+    EXPECT_EQ(*computed, bias);
+    ++checked;
+  }
+  // The test binary (PIE), libc, libstdc++, libm, ld-linux at least.
+  EXPECT_GE(checked, 4u);
+}
+
+TEST(SymbolizerTest, ResolvesFunctionFileAndLineInThisBinary) {
+  const uint64_t return_address = driftwatch_symbolizer_test_caller();
+  const ModuleList modules = ReadSelfMaps();
+  Symbolizer symbolizer;
+  const Frame frame = symbolizer.SymbolizeReturnAddress(return_address, &modules);
+  EXPECT_EQ(frame.function, "driftwatch_symbolizer_test_caller") << frame.unresolved;
+  EXPECT_THAT(frame.file, EndsWith("symbolizer_test.cc"));
+  EXPECT_EQ(frame.line, g_call_line);
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(frame.module, std::string(exe, n));
+  EXPECT_EQ(frame.address, return_address);
+  EXPECT_THAT(frame.AddressHex(), StartsWith("0x"));
+  EXPECT_TRUE(frame.unresolved.empty());
+}
+
+TEST(SymbolizerTest, DemanglesCppNames) {
+  const uint64_t return_address = dw_test_namespace::MangledCaller(3);
+  const ModuleList modules = ReadSelfMaps();
+  Symbolizer symbolizer;
+  const std::vector<Frame> frames =
+      symbolizer.Symbolize(std::vector<uint64_t>{return_address}, &modules);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].function, "dw_test_namespace::MangledCaller(int)");
+  // Cached second lookup gives the same answer.
+  EXPECT_EQ(symbolizer.SymbolizeReturnAddress(return_address, &modules).function,
+            frames[0].function);
+}
+
+TEST(SymbolizerTest, ResolvesInASharedLibrary) {
+  const ModuleList modules = ReadSelfMaps();
+  Symbolizer symbolizer;
+  // An address inside libc's getpid, given as a "return address" one past its first byte.
+  const uint64_t address = reinterpret_cast<uint64_t>(&getpid) + 1;
+  const Frame frame = symbolizer.SymbolizeReturnAddress(address, &modules);
+  EXPECT_THAT(frame.module, HasSubstr("libc.so"));
+  EXPECT_THAT(frame.function, HasSubstr("getpid")) << frame.unresolved;
+}
+
+TEST(SymbolizerTest, UnresolvedFramesSayWhy) {
+  const ModuleList modules = ReadSelfMaps();
+  Symbolizer symbolizer;
+  const Frame nowhere = symbolizer.SymbolizeReturnAddress(0x10, &modules);
+  EXPECT_TRUE(nowhere.function.empty());
+  EXPECT_THAT(nowhere.unresolved, HasSubstr("no mapped file"));
+  EXPECT_EQ(nowhere.Describe(), "0x10");
+
+  ModuleList missing = {{.start = 0x400000,
+                         .end = 0x500000,
+                         .file_offset = 0,
+                         .flags = 5,
+                         .path = "/nonexistent/libgone.so"}};
+  const Frame gone = symbolizer.SymbolizeReturnAddress(0x400123, &missing);
+  EXPECT_TRUE(gone.function.empty());
+  EXPECT_EQ(gone.module, "/nonexistent/libgone.so");
+  EXPECT_THAT(gone.unresolved, HasSubstr("cannot open"));
+  EXPECT_EQ(gone.Describe(), "/nonexistent/libgone.so+0x123");
+
+  const Frame no_list = symbolizer.SymbolizeReturnAddress(0x1234, nullptr);
+  EXPECT_THAT(no_list.unresolved, HasSubstr("no module list"));
+}
+
+TEST(SymbolizerTest, DemangleLeavesPlainNamesAlone) {
+  EXPECT_EQ(Demangle("malloc"), "malloc");
+  EXPECT_EQ(Demangle("_Znwm"), "operator new(unsigned long)");
+}
+
+}  // namespace
+}  // namespace dw::report
