@@ -74,21 +74,21 @@ void* ReallocFromArena(void* block, size_t size) {
   return fresh;
 }
 
-void* TrackedRealloc(void* block, size_t size, void* (*call)(void*, size_t, size_t), size_t count) {
+// The shared body of realloc and reallocarray: `call` performs the real function. The old
+// block is marked as moving before the call, so its address, if freed and handed to another
+// thread meanwhile, cannot be confused with it.
+template <typename Call>
+void* TrackedRealloc(void* block, size_t bytes, Call call) {
   dw::HookScope scope;
-  if (!scope.entered() || !dw::Tracking()) return call(block, count, size);
+  if (!dw::Tracking()) return call();
   dw::HeapTracker::Move move = dw::OnHeapReallocBegin(block);
-  void* result = call(block, count, size);
-  size_t bytes = count * size;
-  dw::OnHeapReallocEnd(move, result, bytes);
+  void* result = call();
+  if (scope.entered()) {
+    dw::OnHeapReallocEnd(move, result, bytes);
+  } else {
+    dw::OnNestedHeapRealloc(move, result, bytes);
+  }
   return result;
-}
-
-void* CallRealloc(void* block, size_t count, size_t size) {
-  return dw::real::realloc(block, count * size);
-}
-void* CallReallocarray(void* block, size_t count, size_t size) {
-  return dw::real::reallocarray(block, count, size);
 }
 
 }  // namespace
@@ -96,7 +96,7 @@ void* CallReallocarray(void* block, size_t count, size_t size) {
 DW_EXPORT void* realloc(void* block, size_t size) noexcept {
   if (dw::bootstrap::Owns(block)) return ReallocFromArena(block, size);
   if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, kMallocAlignment);
-  return TrackedRealloc(block, size, CallRealloc, 1);
+  return TrackedRealloc(block, size, [=] { return dw::real::realloc(block, size); });
 }
 
 DW_EXPORT void* reallocarray(void* block, size_t count, size_t size) noexcept {
@@ -111,8 +111,10 @@ DW_EXPORT void* reallocarray(void* block, size_t count, size_t size) noexcept {
   }
   if (dw::bootstrap::Owns(block)) return ReallocFromArena(block, bytes);
   if (!dw::real::EnsureResolved()) return BootstrapAllocate(bytes, kMallocAlignment);
-  if (dw::real::reallocarray == nullptr) return TrackedRealloc(block, bytes, CallRealloc, 1);
-  return TrackedRealloc(block, size, CallReallocarray, count);
+  if (dw::real::reallocarray == nullptr) {
+    return TrackedRealloc(block, bytes, [=] { return dw::real::realloc(block, bytes); });
+  }
+  return TrackedRealloc(block, bytes, [=] { return dw::real::reallocarray(block, count, size); });
 }
 
 DW_EXPORT void* memalign(size_t alignment, size_t size) noexcept {
@@ -129,6 +131,7 @@ DW_EXPORT void* aligned_alloc(size_t alignment, size_t size) noexcept {
 
 DW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) noexcept {
   if (!dw::real::EnsureResolved()) {
+    if (alignment % sizeof(void*) != 0 || (alignment & (alignment - 1)) != 0) return EINVAL;
     void* block = dw::bootstrap::Allocate(size, alignment);
     if (block == nullptr) return ENOMEM;
     *out = block;

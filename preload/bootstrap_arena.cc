@@ -34,8 +34,11 @@ void* WriteHeader(char* block_start, size_t size) {
 }  // namespace
 
 void* Allocate(size_t size, size_t alignment) {
-  if (alignment < kHeaderBytes) alignment = kHeaderBytes;
   if (size > kArenaBytes || alignment > kArenaBytes) return nullptr;
+  // glibc's memalign rounds an alignment that is not a power of two up to the next one.
+  size_t power = kHeaderBytes;
+  while (power < alignment) power <<= 1;
+  alignment = power;
   size_t needed = size + kHeaderBytes + alignment;
   size_t start = g_used.fetch_add(needed, std::memory_order_relaxed);
   if (start + needed <= kArenaBytes) {

@@ -44,7 +44,7 @@ void HeapTracker::EndRealloc(const Move& move, void* result, size_t size, uint32
     table_.EndMove(move.handle, old_released);
     if (old_released) counters_.Release(move.old_entry.site, move.old_entry.size);
   }
-  if (result != nullptr) OnAlloc(result, size, site);
+  if (result != nullptr && site != kUntrackedResult) OnAlloc(result, size, site);
 }
 
 }  // namespace dw

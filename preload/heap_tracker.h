@@ -32,7 +32,12 @@ class HeapTracker {
     PointerTable::Entry old_entry{};
   };
   Move BeginRealloc(void* old_block);
+  // `site` kUntrackedResult: record only the release of the old block.
+  static constexpr uint32_t kUntrackedResult = ~0u;
   void EndRealloc(const Move& move, void* result, size_t size, uint32_t site);
+
+  // In a fork child: forget a table growth that a vanished thread had under way.
+  void AfterForkChild() { table_.AfterForkChild(); }
 
   const SiteCounters& counters() const { return counters_; }
   uint64_t untracked_frees() const { return untracked_frees_.load(std::memory_order_relaxed); }

@@ -1,5 +1,7 @@
 #include "preload/pointer_table.h"
 
+#include <sched.h>
+
 #include "preload/os.h"
 
 namespace dw {
@@ -30,8 +32,8 @@ bool PointerTable::Init(uint32_t initial_buckets) {
 }
 
 bool PointerTable::AddLevel(size_t seen_levels) {
-  // One thread maps the next level; the others retry their insert meanwhile. The level array
-  // entry is written before level_count_ publishes it.
+  // One thread maps the next level; the others retry their insert meanwhile (returning true
+  // means "try again"). The level array entry is written before level_count_ publishes it.
   if (growing_.exchange(true, std::memory_order_acquire)) return true;
   bool ok = true;
   if (level_count_.load(std::memory_order_acquire) == seen_levels) {
@@ -54,7 +56,9 @@ bool PointerTable::AddLevel(size_t seen_levels) {
 
 bool PointerTable::Insert(uintptr_t key, Entry entry) {
   const uint64_t value = Pack(entry);
-  for (;;) {
+  // Each round either finds room or grows the table; while another thread maps the next level,
+  // this one yields. The bound makes a stuck grower cost a counted overflow, never a hang.
+  for (int round = 0; round < 1000; ++round) {
     size_t count = level_count_.load(std::memory_order_acquire);
     // Newest (largest) level first: it has the most room.
     for (size_t level = count; level-- > 0;) {
@@ -69,7 +73,9 @@ bool PointerTable::Insert(uintptr_t key, Entry entry) {
       }
     }
     if (!AddLevel(count)) return false;
+    if (level_count_.load(std::memory_order_acquire) == count) sched_yield();
   }
+  return false;
 }
 
 PointerTable::Slot* PointerTable::Find(uintptr_t key) const {

@@ -46,6 +46,10 @@ class PointerTable {
   // false restores it (realloc failed and the old block is still valid).
   void EndMove(void* handle, bool released);
 
+  // In a fork child: a thread that was adding a level at fork time does not exist there, so
+  // its claim on growth is dropped (the level it was mapping, if any, is simply not used).
+  void AfterForkChild() { growing_.store(false, std::memory_order_relaxed); }
+
   size_t levels() const { return level_count_.load(std::memory_order_acquire); }
   // Approximate number of live keys; for tests and the census.
   size_t CountForTesting() const;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
@@ -22,7 +23,12 @@ namespace dw {
 namespace {
 
 constexpr uint32_t kMaxBackoffMs = 5000;
-constexpr int kFinalFlushMs = 1000;
+// The final census may delay exit() by this much at most when the collector is slow.
+constexpr int kFinalFlushMs = 250;
+// A site id reserved but not yet written blocks the definitions behind it. A writer finishes in
+// microseconds; an id still unwritten after this many censuses belonged to a thread that no
+// longer exists (it was mid-insert when the process forked) and is skipped.
+constexpr int kMaxStalledCensuses = 3;
 
 // The census socket is moved this far below the soft fd limit, away from the low numbers a
 // target may expect to get back from open() ("lowest free fd") or may close in bulk.
@@ -32,14 +38,23 @@ int RawSocketCall(long number, long a, long b, long c, long d = 0, long e = 0, l
   return static_cast<int>(syscall(number, a, b, c, d, e, f));
 }
 
+// Returns the socket moved above the target's usual fd range, or -1 (and closes it) if that is
+// impossible: staying at a low number would break the "lowest free fd" the target relies on.
 int MoveToHighFd(int fd) {
   rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur <= 2 * kHighFdMargin) return fd;
-  long floor = static_cast<long>(limit.rlim_cur) - kHighFdMargin;
-  int high = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor));
-  if (high < 0) return fd;
+  long floor = 0;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    floor = limit.rlim_cur > 2 * kHighFdMargin ? static_cast<long>(limit.rlim_cur) - kHighFdMargin
+                                               : static_cast<long>(limit.rlim_cur) / 2;
+  }
+  int high = floor > 2 ? static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor)) : -1;
   syscall(SYS_close, fd);
   return high;
+}
+
+bool SameFile(int fd, dev_t device, ino_t inode) {
+  struct stat status;
+  return syscall(SYS_fstat, fd, &status) == 0 && status.st_dev == device && status.st_ino == inode;
 }
 
 uint64_t HashBytes(uint64_t hash, const char* data, size_t size) {
@@ -84,9 +99,16 @@ bool Reporter::Start(const char* socket_path, uint32_t interval_ms, uint16_t dep
     if (sources_.counters[kind] == nullptr) continue;
     size_t bytes = size_t{sources_.counters[kind]->max_sites()} * 2 * sizeof(uint64_t);
     last_sent_[kind] = static_cast<uint64_t*>(os::MapPages(bytes));
-    if (last_sent_[kind] == nullptr) return false;
+    if (last_sent_[kind] == nullptr) {
+      finished_ = true;  // nothing may ever be sent from a half-initialised reporter
+      return false;
+    }
   }
-  return StartThread();
+  if (!StartThread()) {
+    finished_ = true;
+    return false;
+  }
+  return true;
 }
 
 bool Reporter::StartThread() {
@@ -156,15 +178,24 @@ bool Reporter::EnsureConnected() {
   uint64_t now = os::MonotonicNs();
   if (now < next_connect_ns_) return false;
   int fd = RawSocketCall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd >= 0) fd = MoveToHighFd(fd);
+  struct stat status;
+  if (fd >= 0 && syscall(SYS_fstat, fd, &status) != 0) {
+    syscall(SYS_close, fd);
+    fd = -1;
+  }
   if (fd >= 0) {
-    fd = MoveToHighFd(fd);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     static_assert(sizeof(address.sun_path) == sizeof(socket_path_));
     memcpy(address.sun_path, socket_path_, sizeof(address.sun_path));
     if (RawSocketCall(SYS_connect, fd, reinterpret_cast<long>(&address), sizeof(address)) == 0) {
       fd_ = fd;
+      socket_device_ = status.st_dev;
+      socket_inode_ = status.st_ino;
       connect_backoff_ms_ = 0;
+      stalled_id_ = 0;
+      stalled_censuses_ = 0;
       sequence_ = 0;
       defined_up_to_ = 1;
       modules_hash_ = 0;
@@ -186,14 +217,26 @@ bool Reporter::EnsureConnected() {
   return false;
 }
 
+bool Reporter::StillOurSocket() const {
+  return fd_ >= 0 && SameFile(fd_, socket_device_, socket_inode_);
+}
+
 void Reporter::Disconnect() {
-  if (fd_ >= 0) syscall(SYS_close, fd_);
+  // Close the number only if it is still our socket: the target may have closed it (closefrom,
+  // close_range) and got the same number back for a file of its own.
+  if (StillOurSocket()) syscall(SYS_close, fd_);
   fd_ = -1;
   out_.Clear();
   next_connect_ns_ = os::MonotonicNs() + uint64_t{interval_ms_} * 1000000u;
 }
 
 bool Reporter::Flush(int timeout_ms) {
+  if (out_.size() > 0 && !StillOurSocket()) {
+    DW_LOG(kWarning, "the census socket was closed or replaced by the program; reconnecting");
+    fd_ = -1;  // not ours any more: never write to it or close it
+    Disconnect();
+    return false;
+  }
   uint64_t deadline = os::MonotonicNs() + uint64_t(timeout_ms) * 1000000u;
   while (out_.size() > 0) {
     long sent =
@@ -345,7 +388,14 @@ void Reporter::AppendSiteDefinitions() {
   for (; id < end; ++id) {
     // An id handed out but not yet written belongs to an insert in progress: stop there and
     // send it next time, so definitions always precede the counters that name them.
-    if (!stacks.Published(id)) break;
+    if (!stacks.Published(id)) {
+      if (id != stalled_id_) {
+        stalled_id_ = id;
+        stalled_censuses_ = 0;
+      }
+      if (++stalled_censuses_ <= kMaxStalledCensuses) break;
+      continue;  // abandoned by a thread that vanished in a fork: never written
+    }
     if (stacks.IsDuplicate(id)) continue;
     uint32_t depth = stacks.Depth(id);
     wire::SiteDef def{id, static_cast<uint16_t>(depth), 0};
@@ -405,16 +455,28 @@ void Reporter::ParentAfterFork() { pthread_mutex_unlock(&mutex_); }
 
 void Reporter::ChildAfterFork() {
   pthread_mutex_init(&mutex_, nullptr);
-  // The inherited socket is ours (it was opened by the census thread) and still connected to
-  // the parent's stream: close our copy without writing to it.
-  if (fd_ >= 0) syscall(SYS_close, fd_);
+  // The inherited socket is still connected to the parent's stream: close our copy (if it is
+  // still ours) without writing to it.
+  if (StillOurSocket()) syscall(SYS_close, fd_);
   fd_ = -1;
   out_.Clear();
   next_connect_ns_ = 0;
   connect_backoff_ms_ = 0;
   censuses_dropped_.store(0, std::memory_order_relaxed);
   censuses_sent_.store(0, std::memory_order_relaxed);
-  if (!finished_) StartThread();
+  // The child's census thread is not started here. Many children exec at once, and some must
+  // stay single-threaded until they do (unshare(CLONE_NEWUSER) fails in a multithreaded
+  // process). It starts from the first allocation made one interval after the fork.
+  if (!finished_) {
+    deferred_start_ns_.store(os::MonotonicNs() + uint64_t{interval_ms_} * 1000000u,
+                             std::memory_order_relaxed);
+  }
+}
+
+void Reporter::StartIfDue() {
+  uint64_t due = deferred_start_ns_.load(std::memory_order_relaxed);
+  if (due == 0 || os::MonotonicNs() < due) return;
+  if (deferred_start_ns_.compare_exchange_strong(due, 0, std::memory_order_relaxed)) StartThread();
 }
 
 }  // namespace dw

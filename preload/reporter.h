@@ -13,6 +13,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
@@ -44,11 +45,16 @@ class Reporter {
   // it. Called once, from the exit path; later censuses are not sent.
   void FinalFlush();
 
-  // pthread_atfork handlers. The child forgets the parent's connection and starts its own
+  // pthread_atfork handlers. The child forgets the parent's connection and later starts its own
   // census thread, so each process reports under its own identity.
   void PrepareFork();
   void ParentAfterFork();
   void ChildAfterFork();
+
+  // A fork child's census thread starts late (see ChildAfterFork). Hooks call StartIfDue() when
+  // start_pending() says so; it starts the thread once the delay has passed.
+  bool start_pending() const { return deferred_start_ns_.load(std::memory_order_relaxed) != 0; }
+  void StartIfDue();
 
   uint64_t censuses_sent() const { return censuses_sent_.load(std::memory_order_relaxed); }
   uint64_t censuses_dropped() const { return censuses_dropped_.load(std::memory_order_relaxed); }
@@ -61,6 +67,8 @@ class Reporter {
 
   bool EnsureConnected();
   void Disconnect();
+  // True if fd_ still refers to the socket we connected (same device and inode).
+  bool StillOurSocket() const;
   void AppendHello();
   void AppendCensus(bool final);
   void AppendModules();
@@ -81,6 +89,10 @@ class Reporter {
   // Census-thread state, guarded by mutex_.
   pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;
   int fd_ = -1;
+  dev_t socket_device_ = 0;
+  ino_t socket_inode_ = 0;
+  uint32_t stalled_id_ = 0;  // the unwritten site id that blocked the last definitions
+  int stalled_censuses_ = 0;
   uint64_t sequence_ = 0;
   uint32_t defined_up_to_ = 1;  // site ids below this are defined on this connection
   uint64_t modules_hash_ = 0;   // hash of the last ModuleList sent on this connection
@@ -92,6 +104,7 @@ class Reporter {
   // Per kind, per site: the acquired/released values last sent on this connection.
   uint64_t* last_sent_[wire::kKindCount] = {};
 
+  std::atomic<uint64_t> deferred_start_ns_{0};  // 0: no deferred start pending
   std::atomic<uint64_t> censuses_sent_{0};
   std::atomic<uint64_t> censuses_dropped_{0};
 };

@@ -39,9 +39,21 @@ uint32_t CaptureSite() {
   return g_runtime.stacks.Intern(frames, depth);
 }
 
-void ForkPrepare() { g_runtime.reporter.PrepareFork(); }
-void ForkParent() { g_runtime.reporter.ParentAfterFork(); }
-void ForkChild() { g_runtime.reporter.ChildAfterFork(); }
+// Fork handlers run on the forking thread, outside any hook: the guard keeps what they do (and
+// what glibc does for them) out of the target's census.
+void ForkPrepare() {
+  HookScope scope;
+  g_runtime.reporter.PrepareFork();
+}
+void ForkParent() {
+  HookScope scope;
+  g_runtime.reporter.ParentAfterFork();
+}
+void ForkChild() {
+  HookScope scope;
+  g_runtime.heap.AfterForkChild();
+  g_runtime.reporter.ChildAfterFork();
+}
 
 void FlushAtExit() {
   HookScope scope;
@@ -63,11 +75,6 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
     return;
   }
   runtime.unwinder.Init(shim_begin, shim_end);
-  pthread_atfork(ForkPrepare, ForkParent, ForkChild);
-  // Registered before main, so it runs after the target's own exit handlers and static
-  // destructors: the final census shows what was still live at the very end.
-  atexit(FlushAtExit);
-  runtime.tracking.store(true, std::memory_order_release);
 
   CensusSources sources;
   sources.stacks = &runtime.stacks;
@@ -76,19 +83,24 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
   sources.untracked_releases = HeapUntrackedFrees;
   if (!runtime.reporter.Start(runtime.options.socket_path, runtime.options.interval_ms,
                               static_cast<uint16_t>(runtime.options.depth), sources)) {
-    runtime.tracking.store(false, std::memory_order_release);
-    return;
+    return;  // stays dormant: hooks only forward
   }
+  pthread_atfork(ForkPrepare, ForkParent, ForkChild);
+  // Registered before main, so it runs after the target's own exit handlers and static
+  // destructors: the final census shows what was still live at the very end.
+  atexit(FlushAtExit);
+  runtime.tracking.store(true, std::memory_order_release);
   DW_LOG(kInfo, "tracking; census every " << runtime.options.interval_ms << " ms to "
                                           << runtime.options.socket_path);
 }
 
-bool Tracking() { return g_runtime.tracking.load(std::memory_order_relaxed); }
+bool Tracking() { return g_runtime.tracking.load(std::memory_order_acquire); }
 
 void OnHeapAlloc(void* block, size_t size) {
   if (block == nullptr) return;
   const int saved_errno = errno;
   g_runtime.heap.OnAlloc(block, size, CaptureSite());
+  if (g_runtime.reporter.start_pending()) g_runtime.reporter.StartIfDue();
   errno = saved_errno;
 }
 
@@ -103,6 +115,10 @@ void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size) 
   uint32_t site = result != nullptr ? CaptureSite() : StackTable::kNoSite;
   g_runtime.heap.EndRealloc(move, result, size, site);
   errno = saved_errno;
+}
+
+void OnNestedHeapRealloc(const HeapTracker::Move& move, void* result, size_t size) {
+  g_runtime.heap.EndRealloc(move, result, size, HeapTracker::kUntrackedResult);
 }
 
 }  // namespace dw

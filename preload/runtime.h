@@ -30,5 +30,9 @@ void OnHeapAlloc(void* block, size_t size);
 void OnHeapFree(void* block);
 HeapTracker::Move OnHeapReallocBegin(void* old_block);
 void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size);
+// A realloc re-entered from inside the shim (a signal handler interrupting a hook): the old
+// block's release is recorded, so no stale address stays in the table; the result is not
+// tracked, since no stack can be taken here.
+void OnNestedHeapRealloc(const HeapTracker::Move& move, void* result, size_t size);
 
 }  // namespace dw

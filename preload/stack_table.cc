@@ -46,6 +46,12 @@ uint32_t StackTable::Intern(const uintptr_t* frames, uint32_t depth) {
     uint32_t id = index_[slot].load(std::memory_order_acquire);
     if (id == kNoSite) {
       if (mine == kNoSite) {
+        // Checked before reserving, so a full table stops handing out ids (and can never wrap
+        // the 32-bit counter back onto live records).
+        if (next_id_.load(std::memory_order_relaxed) >= max_sites_) {
+          overflowed_.fetch_add(1, std::memory_order_relaxed);
+          return kNoSite;
+        }
         mine = next_id_.fetch_add(1, std::memory_order_relaxed);
         if (mine >= max_sites_) {
           overflowed_.fetch_add(1, std::memory_order_relaxed);

@@ -8,9 +8,10 @@
 namespace dw::report {
 namespace {
 
-RunResult RunProgram(const std::string& name) {
+RunResult RunProgram(const std::string& name, std::vector<std::string> arguments = {}) {
   RunOptions options;
   options.command = {std::string(DW_PROGRAM_DIR) + "/" + name};
+  options.command.insert(options.command.end(), arguments.begin(), arguments.end());
   options.interval_ms = 100;
   options.shim_path = DW_SHIM_PATH;
   options.forward_signals = false;
@@ -133,6 +134,37 @@ TEST(CensusTest, AttributionThroughOperatorNewAndContainers) {
     EXPECT_NE(site->frames[0].function.find("operator new"), std::string::npos)
         << "frame 0 should be operator new, is " << site->frames[0].function;
   }
+}
+
+TEST(CensusTest, StolenSocketIsNeverWrittenAndReconnects) {
+  // The program exits 1 if census bytes reached the file it put on the socket's fd number.
+  std::string file = testing::TempDir() + "/stolen_fd_file";
+  RunResult result = RunProgram("e2e_socket_stolen", {file});
+  // The first connection ends when the socket is stolen; a second one carries on.
+  ASSERT_GE(result.processes.size(), 2u);
+  const ProcessReport& after = result.processes.back();
+  EXPECT_TRUE(after.saw_final);
+  Totals at = HeapAt(after, "allocate_after_theft");
+  EXPECT_EQ(at.live, 10);
+  EXPECT_EQ(at.live_bytes, 40000);
+}
+
+TEST(CensusTest, ForkChildrenReportSeparately) {
+  RunResult result = RunProgram("e2e_fork_children");
+  ASSERT_FALSE(result.child_failed) << "a child failed (unshare in a child made multithreaded?)";
+  int children = 0;
+  int64_t leaked_blocks = 0;
+  for (const ProcessReport& process : result.processes) {
+    if (process.identity.pid == static_cast<uint32_t>(result.child_pid)) continue;
+    Totals at = HeapAt(process, "child_leak");
+    if (at.acquired == 0) continue;
+    EXPECT_EQ(process.identity.ppid, static_cast<uint32_t>(result.child_pid));
+    EXPECT_EQ(at.live_bytes, at.live * 200);
+    leaked_blocks += at.live;
+    ++children;
+  }
+  EXPECT_EQ(children, 3);
+  EXPECT_EQ(leaked_blocks, 50 + 100 + 150);
 }
 
 }  // namespace
