@@ -24,7 +24,11 @@ void ResolveAll() {
     all_found = false;                                                                \
     DW_LOG(kError, "real " #name " not found; the shim will not track this process"); \
   }
+#define DW_VERSIONED_HOOK(name, tag, version, requirement)                                 \
+  name##_##tag = reinterpret_cast<decltype(name##_##tag)>(dlvsym(RTLD_NEXT, #name, version)); \
+  if (name##_##tag == nullptr && requirement) all_found = false;
 #include "hooks/hook_list.inc"
+#undef DW_VERSIONED_HOOK
 #undef DW_HOOK
   // A failed lookup leaves an error string that the next dl* call would free, possibly from
   // inside our free hook: consume it now, while still on the bootstrap path.

@@ -11,11 +11,17 @@
 
 #include <malloc.h>
 #include <stdlib.h>
+#include <time.h>
+
+#include "hooks/hook_declarations.h"
 
 namespace dw::real {
 
 #define DW_HOOK(name, requirement) inline constinit decltype(&::name) name = nullptr;
+#define DW_VERSIONED_HOOK(name, tag, version, requirement) \
+  inline constinit decltype(&::name) name##_##tag = nullptr;
 #include "hooks/hook_list.inc"
+#undef DW_VERSIONED_HOOK
 #undef DW_HOOK
 
 // True once every real function is resolved. The first caller resolves them; a call made

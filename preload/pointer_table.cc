@@ -89,6 +89,13 @@ PointerTable::Slot* PointerTable::Find(uintptr_t key) const {
   return nullptr;
 }
 
+bool PointerTable::Lookup(uintptr_t key, Entry* entry) const {
+  const Slot* slot = Find(key);
+  if (slot == nullptr) return false;
+  *entry = Unpack(slot->value.load(std::memory_order_acquire));
+  return true;
+}
+
 bool PointerTable::Erase(uintptr_t key, Entry* erased) {
   Slot* slot = Find(key);
   if (slot == nullptr) return false;
@@ -119,15 +126,7 @@ void PointerTable::EndMove(void* handle, bool released) {
 
 size_t PointerTable::CountForTesting() const {
   size_t live = 0;
-  size_t count = level_count_.load(std::memory_order_acquire);
-  for (size_t level = 0; level < count; ++level) {
-    size_t buckets = size_t{1} << levels_[level].bucket_bits;
-    for (size_t b = 0; b < buckets; ++b) {
-      for (const Slot& slot : levels_[level].buckets[b].slots) {
-        if (slot.key.load(std::memory_order_relaxed) != 0) ++live;
-      }
-    }
-  }
+  ForEach([&](uintptr_t, Entry) { ++live; });
   return live;
 }
 

@@ -38,6 +38,39 @@ class PointerTable {
   // Removes the key; returns false if it is not present.
   bool Erase(uintptr_t key, Entry* erased);
 
+  // Reads the key's entry; false if absent.
+  bool Lookup(uintptr_t key, Entry* entry) const;
+  // Replaces the key's entry with update(old) atomically (a CAS loop on the value word), and
+  // returns the entry it replaced. False if the key is absent. `update` may run several times.
+  template <typename Update>
+  bool UpdateEntry(uintptr_t key, Update update, Entry* previous) {
+    Slot* slot = Find(key);
+    if (slot == nullptr) return false;
+    uint64_t value = slot->value.load(std::memory_order_acquire);
+    for (;;) {
+      Entry old = Unpack(value);
+      if (slot->value.compare_exchange_weak(value, Pack(update(old)), std::memory_order_acq_rel)) {
+        *previous = old;
+        return true;
+      }
+    }
+  }
+  // Calls visit(key, entry) for every live key. For the census thread: a key inserted or erased
+  // meanwhile may or may not be seen.
+  template <typename Visit>
+  void ForEach(Visit visit) const {
+    size_t count = level_count_.load(std::memory_order_acquire);
+    for (size_t level = 0; level < count; ++level) {
+      size_t buckets = size_t{1} << levels_[level].bucket_bits;
+      for (size_t b = 0; b < buckets; ++b) {
+        for (const Slot& slot : levels_[level].buckets[b].slots) {
+          uintptr_t key = slot.key.load(std::memory_order_acquire) & ~kMovingBit;
+          if (key != 0) visit(key, Unpack(slot.value.load(std::memory_order_acquire)));
+        }
+      }
+    }
+  }
+
   // realloc support. BeginMove marks the key's slot as "moving" so that, while the real realloc
   // runs, the same address freed and handed to another thread is inserted as a separate entry.
   // Returns an opaque handle (nullptr if the key is absent).

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <cstring>
 
 #include "preload/raw_log.h"
+#include "preload/record_writer.h"
 #include "preload/site_counters.h"
 #include "preload/stack_table.h"
 #include "preload/thread_state.h"
@@ -96,8 +98,8 @@ bool Reporter::Start(const char* socket_path, uint32_t interval_ms, uint16_t dep
   depth_ = depth;
   sources_ = sources;
   for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
-    if (sources_.counters[kind] == nullptr) continue;
-    size_t bytes = size_t{sources_.counters[kind]->max_sites()} * 2 * sizeof(uint64_t);
+    if (sources_.kinds[kind].counters == nullptr) continue;
+    size_t bytes = size_t{sources_.kinds[kind].counters->max_sites()} * 2 * sizeof(uint64_t);
     last_sent_[kind] = static_cast<uint64_t*>(os::MapPages(bytes));
     if (last_sent_[kind] == nullptr) {
       finished_ = true;  // nothing may ever be sent from a half-initialised reporter
@@ -200,9 +202,12 @@ bool Reporter::EnsureConnected() {
       defined_up_to_ = 1;
       modules_hash_ = 0;
       out_.Clear();
+      // A new collector has seen nothing yet. Dropping the pages (rather than zeroing them)
+      // gives zeroes back without making every page of the array resident.
       for (uint64_t* last : last_sent_) {
         if (last != nullptr) {
-          memset(last, 0, size_t{sources_.stacks->max_sites()} * 2 * sizeof(uint64_t));
+          madvise(last, size_t{sources_.stacks->max_sites()} * 2 * sizeof(uint64_t),
+                  MADV_DONTNEED);
         }
       }
       AppendHello();
@@ -261,16 +266,6 @@ bool Reporter::Flush(int timeout_ms) {
   return true;
 }
 
-bool Reporter::AppendHeader(wire::RecordType type, uint32_t length) {
-  wire::RecordHeader header{static_cast<uint32_t>(type), length};
-  return out_.Append(&header, sizeof(header));
-}
-
-bool Reporter::Append(wire::RecordType type, const void* payload, uint32_t length) {
-  return out_.Reserve(sizeof(wire::RecordHeader) + length) && AppendHeader(type, length) &&
-         out_.Append(payload, length);
-}
-
 void Reporter::AppendHello() {
   os::ProcessStat stat;
   os::ReadProcessStat(stat);
@@ -289,16 +284,21 @@ void Reporter::AppendHello() {
   hello.depth = depth_;
   hello.mode = wire::kModeExact;
   hello.exe_length = static_cast<uint32_t>(exe_length);
-  uint32_t length = sizeof(hello) + hello.exe_length;
-  if (out_.Reserve(sizeof(wire::RecordHeader) + length)) {
-    AppendHeader(wire::RecordType::kHello, length);
-    out_.Append(&hello, sizeof(hello));
-    out_.Append(exe, hello.exe_length);
-  }
+  RecordWriter writer(out_);
+  writer.Begin(wire::RecordType::kHello);
+  writer.Append(&hello, sizeof(hello));
+  writer.Append(exe, hello.exe_length);
+  writer.End();
 }
 
 void Reporter::AppendCensus(bool final) {
+  // Reconcile first (e.g. fds opened where no hook could see them), so the counters read below
+  // include what reconciliation found.
+  for (const CensusSources::Reconcile reconcile : sources_.reconcilers) {
+    if (reconcile != nullptr) reconcile();
+  }
   const size_t rollback = out_.size();
+  RecordWriter writer(out_);
   os::ProcessStat stat;
   os::ReadProcessStat(stat);
   wire::CensusBegin begin{};
@@ -310,40 +310,45 @@ void Reporter::AppendCensus(bool final) {
   begin.thread_count = stat.threads;
   begin.censuses_dropped = censuses_dropped_.load(std::memory_order_relaxed);
   begin.sites_overflowed = sources_.stacks->overflowed();
-  begin.table_overflowed = sources_.table_overflowed ? sources_.table_overflowed() : 0;
-  begin.untracked_releases = sources_.untracked_releases ? sources_.untracked_releases() : 0;
-  bool ok = Append(wire::RecordType::kCensusBegin, &begin, sizeof(begin));
-  if (ok) AppendModules();
-  if (ok) AppendSiteDefinitions();
-  if (ok) AppendCounters();
+  for (const KindSource& kind : sources_.kinds) {
+    if (kind.table_overflowed != nullptr) begin.table_overflowed += kind.table_overflowed();
+    if (kind.untracked_releases != nullptr) begin.untracked_releases += kind.untracked_releases();
+  }
+  bool ok = writer.Add(wire::RecordType::kCensusBegin, &begin, sizeof(begin));
+  if (ok) ok = AppendModules();
+  if (ok) ok = AppendSiteDefinitions();
+  if (ok) ok = AppendCounters();
+  for (const CensusSources::WriteRecords write : sources_.record_writers) {
+    if (ok && write != nullptr) ok = write(writer);
+  }
   wire::CensusEnd end{sequence_, final ? wire::kCensusFinal : 0u, 0};
-  if (ok) ok = Append(wire::RecordType::kCensusEnd, &end, sizeof(end));
+  if (ok) ok = writer.Add(wire::RecordType::kCensusEnd, &end, sizeof(end));
   if (!ok) {
-    // Out of memory for the buffer: send nothing rather than half a census.
+    // Out of memory for the buffer: send nothing rather than half a census. Definitions and
+    // counters written into the dropped bytes are sent again on the next connection only, so
+    // the connection is reset to keep the collector's view whole.
     out_.set_size(rollback);
     censuses_dropped_.fetch_add(1, std::memory_order_relaxed);
+    Disconnect();
     return;
   }
   ++sequence_;
   censuses_sent_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Reporter::AppendModules() {
-  if (!os::ReadFile("/proc/self/maps", maps_)) return;
-  const char* cursor = maps_.data();
-  const char* const end = cursor + maps_.size();
+bool Reporter::AppendModules() {
+  if (!os::ReadFile("/proc/self/maps", maps_)) return true;  // nothing to say this time
+  const char* const end = maps_.data() + maps_.size();
   // Two passes over the same text: hash and count, then (only if it changed) encode.
   uint64_t hash = 0xCBF29CE484222325ull;
   uint32_t count = 0;
-  size_t payload = sizeof(wire::ModuleListHeader);
+  RecordWriter writer(out_);
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) {
-      if (hash == modules_hash_) return;
-      if (!out_.Reserve(sizeof(wire::RecordHeader) + payload)) return;
-      AppendHeader(wire::RecordType::kModuleList, static_cast<uint32_t>(payload));
+      if (hash == modules_hash_) return true;
+      writer.Begin(wire::RecordType::kModuleList);
       wire::ModuleListHeader header{count, 0};
-      out_.Append(&header, sizeof(header));
-      modules_hash_ = hash;
+      writer.Append(&header, sizeof(header));
     }
     for (const char* line = maps_.data(); line < end;) {
       const char* line_end = static_cast<const char*>(memchr(line, '\n', end - line));
@@ -369,21 +374,23 @@ void Reporter::AppendModules() {
         if (pass == 0) {
           hash = HashBytes(hash, line, line_end - line);
           ++count;
-          payload += sizeof(entry) + entry.path_length;
         } else {
-          out_.Append(&entry, sizeof(entry));
-          out_.Append(field, entry.path_length);
+          writer.Append(&entry, sizeof(entry));
+          writer.Append(field, entry.path_length);
         }
       }
       line = line_end + 1;
     }
   }
-  (void)cursor;
+  if (!writer.End()) return false;
+  modules_hash_ = hash;
+  return true;
 }
 
-void Reporter::AppendSiteDefinitions() {
+bool Reporter::AppendSiteDefinitions() {
   const StackTable& stacks = *sources_.stacks;
   const uint32_t end = stacks.end_id();
+  RecordWriter writer(out_);
   uint32_t id = defined_up_to_;
   for (; id < end; ++id) {
     // An id handed out but not yet written belongs to an insert in progress: stop there and
@@ -399,45 +406,49 @@ void Reporter::AppendSiteDefinitions() {
     if (stacks.IsDuplicate(id)) continue;
     uint32_t depth = stacks.Depth(id);
     wire::SiteDef def{id, static_cast<uint16_t>(depth), 0};
-    uint32_t length = sizeof(def) + depth * sizeof(uint64_t);
-    if (!out_.Reserve(sizeof(wire::RecordHeader) + length)) break;
-    AppendHeader(wire::RecordType::kSiteDef, length);
-    out_.Append(&def, sizeof(def));
-    out_.Append(stacks.Frames(id), depth * sizeof(uint64_t));
+    writer.Begin(wire::RecordType::kSiteDef);
+    writer.Append(&def, sizeof(def));
+    writer.Append(stacks.Frames(id), depth * sizeof(uint64_t));
+    if (!writer.End()) return false;
   }
   defined_up_to_ = id;
+  return true;
 }
 
-void Reporter::AppendCounters() {
+bool Reporter::AppendCounters() {
+  RecordWriter writer(out_);
   for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
-    const SiteCounters* counters = sources_.counters[kind];
-    if (counters == nullptr) continue;
+    const KindSource& source = sources_.kinds[kind];
+    if (source.counters == nullptr) continue;
     uint64_t* last = last_sent_[kind];
-    const size_t header_at = out_.size();
+    writer.Begin(wire::RecordType::kCounters);
     wire::CountersHeader header{kind, 0};
-    if (!AppendHeader(wire::RecordType::kCounters, 0) || !out_.Append(&header, sizeof(header))) {
-      return;
-    }
+    writer.Append(&header, sizeof(header));
     // Site 0 (unattributed) is always eligible; defined sites only once their definition went
     // out, so a collector never sees counters for a stack it cannot resolve.
     for (uint32_t site = 0; site < defined_up_to_; ++site) {
-      SiteCounters::Snapshot now = counters->Read(site);
+      SiteCounters::Snapshot now = source.counters->Read(site);
       if (now.acquired == last[2 * site] && now.released == last[2 * site + 1]) continue;
-      wire::SiteCounter entry{
-          site, 0, now.acquired, now.released, now.acquired_bytes, now.released_bytes};
-      if (!out_.Append(&entry, sizeof(entry))) break;
+      wire::SiteCounter entry{site,
+                              source.site_detail ? source.site_detail(site) : 0u,
+                              now.acquired,
+                              now.released,
+                              now.acquired_bytes,
+                              now.released_bytes};
+      writer.Append(&entry, sizeof(entry));
+      // If the census is dropped after all, the connection is reset, and with it this memory.
       last[2 * site] = now.acquired;
       last[2 * site + 1] = now.released;
       ++header.count;
     }
     if (header.count == 0) {
-      out_.set_size(header_at);  // nothing changed for this kind
+      writer.Abandon();  // nothing changed for this kind
       continue;
     }
-    auto* record = reinterpret_cast<wire::RecordHeader*>(out_.data() + header_at);
-    record->length = static_cast<uint32_t>(out_.size() - header_at - sizeof(wire::RecordHeader));
-    memcpy(out_.data() + header_at + sizeof(wire::RecordHeader), &header, sizeof(header));
+    memcpy(out_.data() + out_.size() - writer.payload_size(), &header, sizeof(header));
+    if (!writer.End()) return false;
   }
+  return true;
 }
 
 void Reporter::FinalFlush() {

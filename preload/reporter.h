@@ -26,13 +26,28 @@ namespace dw {
 class StackTable;
 class SiteCounters;
 
-// What a census reads. Kinds whose counters are null are not tracked.
-struct CensusSources {
-  const StackTable* stacks = nullptr;
-  const SiteCounters* counters[wire::kKindCount] = {};
-  // Totals for CensusBegin; each may be null.
+class RecordWriter;
+
+// What a census reads about one resource kind. A kind whose counters are null is not tracked.
+struct KindSource {
+  const SiteCounters* counters = nullptr;
+  uint32_t (*site_detail)(uint32_t site) = nullptr;  // the wire's SiteCounter.detail
   uint64_t (*table_overflowed)() = nullptr;
   uint64_t (*untracked_releases)() = nullptr;
+};
+
+// What a census reads.
+struct CensusSources {
+  const StackTable* stacks = nullptr;
+  KindSource kinds[wire::kKindCount];
+  // Run on the census thread before the counters are read, e.g. to reconcile a tracker with
+  // /proc (fds opened where no hook could see them).
+  using Reconcile = void (*)();
+  Reconcile reconcilers[4] = {};
+  // Append extra records to a census, after the counters (e.g. Limits, ThreadStates). A false
+  // return means the buffer could not grow: the census is dropped.
+  using WriteRecords = bool (*)(RecordWriter& writer);
+  WriteRecords record_writers[4] = {};
 };
 
 class Reporter {
@@ -71,14 +86,12 @@ class Reporter {
   bool StillOurSocket() const;
   void AppendHello();
   void AppendCensus(bool final);
-  void AppendModules();
-  void AppendSiteDefinitions();
-  void AppendCounters();
+  bool AppendModules();
+  bool AppendSiteDefinitions();
+  bool AppendCounters();
   // Writes as much pending output as the socket takes, waiting up to `timeout_ms` for room.
   // False if the connection broke.
   bool Flush(int timeout_ms);
-  bool Append(wire::RecordType type, const void* payload, uint32_t length);
-  bool AppendHeader(wire::RecordType type, uint32_t length);
 
   // Configuration.
   char socket_path_[108] = {};

@@ -6,30 +6,19 @@
 #include <atomic>
 #include <cerrno>
 
+#include "preload/limits.h"
 #include "preload/options.h"
 #include "preload/raw_log.h"
-#include "preload/reporter.h"
-#include "preload/stack_table.h"
+#include "preload/runtime_internal.h"
 #include "preload/thread_state.h"
-#include "preload/unwinder.h"
 #include "preload/wire_format.h"
 
 namespace dw {
 
-__thread ThreadState t_state __attribute__((tls_model("initial-exec")));
+__thread ThreadState t_state __asm__("dw_thread_state") __attribute__((tls_model("initial-exec")));
 
-namespace {
-
-// Every global here is constant-initialised and never destroyed: threads still allocating
-// while exit() runs must find the tables intact (pitfalls.md section 7).
-struct Runtime {
-  Options options;
-  StackTable stacks;
-  Unwinder unwinder;
-  HeapTracker heap;
-  Reporter reporter;
-  std::atomic<bool> tracking{false};
-};
+// Constant-initialised and never destroyed: threads still allocating while exit() runs must
+// find the tables intact (pitfalls.md section 7).
 constinit Runtime g_runtime;
 
 uint32_t CaptureSite() {
@@ -38,6 +27,8 @@ uint32_t CaptureSite() {
   if (depth == 0) return StackTable::kNoSite;
   return g_runtime.stacks.Intern(frames, depth);
 }
+
+namespace {
 
 // Fork handlers run on the forking thread, outside any hook: the guard keeps what they do (and
 // what glibc does for them) out of the target's census.
@@ -52,6 +43,9 @@ void ForkParent() {
 void ForkChild() {
   HookScope scope;
   g_runtime.heap.AfterForkChild();
+  g_runtime.fds.handles().AfterForkChild();
+  g_runtime.threads.handles().AfterForkChild();
+  g_runtime.timers.handles().AfterForkChild();
   g_runtime.reporter.ChildAfterFork();
 }
 
@@ -63,14 +57,32 @@ void FlushAtExit() {
 uint64_t HeapTableOverflowed() { return g_runtime.heap.table_overflowed(); }
 uint64_t HeapUntrackedFrees() { return g_runtime.heap.untracked_frees(); }
 
+// Census sources of the handle kinds: plain functions, as the reporter takes no context.
+template <HandleTracker& (*Tracker)()>
+KindSource HandleKindSource() {
+  KindSource source;
+  source.counters = &Tracker().counters();
+  source.site_detail = [](uint32_t site) { return Tracker().SiteDetail(site); };
+  source.table_overflowed = [] { return Tracker().table_overflowed(); };
+  source.untracked_releases = [] { return Tracker().untracked_releases(); };
+  return source;
+}
+HandleTracker& FdHandles() { return g_runtime.fds.handles(); }
+HandleTracker& ThreadHandles() { return g_runtime.threads.handles(); }
+HandleTracker& TimerHandles() { return g_runtime.timers.handles(); }
+
+constexpr uint32_t KindIndex(wire::Kind kind) { return static_cast<uint32_t>(kind); }
+
 }  // namespace
 
 void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
   Runtime& runtime = g_runtime;
   LoadOptions(runtime.options);
   if (!runtime.options.enabled()) return;
-  if (!runtime.stacks.Init(runtime.options.max_sites, runtime.options.depth) ||
-      !runtime.heap.Init(runtime.options.max_sites)) {
+  const uint32_t max_sites = runtime.options.max_sites;
+  if (!runtime.stacks.Init(max_sites, runtime.options.depth) || !runtime.heap.Init(max_sites) ||
+      !runtime.fds.Init(max_sites) || !runtime.threads.Init(max_sites) ||
+      !runtime.timers.Init(max_sites)) {
     DW_LOG(kError, "cannot map the shim's tables; not tracking");
     return;
   }
@@ -78,9 +90,17 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
 
   CensusSources sources;
   sources.stacks = &runtime.stacks;
-  sources.counters[static_cast<uint32_t>(wire::Kind::kHeap)] = &runtime.heap.counters();
-  sources.table_overflowed = HeapTableOverflowed;
-  sources.untracked_releases = HeapUntrackedFrees;
+  KindSource& heap = sources.kinds[KindIndex(wire::Kind::kHeap)];
+  heap.counters = &runtime.heap.counters();
+  heap.table_overflowed = HeapTableOverflowed;
+  heap.untracked_releases = HeapUntrackedFrees;
+  sources.kinds[KindIndex(wire::Kind::kFds)] = HandleKindSource<FdHandles>();
+  sources.kinds[KindIndex(wire::Kind::kThreads)] = HandleKindSource<ThreadHandles>();
+  sources.kinds[KindIndex(wire::Kind::kTimers)] = HandleKindSource<TimerHandles>();
+  sources.reconcilers[0] = ReconcileFds;
+  sources.reconcilers[1] = ReconcileThreads;
+  sources.record_writers[0] = WriteLimits;
+  sources.record_writers[1] = WriteThreadStates;
   if (!runtime.reporter.Start(runtime.options.socket_path, runtime.options.interval_ms,
                               static_cast<uint16_t>(runtime.options.depth), sources)) {
     return;  // stays dormant: hooks only forward
@@ -94,7 +114,10 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
                                           << runtime.options.socket_path);
 }
 
-bool Tracking() { return g_runtime.tracking.load(std::memory_order_acquire); }
+bool Tracking() {
+  // In a vfork child the memory is the parent's: nothing may be recorded there.
+  return g_runtime.tracking.load(std::memory_order_acquire) && !t_state.in_vfork;
+}
 
 void OnHeapAlloc(void* block, size_t size) {
   if (block == nullptr) return;

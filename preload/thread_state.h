@@ -14,15 +14,21 @@ struct ThreadState {
   bool in_shim;
   // Set for the census thread's whole life: nothing it does is ever recorded.
   bool internal_thread;
+  // Set by the vfork hook (hooks/vfork_hook.S) around the vfork system call. The child runs on
+  // the parent's memory, TLS included, until it execs or exits: hooks it runs must not touch
+  // the parent's tables (pitfalls.md section 3, E5).
+  bool in_vfork;
 };
 
-extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
+// The assembler name lets hooks/vfork_hook.S reach the flag without C++ name mangling.
+extern __thread ThreadState t_state __asm__("dw_thread_state")
+    __attribute__((tls_model("initial-exec")));
 
 // HookScope: taken at the top of every hook. tracking() says whether this call may record.
 // Re-entered calls (from the shim itself) and calls on the census thread only pass through.
 class HookScope {
  public:
-  HookScope() : entered_(!t_state.in_shim && !t_state.internal_thread) {
+  HookScope() : entered_(!t_state.in_shim && !t_state.internal_thread && !t_state.in_vfork) {
     if (entered_) t_state.in_shim = true;
   }
   ~HookScope() {

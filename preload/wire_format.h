@@ -15,10 +15,12 @@
 //   Hello                                   once, first
 //   then, once per census:
 //     CensusBegin
+//     Limits?                               process limits (added in shim 0.2; may be absent)
 //     ModuleList?                           only when the mapped modules changed since the last
 //                                           ModuleList on this connection (always in the first)
 //     SiteDef*                              stacks not yet defined on this connection
 //     Counters*                             one per resource kind with changed sites
+//     ThreadStates?                         what each site's live threads are doing
 //     CensusEnd                             a census is complete only once this arrives
 //
 // A site's counters are cumulative since process start. A Counters record carries only the sites
@@ -47,9 +49,11 @@ enum class RecordType : uint32_t {
   kSiteDef = 4,
   kCounters = 5,
   kCensusEnd = 6,
+  kLimits = 7,
+  kThreadStates = 8,
 };
 
-// Resource kinds. Only kHeap is produced by this version of the shim.
+// Resource kinds.
 enum class Kind : uint32_t {
   kHeap = 0,
   kThreads = 1,
@@ -135,13 +139,80 @@ struct CountersHeader {
 };
 struct SiteCounter {
   uint32_t site_id;
-  uint32_t reserved;
+  uint32_t detail;          // kind-specific bits seen at this site: FdType bits for kFds,
+                            // TimerNotify bits for kTimers, 0 otherwise
   uint64_t acquired;        // resources created at this site since start
   uint64_t released;        // of those, released since
   uint64_t acquired_bytes;  // heap: bytes requested; other kinds: 0
   uint64_t released_bytes;
 };
 static_assert(sizeof(SiteCounter) == 40);
+
+// Detail bits of fd sites: what the site's descriptors are. One site can create several kinds
+// (a helper that opens a file or a socket), so these are ORed.
+enum FdType : uint32_t {
+  kFdFile = 1u << 0,
+  kFdDirectory = 1u << 1,
+  kFdCharDevice = 1u << 2,
+  kFdBlockDevice = 1u << 3,
+  kFdPipe = 1u << 4,  // pipes and FIFOs
+  kFdSocketUnix = 1u << 5,
+  kFdSocketInet = 1u << 6,
+  kFdSocketInet6 = 1u << 7,
+  kFdSocketNetlink = 1u << 8,
+  kFdSocketOther = 1u << 9,
+  kFdEventfd = 1u << 10,
+  kFdTimerfd = 1u << 11,
+  kFdSignalfd = 1u << 12,
+  kFdEpoll = 1u << 13,
+  kFdInotify = 1u << 14,
+  kFdFanotify = 1u << 15,
+  kFdMemfd = 1u << 16,
+  kFdPidfd = 1u << 17,
+  kFdOtherAnon = 1u << 18,  // another anon_inode
+  kFdUnknown = 1u << 31,
+};
+
+// Detail bits of timer sites: how the site's timers notify.
+enum TimerNotify : uint32_t {
+  kTimerSignal = 1u << 0,
+  kTimerThread = 1u << 1,
+  kTimerNone = 1u << 2,
+  kTimerThreadId = 1u << 3,
+};
+
+// Limits payload: what the process's resources run into. 0 means "no limit" or "unknown".
+struct Limits {
+  uint64_t nofile_soft;          // RLIMIT_NOFILE
+  uint64_t nofile_hard;
+  uint64_t nproc_soft;           // RLIMIT_NPROC (counts every thread of the user)
+  uint64_t pids_max;             // the pids cgroup's pids.max
+  uint64_t threads_max;          // /proc/sys/kernel/threads-max
+  uint64_t memory_limit_bytes;   // the cgroup's memory.max (v2) or memory.limit_in_bytes (v1)
+  uint64_t memory_total_bytes;   // MemTotal from /proc/meminfo
+  uint64_t address_space_bytes;  // RLIMIT_AS
+};
+static_assert(sizeof(Limits) == 64);
+
+// ThreadStates payload: a ThreadStatesHeader, then `count` entries, each a ThreadSiteState
+// followed by `wchan_length` bytes: the kernel wait channel most of the site's blocked threads
+// sleep in (e.g. "futex_wait_queue"), empty if none.
+struct ThreadStatesHeader {
+  uint32_t count;
+  uint32_t reserved;
+};
+struct ThreadSiteState {
+  uint32_t site_id;
+  uint32_t running;          // state R
+  uint32_t sleeping;         // state S (interruptible wait)
+  uint32_t disk_sleeping;    // state D
+  uint32_t stopped;          // states T, t
+  uint32_t exited_unjoined;  // returned, but never joined or detached: its stack is kept
+  uint64_t longest_idle_ms;  // the longest time one of them has made no CPU progress
+  uint32_t idle_over_minute; // how many of them have made no CPU progress for over a minute
+  uint32_t wchan_length;
+};
+static_assert(sizeof(ThreadSiteState) == 40);
 
 // CensusEnd payload.
 struct CensusEnd {

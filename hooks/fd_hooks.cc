@@ -1,0 +1,1 @@
+// fd_hooks.cc: every call that creates or releases a file descriptor (being written).

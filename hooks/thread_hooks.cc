@@ -1,0 +1,1 @@
+// thread_hooks.cc: thread creation, exit, join and detach (being written).
