@@ -167,5 +167,17 @@ TEST(CensusTest, ForkChildrenReportSeparately) {
   EXPECT_EQ(leaked_blocks, 50 + 100 + 150);
 }
 
+TEST(CensusTest, VforkChildLeavesTheParentsTablesAlone) {
+  RunResult result = RunProgram("e2e_vfork_child");
+  const ProcessReport* parent = nullptr;
+  for (const ProcessReport& process : result.processes) {
+    if (process.identity.pid == static_cast<uint32_t>(result.child_pid)) parent = &process;
+  }
+  ASSERT_NE(parent, nullptr);
+  EXPECT_TRUE(parent->saw_final);
+  EXPECT_EQ(HeapAt(*parent, "child_alloc").acquired, 0u) << "a vfork child's malloc was recorded";
+  EXPECT_EQ(HeapAt(*parent, "parent_alloc").live, 2);
+}
+
 }  // namespace
 }  // namespace dw::report
