@@ -14,10 +14,25 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+// glibc 2.36's sys/pidfd.h lacks __BEGIN_DECLS (fixed in 2.37): without this, C++ would see
+// pidfd_open and pidfd_getfd as C++ functions.
+extern "C" {
+#include <sys/pidfd.h>
+}
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+
+// glibc's _FORTIFY_SOURCE entry points of open and openat (GLIBC_2.7). Fortified programs call
+// them instead of open/openat; glibc's headers declare them only in fortified builds.
+extern "C" {
+int __open_2(const char* path, int flags);
+int __open64_2(const char* path, int flags);
+int __openat_2(int directory, const char* path, int flags);
+int __openat64_2(int directory, const char* path, int flags);
+}

@@ -71,6 +71,9 @@ class Reporter {
   bool start_pending() const { return deferred_start_ns_.load(std::memory_order_relaxed) != 0; }
   void StartIfDue();
 
+  // The census socket's fd number, or -1. Census thread only (e.g. fd reconciliation skips it).
+  int census_socket_fd() const { return fd_; }
+
   uint64_t censuses_sent() const { return censuses_sent_.load(std::memory_order_relaxed); }
   uint64_t censuses_dropped() const { return censuses_dropped_.load(std::memory_order_relaxed); }
 

@@ -87,6 +87,11 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
     return;
   }
   runtime.unwinder.Init(shim_begin, shim_end);
+  // The thread-exit key is created now, while few keys exist: a low key number is stored by
+  // glibc without allocating.
+  if (!InitThreadTracking()) {
+    DW_LOG(kWarning, "cannot create the thread-exit key; threads are counted only from /proc");
+  }
 
   CensusSources sources;
   sources.stacks = &runtime.stacks;

@@ -15,11 +15,11 @@
 //   Hello                                   once, first
 //   then, once per census:
 //     CensusBegin
-//     Limits?                               process limits (added in shim 0.2; may be absent)
 //     ModuleList?                           only when the mapped modules changed since the last
 //                                           ModuleList on this connection (always in the first)
 //     SiteDef*                              stacks not yet defined on this connection
 //     Counters*                             one per resource kind with changed sites
+//     Limits?                               the process's limits (absent from older shims)
 //     ThreadStates?                         what each site's live threads are doing
 //     CensusEnd                             a census is complete only once this arrives
 //

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,9 @@ struct SiteCounters {
   uint64_t released = 0;
   uint64_t acquired_bytes = 0;
   uint64_t released_bytes = 0;
+  // Kind-specific bits seen at the site, as last sent (the shim ORs them up over the site's
+  // life): wire::FdType bits for fds, wire::TimerNotify bits for timers, 0 otherwise.
+  uint32_t detail = 0;
 
   // Signed on purpose: the shim reads acquired and released at slightly different times, so a
   // racing release can make released exceed acquired for one census. We report that, not wrap.
@@ -87,6 +91,41 @@ struct CensusTotals {
   uint64_t untracked_releases = 0;
 };
 
+// The Limits record: what the process's resources run into. 0 means "no limit" or "unknown".
+struct ProcessLimits {
+  uint64_t nofile_soft = 0;  // RLIMIT_NOFILE
+  uint64_t nofile_hard = 0;
+  uint64_t nproc_soft = 0;           // RLIMIT_NPROC (counts every thread of the user)
+  uint64_t pids_max = 0;             // the pids cgroup's pids.max
+  uint64_t threads_max = 0;          // /proc/sys/kernel/threads-max
+  uint64_t memory_limit_bytes = 0;   // the cgroup's memory limit
+  uint64_t memory_total_bytes = 0;   // MemTotal
+  uint64_t address_space_bytes = 0;  // RLIMIT_AS
+
+  bool operator==(const ProcessLimits&) const = default;
+};
+
+// One entry of a ThreadStates record: what the live threads created at one site are doing.
+struct ThreadSiteState {
+  uint32_t running = 0;           // state R
+  uint32_t sleeping = 0;          // state S
+  uint32_t disk_sleeping = 0;     // state D
+  uint32_t stopped = 0;           // states T, t
+  uint32_t exited_unjoined = 0;   // returned but never joined or detached
+  uint64_t longest_idle_ms = 0;   // longest time one of them made no CPU progress
+  uint32_t idle_over_minute = 0;  // how many made no CPU progress for over a minute
+  std::string wchan;  // where most of the blocked ones sleep ("futex_wait_queue"); may be empty
+
+  // Threads accounted for in the states above.
+  uint64_t Total() const {
+    return uint64_t{running} + sleeping + disk_sleeping + stopped + exited_unjoined;
+  }
+  bool operator==(const ThreadSiteState&) const = default;
+};
+
+// Thread states of one census, keyed by site id (kUnattributedSite included when sent).
+using ThreadStates = absl::flat_hash_map<uint32_t, ThreadSiteState>;
+
 // One complete census (CensusBegin..CensusEnd) with counters carried forward: `counters` holds
 // every site ever sent on the connection with its latest values, not only the changed ones.
 struct Census {
@@ -97,9 +136,26 @@ struct Census {
   bool final = false;
   ModuleListPtr modules;
   std::array<KindCounters, wire::kKindCount> counters;
+  // The latest Limits received on the connection (carried forward like the module list); absent
+  // when the shim never sent one (shims before 0.2).
+  std::optional<ProcessLimits> limits;
+  // ThreadStates of this census only: a snapshot, not carried forward, since threads that ended
+  // have no state. Empty when the census carried no ThreadStates record.
+  ThreadStates thread_states;
+  bool has_thread_states = false;  // a ThreadStates record arrived in this census
 };
 
 // Names used in reports and JSON ("heap", "threads", "fds", "timers").
 const char* KindName(wire::Kind kind);
+
+// Names of the wire::FdType bits in `detail`, lowest bit first: "file", "directory",
+// "char_device", "block_device", "pipe", "socket/unix", "socket/inet", "socket/inet6",
+// "socket/netlink", "socket", "eventfd", "timerfd", "signalfd", "epoll", "inotify", "fanotify",
+// "memfd", "pidfd", "anon_inode", "unknown"; bits this collector does not know as "bit<N>".
+std::vector<std::string> FdTypeNames(uint32_t detail);
+
+// Names of the wire::TimerNotify bits in `detail`: "signal", "thread", "none", "thread_id";
+// unknown bits as "bit<N>".
+std::vector<std::string> TimerNotifyNames(uint32_t detail);
 
 }  // namespace dw::report

@@ -35,11 +35,73 @@ const char* RecordName(uint32_t type) {
       return "Counters";
     case wire::RecordType::kCensusEnd:
       return "CensusEnd";
+    case wire::RecordType::kLimits:
+      return "Limits";
+    case wire::RecordType::kThreadStates:
+      return "ThreadStates";
   }
   return "unknown";
 }
 
+struct BitName {
+  uint32_t bit;
+  const char* name;
+};
+
+constexpr BitName kFdTypeNames[] = {
+    {wire::kFdFile, "file"},
+    {wire::kFdDirectory, "directory"},
+    {wire::kFdCharDevice, "char_device"},
+    {wire::kFdBlockDevice, "block_device"},
+    {wire::kFdPipe, "pipe"},
+    {wire::kFdSocketUnix, "socket/unix"},
+    {wire::kFdSocketInet, "socket/inet"},
+    {wire::kFdSocketInet6, "socket/inet6"},
+    {wire::kFdSocketNetlink, "socket/netlink"},
+    {wire::kFdSocketOther, "socket"},
+    {wire::kFdEventfd, "eventfd"},
+    {wire::kFdTimerfd, "timerfd"},
+    {wire::kFdSignalfd, "signalfd"},
+    {wire::kFdEpoll, "epoll"},
+    {wire::kFdInotify, "inotify"},
+    {wire::kFdFanotify, "fanotify"},
+    {wire::kFdMemfd, "memfd"},
+    {wire::kFdPidfd, "pidfd"},
+    {wire::kFdOtherAnon, "anon_inode"},
+    {wire::kFdUnknown, "unknown"},
+};
+
+constexpr BitName kTimerNotifyNames[] = {
+    {wire::kTimerSignal, "signal"},
+    {wire::kTimerThread, "thread"},
+    {wire::kTimerNone, "none"},
+    {wire::kTimerThreadId, "thread_id"},
+};
+
+// Names of the set bits of `detail`, lowest first; bits missing from `names` become "bit<N>" so
+// that a newer shim's additions still show.
+template <size_t N>
+std::vector<std::string> BitNames(uint32_t detail, const BitName (&names)[N]) {
+  std::vector<std::string> out;
+  for (uint32_t bit = 0; bit < 32; ++bit) {
+    const uint32_t mask = uint32_t{1} << bit;
+    if ((detail & mask) == 0) continue;
+    const char* name = nullptr;
+    for (const BitName& entry : names) {
+      if (entry.bit == mask) name = entry.name;
+    }
+    out.push_back(name != nullptr ? std::string(name) : absl::StrCat("bit", bit));
+  }
+  return out;
+}
+
 }  // namespace
+
+std::vector<std::string> FdTypeNames(uint32_t detail) { return BitNames(detail, kFdTypeNames); }
+
+std::vector<std::string> TimerNotifyNames(uint32_t detail) {
+  return BitNames(detail, kTimerNotifyNames);
+}
 
 const char* KindName(wire::Kind kind) {
   switch (kind) {
@@ -125,6 +187,10 @@ absl::Status CensusStreamDecoder::DecodeRecord(uint32_t type, std::string_view p
       return DecodeCounters(payload);
     case wire::RecordType::kCensusEnd:
       return DecodeCensusEnd(payload);
+    case wire::RecordType::kLimits:
+      return DecodeLimits(payload);
+    case wire::RecordType::kThreadStates:
+      return DecodeThreadStates(payload);
   }
   // Unknown record types are skipped so that later protocol versions can add records.
   return absl::OkStatus();
@@ -199,6 +265,7 @@ absl::Status CensusStreamDecoder::DecodeCensusBegin(std::string_view payload) {
   census.totals.untracked_releases = begin.untracked_releases;
   // Start from the carried-forward values; Counters records overwrite the sites that changed.
   census.counters = counters_;
+  census.limits = limits_;
   open_census_ = std::move(census);
   return absl::OkStatus();
 }
@@ -304,8 +371,75 @@ absl::Status CensusStreamDecoder::DecodeCounters(std::string_view payload) {
     counters[entry.site_id] = SiteCounters{.acquired = entry.acquired,
                                            .released = entry.released,
                                            .acquired_bytes = entry.acquired_bytes,
-                                           .released_bytes = entry.released_bytes};
+                                           .released_bytes = entry.released_bytes,
+                                           .detail = entry.detail};
   }
+  return absl::OkStatus();
+}
+
+absl::Status CensusStreamDecoder::DecodeLimits(std::string_view payload) {
+  if (!open_census_.has_value()) return absl::InvalidArgumentError("outside a census");
+  if (payload.size() != sizeof(wire::Limits)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("payload is %d bytes, expected %d", payload.size(), sizeof(wire::Limits)));
+  }
+  const auto limits = ReadAt<wire::Limits>(payload, 0);
+  // Sent once per census; should a shim send two, the later one wins.
+  open_census_->limits = ProcessLimits{.nofile_soft = limits.nofile_soft,
+                                       .nofile_hard = limits.nofile_hard,
+                                       .nproc_soft = limits.nproc_soft,
+                                       .pids_max = limits.pids_max,
+                                       .threads_max = limits.threads_max,
+                                       .memory_limit_bytes = limits.memory_limit_bytes,
+                                       .memory_total_bytes = limits.memory_total_bytes,
+                                       .address_space_bytes = limits.address_space_bytes};
+  return absl::OkStatus();
+}
+
+absl::Status CensusStreamDecoder::DecodeThreadStates(std::string_view payload) {
+  if (!open_census_.has_value()) return absl::InvalidArgumentError("outside a census");
+  if (payload.size() < sizeof(wire::ThreadStatesHeader)) {
+    return absl::InvalidArgumentError("payload shorter than its header");
+  }
+  const auto header = ReadAt<wire::ThreadStatesHeader>(payload, 0);
+  // Each entry needs at least its fixed part; checked up front so `count` cannot drive a huge
+  // reserve().
+  if (header.count > (payload.size() - sizeof(header)) / sizeof(wire::ThreadSiteState)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("count %d does not fit in %d payload bytes", header.count, payload.size()));
+  }
+  ThreadStates& states = open_census_->thread_states;
+  states.reserve(states.size() + header.count);
+  size_t pos = sizeof(header);
+  for (uint32_t i = 0; i < header.count; ++i) {
+    if (payload.size() - pos < sizeof(wire::ThreadSiteState)) {
+      return absl::InvalidArgumentError(absl::StrFormat("entry %d is truncated", i));
+    }
+    const auto entry = ReadAt<wire::ThreadSiteState>(payload, pos);
+    pos += sizeof(entry);
+    if (entry.wchan_length > kMaxWchanLength || payload.size() - pos < entry.wchan_length) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("entry %d (site %d) wchan_length %d overruns the payload or exceeds %d",
+                          i, entry.site_id, entry.wchan_length, kMaxWchanLength));
+    }
+    // Entries for sites not (yet) defined are kept: they are only matched against reported
+    // sites, and a stalled definition must not cost the whole connection.
+    states[entry.site_id] =
+        ThreadSiteState{.running = entry.running,
+                        .sleeping = entry.sleeping,
+                        .disk_sleeping = entry.disk_sleeping,
+                        .stopped = entry.stopped,
+                        .exited_unjoined = entry.exited_unjoined,
+                        .longest_idle_ms = entry.longest_idle_ms,
+                        .idle_over_minute = entry.idle_over_minute,
+                        .wchan = std::string(payload.substr(pos, entry.wchan_length))};
+    pos += entry.wchan_length;
+  }
+  if (pos != payload.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d trailing bytes after %d entries", payload.size() - pos, header.count));
+  }
+  open_census_->has_thread_states = true;
   return absl::OkStatus();
 }
 
@@ -329,6 +463,7 @@ absl::Status CensusStreamDecoder::DecodeCensusEnd(std::string_view payload) {
   last_sequence_ = census.sequence;
   saw_final_ = census.final;
   counters_ = census.counters;
+  limits_ = census.limits;
   ready_.push_back(std::move(census));
   return absl::OkStatus();
 }

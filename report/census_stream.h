@@ -1,9 +1,9 @@
 // census_stream.h: incremental decoder for one census connection (see preload/wire_format.h).
 //
 // The collector reads a socket in arbitrary chunks; Feed() accepts any split of the byte stream,
-// validates every record and turns complete censuses into Census values with counters carried
-// forward. A corrupt stream yields an error Status and the decoder stays failed, so one bad
-// connection never poisons the others.
+// validates every record and turns complete censuses into Census values with counters (and
+// limits) carried forward; thread states are kept per census. A corrupt stream yields an error
+// Status and the decoder stays failed, so one bad connection never poisons the others.
 //
 // Thread-safety: not thread-safe; one decoder per connection, used by one thread.
 // Allocation: yes (collector code). Never runs inside a hook.
@@ -20,6 +20,10 @@
 #include "report/census.h"
 
 namespace dw::report {
+
+// Longest wait channel name accepted in a ThreadStates entry (kernel symbol names are shorter;
+// KSYM_NAME_LEN is 512 since Linux 6.1). Longer means a corrupt stream.
+inline constexpr uint32_t kMaxWchanLength = 512;
 
 class CensusStreamDecoder {
  public:
@@ -59,6 +63,8 @@ class CensusStreamDecoder {
   absl::Status DecodeSiteDef(std::string_view payload);
   absl::Status DecodeCounters(std::string_view payload);
   absl::Status DecodeCensusEnd(std::string_view payload);
+  absl::Status DecodeLimits(std::string_view payload);
+  absl::Status DecodeThreadStates(std::string_view payload);
   absl::Status Fail(absl::Status status);
 
   std::string buffer_;          // bytes not yet decoded
@@ -69,6 +75,7 @@ class CensusStreamDecoder {
   ModuleListPtr modules_;
   absl::flat_hash_map<uint32_t, SiteStack> sites_;
   std::array<KindCounters, wire::kKindCount> counters_;  // carried forward across censuses
+  std::optional<ProcessLimits> limits_;                  // carried forward across censuses
   std::optional<Census> open_census_;                    // between CensusBegin and CensusEnd
   std::optional<uint64_t> last_sequence_;
   uint64_t sequence_gaps_ = 0;

@@ -7,6 +7,9 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <string_view>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "fmt/format.h"
@@ -44,6 +47,83 @@ void WriteFrame(JsonWriter& json, const Frame& frame) {
   json.EndObject();
 }
 
+// Writes a limit, 0 (unknown or unlimited) as null.
+void WriteLimit(JsonWriter& json, const char* key, uint64_t value) {
+  json.Key(key);
+  if (value == 0) {
+    json.Null();
+  } else {
+    json.UInt(value);
+  }
+}
+
+void WriteLimits(JsonWriter& json, const std::optional<ProcessLimits>& limits) {
+  json.Key("limits");
+  if (!limits.has_value()) {
+    json.Null();
+    return;
+  }
+  json.BeginObject();
+  WriteLimit(json, "nofile_soft", limits->nofile_soft);
+  WriteLimit(json, "nofile_hard", limits->nofile_hard);
+  WriteLimit(json, "nproc_soft", limits->nproc_soft);
+  WriteLimit(json, "pids_max", limits->pids_max);
+  WriteLimit(json, "threads_max", limits->threads_max);
+  WriteLimit(json, "memory_limit_bytes", limits->memory_limit_bytes);
+  WriteLimit(json, "memory_total_bytes", limits->memory_total_bytes);
+  WriteLimit(json, "address_space_bytes", limits->address_space_bytes);
+  json.EndObject();
+}
+
+void WriteStrings(JsonWriter& json, const char* key, const std::vector<std::string>& values) {
+  json.Key(key);
+  json.BeginArray();
+  for (const std::string& value : values) json.String(value);
+  json.EndArray();
+}
+
+void WriteThreadState(JsonWriter& json, const std::optional<ThreadSiteState>& state) {
+  json.Key("thread_states");
+  if (!state.has_value()) {
+    json.Null();
+    return;
+  }
+  json.BeginObject();
+  json.Key("running");
+  json.UInt(state->running);
+  json.Key("sleeping");
+  json.UInt(state->sleeping);
+  json.Key("disk_sleeping");
+  json.UInt(state->disk_sleeping);
+  json.Key("stopped");
+  json.UInt(state->stopped);
+  json.Key("exited_unjoined");
+  json.UInt(state->exited_unjoined);
+  json.Key("longest_idle_s");
+  json.Double(static_cast<double>(state->longest_idle_ms) / 1000.0);
+  json.Key("idle_over_minute");
+  json.UInt(state->idle_over_minute);
+  json.Key("wchan");
+  if (state->wchan.empty()) {
+    json.Null();
+  } else {
+    json.String(state->wchan);
+  }
+  json.EndObject();
+}
+
+// Rank of a kind in the findings: the counted kinds run into hard limits, so they come first.
+int KindRank(wire::Kind kind) { return kind == wire::Kind::kHeap ? 1 : 0; }
+
+// Printable for the terminal: control characters (a corrupt wchan, an odd path) become '?'.
+std::string Printable(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<const SiteReport*> Findings(const ProcessReport& process) {
@@ -55,6 +135,7 @@ std::vector<const SiteReport*> Findings(const ProcessReport& process) {
     const bool a_drifts = a->finding.status == DriftStatus::kDrifting;
     const bool b_drifts = b->finding.status == DriftStatus::kDrifting;
     if (a_drifts != b_drifts) return a_drifts;
+    if (KindRank(a->kind) != KindRank(b->kind)) return KindRank(a->kind) < KindRank(b->kind);
     return a->finding.slope_per_hour > b->finding.slope_per_hour;
   });
   return findings;
@@ -73,10 +154,153 @@ std::string FormatBytes(double bytes) {
   return fmt::format("{}{:.1f} {}", sign, magnitude, kUnits[unit]);
 }
 
+std::string FormatCount(double count) {
+  static constexpr const char* kSuffixes[] = {"", "k", "M", "G", "T"};
+  double magnitude = std::fabs(count);
+  const char* sign = count < 0 ? "-" : "";
+  if (magnitude < 10) return fmt::format("{}{:.1f}", sign, magnitude);
+  if (magnitude < 1000) return fmt::format("{}{:.0f}", sign, magnitude);
+  size_t suffix = 0;
+  while (magnitude >= 999.95 && suffix + 1 < std::size(kSuffixes)) {
+    magnitude /= 1000;
+    ++suffix;
+  }
+  return fmt::format("{}{:.1f}{}", sign, magnitude, kSuffixes[suffix]);
+}
+
 std::string FormatSlope(double slope_per_hour, const std::string& unit) {
   const char* sign = slope_per_hour >= 0 ? "+" : "";
   if (unit == "bytes") return fmt::format("{}{}/h", sign, FormatBytes(slope_per_hour));
-  return fmt::format("{}{:.1f}/h", sign, slope_per_hour);
+  return fmt::format("{}{}/h", sign, FormatCount(slope_per_hour));
+}
+
+std::string FormatDuration(uint64_t milliseconds) {
+  if (milliseconds < 1000) return fmt::format("{}ms", milliseconds);
+  const uint64_t seconds = milliseconds / 1000;
+  if (seconds < 60) return fmt::format("{}s", seconds);
+  if (seconds < 3600) return fmt::format("{}m{:02}s", seconds / 60, seconds % 60);
+  if (seconds < 86400) return fmt::format("{}h{:02}m", seconds / 3600, seconds % 3600 / 60);
+  return fmt::format("{}d{:02}h", seconds / 86400, seconds % 86400 / 3600);
+}
+
+std::string DescribeThreadState(const ThreadSiteState& state) {
+  const uint64_t total = state.Total();
+  const std::string wchan = Printable(state.wchan);
+  // The wait channel is where most blocked threads sleep: name it with the larger blocked group.
+  const bool wchan_on_sleeping = !wchan.empty() && state.sleeping >= state.disk_sleeping;
+  const bool wchan_on_disk = !wchan.empty() && !wchan_on_sleeping;
+  const std::pair<uint64_t, std::string> parts[] = {
+      {state.running, "running"},
+      {state.sleeping, wchan_on_sleeping ? "sleeping in " + wchan : "sleeping"},
+      {state.disk_sleeping,
+       wchan_on_disk ? "in uninterruptible sleep in " + wchan : "in uninterruptible sleep"},
+      {state.stopped, "stopped"},
+      {state.exited_unjoined, "exited but never joined"},
+  };
+  std::string text = total == 1 ? std::string("1 thread") : fmt::format("{} threads", total);
+  std::vector<std::string> present;
+  for (const auto& [count, label] : parts) {
+    if (count == 0) continue;
+    if (count == total) {
+      present = {total == 1 ? label : "all " + label};
+      break;
+    }
+    present.push_back(fmt::format("{} {}", count, label));
+  }
+  if (!present.empty()) {
+    text += present.size() == 1 ? ", " : ": ";
+    for (size_t i = 0; i < present.size(); ++i) text += (i > 0 ? ", " : "") + present[i];
+  }
+  if (state.idle_over_minute > 0) {
+    text += state.idle_over_minute == total && total > 1
+                ? std::string("; all idle over a minute")
+                : fmt::format("; {} idle over a minute", state.idle_over_minute);
+    text += fmt::format(", longest {}", FormatDuration(state.longest_idle_ms));
+  } else if (state.longest_idle_ms >= 1000) {
+    text += fmt::format("; longest idle {}", FormatDuration(state.longest_idle_ms));
+  }
+  return text;
+}
+
+std::string FindingDetail(const SiteReport& site) {
+  std::string text;
+  switch (site.kind) {
+    case wire::Kind::kHeap:
+      text = fmt::format("{} block{}", site.live, site.live == 1 ? "" : "s");
+      break;
+    case wire::Kind::kFds:
+      for (const std::string& type : site.fd_types) text += (text.empty() ? "" : ",") + type;
+      break;
+    case wire::Kind::kTimers:
+      for (const std::string& notify : site.timer_notify) {
+        text += (text.empty() ? "notify=" : ",") + notify;
+      }
+      break;
+    case wire::Kind::kThreads:
+      if (site.thread_state.has_value()) {
+        const ThreadSiteState& state = *site.thread_state;
+        const uint64_t total = state.Total();
+        const std::pair<uint32_t, const char*> states[] = {
+            {state.running, "running"},
+            {state.sleeping, "sleeping"},
+            {state.disk_sleeping, "disk_sleeping"},
+            {state.stopped, "stopped"},
+            {state.exited_unjoined, "exited_unjoined"}};
+        text = "mixed";
+        for (const auto& [count, name] : states) {
+          if (total > 0 && count == total) text = name;
+        }
+        if (total == 0) text.clear();
+      }
+      break;
+  }
+  return text.empty() ? "-" : text;
+}
+
+std::string ProjectLimit(const ProcessReport& process, const SiteReport& site) {
+  if (!process.limits.has_value() || !(site.finding.slope_per_hour > 0)) return "";
+  const ProcessLimits& limits = *process.limits;
+  struct Candidate {
+    uint64_t limit;
+    const char* name;
+  };
+  std::vector<Candidate> candidates;
+  uint64_t current = 0;
+  bool bytes = false;
+  switch (site.kind) {
+    case wire::Kind::kFds:
+      candidates = {{limits.nofile_soft, "RLIMIT_NOFILE"}};
+      current = process.totals.fd_count;
+      break;
+    case wire::Kind::kThreads:
+      // All three count more than this process's threads; the process alone reaches them last.
+      candidates = {{limits.nproc_soft, "RLIMIT_NPROC"},
+                    {limits.pids_max, "pids.max"},
+                    {limits.threads_max, "threads-max"}};
+      current = process.totals.thread_count;
+      break;
+    case wire::Kind::kHeap:
+      candidates = {{limits.memory_limit_bytes, "the cgroup memory limit"},
+                    {limits.memory_total_bytes, "MemTotal"},
+                    {limits.address_space_bytes, "RLIMIT_AS"}};
+      current = process.totals.rss_bytes;
+      bytes = true;
+      break;
+    case wire::Kind::kTimers:
+      return "";  // timers run into RLIMIT_SIGPENDING or memory, which the shim does not send
+  }
+  const Candidate* tightest = nullptr;
+  for (const Candidate& candidate : candidates) {
+    if (candidate.limit == 0) continue;
+    if (tightest == nullptr || candidate.limit < tightest->limit) tightest = &candidate;
+  }
+  if (tightest == nullptr || tightest->limit <= current) return "";
+  const double hours = static_cast<double>(tightest->limit - current) / site.finding.slope_per_hour;
+  if (!(hours * 3600.0 * 1000.0 < 1e15)) return "";
+  const std::string limit = bytes ? FormatBytes(static_cast<double>(tightest->limit))
+                                  : fmt::format("{}", tightest->limit);
+  return fmt::format("reaches {} ({}) in ~{} at this rate", tightest->name, limit,
+                     FormatDuration(static_cast<uint64_t>(hours * 3600.0 * 1000.0)));
 }
 
 std::string RenderVerdictJson(const RunResult& result) {
@@ -126,7 +350,10 @@ std::string RenderVerdictJson(const RunResult& result) {
     json.UInt(process.totals.thread_count);
     json.Key("heap_live_bytes");
     json.Int(process.heap_live_bytes);
+    json.Key("timers_live");
+    json.Int(process.timers_live);
     json.EndObject();
+    WriteLimits(json, process.limits);
     json.Key("findings");
     json.BeginArray();
     for (const SiteReport* site : Findings(process)) {
@@ -143,6 +370,19 @@ std::string RenderVerdictJson(const RunResult& result) {
       json.Double(site->finding.slope_per_hour);
       json.Key("unit");
       json.String(site->unit);
+      switch (site->kind) {
+        case wire::Kind::kFds:
+          WriteStrings(json, "fd_types", site->fd_types);
+          break;
+        case wire::Kind::kTimers:
+          WriteStrings(json, "timer_notify", site->timer_notify);
+          break;
+        case wire::Kind::kThreads:
+          WriteThreadState(json, site->thread_state);
+          break;
+        case wire::Kind::kHeap:
+          break;
+      }
       json.Key("frames");
       json.BeginArray();
       for (const Frame& frame : site->frames) WriteFrame(json, frame);
@@ -220,13 +460,36 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
   }
 
   for (const ProcessReport& process : result.processes) {
-    fmt::print(out, "\nprocess {} {}{}: {} census{}, rss {}, fds {}, threads {}, heap live {}\n",
+    fmt::print(out, "\nprocess {} {}{}: {} census{}, rss {}, fds {}, threads {}, heap live {}{}\n",
                process.identity.pid, process.identity.exe,
                process.exit.has_value() ? fmt::format(" ({})", DescribeExit(*process.exit)) : "",
                process.census_count, process.census_count == 1 ? "" : "es",
                FormatBytes(static_cast<double>(process.totals.rss_bytes)), process.totals.fd_count,
                process.totals.thread_count,
-               FormatBytes(static_cast<double>(process.heap_live_bytes)));
+               FormatBytes(static_cast<double>(process.heap_live_bytes)),
+               process.timers_live != 0 ? fmt::format(", timers {}", process.timers_live) : "");
+    if (process.limits.has_value()) {
+      const ProcessLimits& limits = *process.limits;
+      std::vector<std::string> known;
+      const auto add = [&](uint64_t value, const char* name, bool bytes) {
+        if (value == 0) return;
+        known.push_back(fmt::format(
+            "{} {}", name,
+            bytes ? FormatBytes(static_cast<double>(value)) : fmt::format("{}", value)));
+      };
+      add(limits.nofile_soft, "nofile", false);
+      add(limits.nproc_soft, "nproc", false);
+      add(limits.pids_max, "pids.max", false);
+      add(limits.threads_max, "threads-max", false);
+      add(limits.memory_limit_bytes, "memory limit", true);
+      add(limits.memory_total_bytes, "memory", true);
+      add(limits.address_space_bytes, "address space", true);
+      if (!known.empty()) {
+        std::string line;
+        for (const std::string& item : known) line += (line.empty() ? "" : ", ") + item;
+        fmt::print(out, "  limits: {}\n", line);
+      }
+    }
     if (!process.stream_error.empty()) {
       fmt::print(out, "  warning: census stream: {}\n", process.stream_error);
     }
@@ -247,16 +510,27 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
       }
       continue;
     }
-    fmt::print(out, "  {:<7} {:<9} {:>14} {:>10} {:>11}  {}\n", "KIND", "STATUS", "SLOPE", "LIVE",
-               "LIVE BYTES", "WHERE");
+    fmt::print(out, "  {:<7} {:<9} {:>14} {:>11}  {:<14} {}\n", "KIND", "STATUS", "SLOPE", "LIVE",
+               "DETAIL", "WHERE");
     for (size_t i = 0; i < findings.size() && i < max_sites; ++i) {
       const SiteReport& site = *findings[i];
       const std::string where = site.frames.empty() ? std::string("(unattributed)")
                                                     : site.frames[site.headline].Describe();
-      fmt::print(out, "  {:<7} {:<9} {:>14} {:>10} {:>11}  {}\n", KindName(site.kind),
+      const std::string live = site.kind == wire::Kind::kHeap
+                                   ? FormatBytes(static_cast<double>(site.live_bytes))
+                                   : fmt::format("{}", site.live);
+      fmt::print(out, "  {:<7} {:<9} {:>14} {:>11}  {:<14} {}\n", KindName(site.kind),
                  DriftStatusName(site.finding.status),
-                 FormatSlope(site.finding.slope_per_hour, site.unit), site.live,
-                 FormatBytes(static_cast<double>(site.live_bytes)), where);
+                 FormatSlope(site.finding.slope_per_hour, site.unit), live, FindingDetail(site),
+                 where);
+      if (site.thread_state.has_value() && site.thread_state->Total() > 0) {
+        fmt::print(out, "{:>10}{}\n", "", DescribeThreadState(*site.thread_state));
+      }
+      if (site.finding.status == DriftStatus::kDrifting) {
+        if (std::string projection = ProjectLimit(process, site); !projection.empty()) {
+          fmt::print(out, "{:>10}{}\n", "", projection);
+        }
+      }
       // The stack below the headline frame, i.e. who called it.
       constexpr size_t kMaxCallers = 12;
       for (size_t f = site.headline + 1; f < site.frames.size() && f <= site.headline + kMaxCallers;

@@ -17,13 +17,31 @@ namespace dw::report {
 
 inline constexpr char kVerdictSchema[] = "driftwatch.verdict.v1";
 
-// The non-steady sites of a process, drifting before warming, fastest growth first.
+// The non-steady sites of a process: drifting before warming; then the counted kinds (threads,
+// fds, timers: they run into hard limits) before heap; then fastest growth first.
 std::vector<const SiteReport*> Findings(const ProcessReport& process);
 
 // "512 B", "12.3 KiB", "4.0 MiB", ...; negative values keep their sign.
 std::string FormatBytes(double bytes);
-// "+12.3 KiB/h" for bytes, "+3.5/h" for counts.
+// "3.5", "720", "1.2k", "4.5M", ...; negative values keep their sign.
+std::string FormatCount(double count);
+// "+12.3 KiB/h" for bytes, "+3.5/h" or "+1.2k/h" for counts.
 std::string FormatSlope(double slope_per_hour, const std::string& unit);
+// "850ms", "42s", "5m12s", "3h04m", "2d05h".
+std::string FormatDuration(uint64_t milliseconds);
+
+// What a threads site's live threads are doing, in words, e.g. "40 threads, all sleeping in
+// futex_wait_queue; all idle over a minute, longest 5m12s".
+std::string DescribeThreadState(const ThreadSiteState& state);
+
+// The short DETAIL column of a finding: "6000 blocks" (heap), "socket/inet,pipe" (fds),
+// "notify=thread" (timers), "sleeping" or "mixed" (threads); "-" when nothing is known.
+std::string FindingDetail(const SiteReport& site);
+
+// For a drifting fds, threads or heap finding: when the process would reach the tightest known
+// limit of `process.limits` at the site's rate, e.g. "reaches RLIMIT_NOFILE (1024) in ~47m at
+// this rate". Empty when no limit is known, or the site does not grow.
+std::string ProjectLimit(const ProcessReport& process, const SiteReport& site);
 
 // The verdict JSON document.
 std::string RenderVerdictJson(const RunResult& result);

@@ -141,10 +141,24 @@ const SiteReport* ProcessReport::FindSite(wire::Kind kind, uint32_t site_id) con
 bool IsRuntimeFrame(const Frame& frame) {
   const std::string base = Basename(frame.module);
   for (const char* prefix :
-       {"libc.so", "libstdc++.so", "libgcc_s", "ld-linux", "libdriftwatch.so", "libc-"}) {
+       {"libc.so", "libstdc++.so", "libgcc_s", "ld-linux", "libdriftwatch.so", "libc-",
+        "libpthread.so", "libpthread-", "librt.so", "librt-", "libdl.so", "libdl-"}) {
     if (base.starts_with(prefix)) return true;
   }
   return false;
+}
+
+size_t HeadlineFrame(const std::vector<Frame>& frames) {
+  const auto is_library_template = [](const Frame& frame) {
+    return frame.function.starts_with("std::") || frame.function.starts_with("__gnu_cxx::");
+  };
+  std::optional<size_t> first_outside_runtime;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    if (IsRuntimeFrame(frames[i])) continue;
+    if (!first_outside_runtime.has_value()) first_outside_runtime = i;
+    if (!is_library_template(frames[i])) return i;
+  }
+  return first_outside_runtime.value_or(0);
 }
 
 std::vector<const SiteReport*> FindSitesByFunction(const ProcessReport& process,
@@ -198,6 +212,7 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
     if (record.latest.has_value()) {
       const Census& latest = *record.latest;
       process.totals = latest.totals;
+      process.limits = latest.limits;
       for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
         for (const auto& [site_id, counters] : latest.counters[kind]) {
           SiteReport site;
@@ -207,15 +222,28 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
           site.live = counters.Live();
           site.live_bytes = counters.LiveBytes();
           site.unit = site.kind == wire::Kind::kHeap ? "bytes" : "count";
-          if (site.kind == wire::Kind::kHeap) process.heap_live_bytes += site.live_bytes;
+          site.detail = counters.detail;
+          switch (site.kind) {
+            case wire::Kind::kHeap:
+              process.heap_live_bytes += site.live_bytes;
+              break;
+            case wire::Kind::kFds:
+              site.fd_types = FdTypeNames(site.detail);
+              break;
+            case wire::Kind::kTimers:
+              site.timer_notify = TimerNotifyNames(site.detail);
+              process.timers_live += site.live;
+              break;
+            case wire::Kind::kThreads:
+              if (auto it = latest.thread_states.find(site_id); it != latest.thread_states.end()) {
+                site.thread_state = it->second;
+              }
+              break;
+          }
           if (auto it = record.sites.find(site_id); it != record.sites.end()) {
             site.frames =
                 symbolizer.Symbolize(it->second.return_addresses, it->second.modules.get());
-            auto headline = std::find_if(site.frames.begin(), site.frames.end(),
-                                         [](const Frame& f) { return !IsRuntimeFrame(f); });
-            site.headline = headline == site.frames.end()
-                                ? 0
-                                : static_cast<size_t>(headline - site.frames.begin());
+            site.headline = HeadlineFrame(site.frames);
           }
           if (const SiteSeries* points = series.Find({site.kind, site_id}); points != nullptr) {
             site.finding = analyzer.Analyze(series.TimesOf(*points), site.kind == wire::Kind::kHeap

@@ -54,9 +54,17 @@ struct SiteReport {
   int64_t live = 0;
   int64_t live_bytes = 0;
   std::vector<Frame> frames;  // innermost first; empty for the unattributed site
-  size_t headline = 0;        // index into frames of the first frame outside libc & co.
+  size_t headline = 0;        // index into frames of the user's frame: see HeadlineFrame()
   DriftFinding finding;
   const char* unit = "bytes";  // of finding.slope_per_hour: "bytes" for heap, else "count"
+  // Raw kind-specific bits (counters.detail): wire::FdType bits for fds, wire::TimerNotify bits
+  // for timers, 0 otherwise.
+  uint32_t detail = 0;
+  std::vector<std::string> fd_types;      // fds: FdTypeNames(detail), e.g. {"socket/inet"}
+  std::vector<std::string> timer_notify;  // timers: TimerNotifyNames(detail), e.g. {"thread"}
+  // threads: what the site's live threads were doing at the latest census; absent when that
+  // census carried no ThreadStates entry for the site (no live thread, or an older shim).
+  std::optional<ThreadSiteState> thread_state;
 };
 
 // One process image (one connection).
@@ -68,11 +76,13 @@ struct ProcessReport {
   size_t census_count = 0;
   uint64_t sequence_gaps = 0;
   bool saw_final = false;
-  std::string stream_error;         // corrupt/truncated stream; data before it is kept
-  CensusTotals totals;              // of the latest census
-  int64_t heap_live_bytes = 0;      // sum of live bytes over heap sites in the latest census
-  DriftFinding heap_total_finding;  // the analysis of heap_live_bytes over time
-  std::vector<SiteReport> sites;    // every site of the latest census, all kinds
+  std::string stream_error;             // corrupt/truncated stream; data before it is kept
+  CensusTotals totals;                  // of the latest census
+  int64_t heap_live_bytes = 0;          // sum of live bytes over heap sites in the latest census
+  int64_t timers_live = 0;              // sum of live counts over timer sites in the latest census
+  std::optional<ProcessLimits> limits;  // the latest Limits received; absent if none was sent
+  DriftFinding heap_total_finding;      // the analysis of heap_live_bytes over time
+  std::vector<SiteReport> sites;        // every site of the latest census, all kinds
   ProcessSeries series;
 
   const SiteReport* FindSite(wire::Kind kind, uint32_t site_id) const;
@@ -117,8 +127,16 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
 // drift if any site drifts; inconclusive if no process sent enough censuses to judge.
 Verdict ComputeVerdict(const std::vector<ProcessReport>& processes);
 
-// True when the frame's module is libc, libstdc++, libgcc_s, the dynamic loader or the shim.
+// True when the frame's module is libc (and its former parts libpthread, librt, libdl),
+// libstdc++, libgcc_s, the dynamic loader or the shim.
 bool IsRuntimeFrame(const Frame& frame);
+
+// The index of the frame to name a site by: the first frame that is neither a runtime frame
+// (IsRuntimeFrame) nor a standard-library template instantiated in the caller's module (e.g.
+// std::thread::thread<...> around pthread_create, std::make_unique<...> around operator new).
+// Falls back to the first non-runtime frame, then to 0. So a site created by fopen() or
+// pthread_create() is named by the user's function that called it.
+size_t HeadlineFrame(const std::vector<Frame>& frames);
 
 // 0 no drift (steady or inconclusive), 1 drift, 3 the command failed before the run ended.
 int ExitCodeFor(const RunResult& result);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "preload/wire_format.h"
@@ -102,6 +103,23 @@ class StreamBuilder {
     return Record(wire::RecordType::kCounters, payload);
   }
 
+  StreamBuilder& Limits(const wire::Limits& limits) {
+    return Record(wire::RecordType::kLimits, Bytes(limits));
+  }
+
+  // One ThreadStates record; each entry's wchan_length is set from its string.
+  StreamBuilder& ThreadStates(
+      const std::vector<std::pair<wire::ThreadSiteState, std::string>>& entries) {
+    wire::ThreadStatesHeader header{static_cast<uint32_t>(entries.size()), 0};
+    std::string payload = Bytes(header);
+    for (auto [state, wchan] : entries) {
+      state.wchan_length = static_cast<uint32_t>(wchan.size());
+      payload += Bytes(state);
+      payload += wchan;
+    }
+    return Record(wire::RecordType::kThreadStates, payload);
+  }
+
   StreamBuilder& End(uint64_t sequence, uint32_t flags = 0) {
     wire::CensusEnd end{sequence, flags, 0};
     return Record(wire::RecordType::kCensusEnd, Bytes(end));
@@ -118,6 +136,24 @@ class StreamBuilder {
 inline wire::SiteCounter Counter(uint32_t site_id, uint64_t acquired, uint64_t released,
                                  uint64_t acquired_bytes, uint64_t released_bytes) {
   return wire::SiteCounter{site_id, 0, acquired, released, acquired_bytes, released_bytes};
+}
+
+// A counter of a count kind (threads, fds, timers) with its detail bits.
+inline wire::SiteCounter CountCounter(uint32_t site_id, uint64_t acquired, uint64_t released,
+                                      uint32_t detail = 0) {
+  return wire::SiteCounter{site_id, detail, acquired, released, 0, 0};
+}
+
+inline wire::ThreadSiteState ThreadState(uint32_t site_id, uint32_t running, uint32_t sleeping,
+                                         uint64_t longest_idle_ms = 0,
+                                         uint32_t idle_over_minute = 0) {
+  wire::ThreadSiteState state{};
+  state.site_id = site_id;
+  state.running = running;
+  state.sleeping = sleeping;
+  state.longest_idle_ms = longest_idle_ms;
+  state.idle_over_minute = idle_over_minute;
+  return state;
 }
 
 }  // namespace dw::report::testing

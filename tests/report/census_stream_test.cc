@@ -10,9 +10,11 @@
 namespace dw::report {
 namespace {
 
+using testing::CountCounter;
 using testing::Counter;
 using ::testing::HasSubstr;
 using testing::StreamBuilder;
+using testing::ThreadState;
 
 std::string TwoCensusStream() {
   StreamBuilder b;
@@ -144,6 +146,125 @@ TEST(CensusStreamTest, CountsSequenceGaps) {
   EXPECT_EQ(decoder.sequence_gaps(), 2u);
 }
 
+wire::Limits SomeLimits() {
+  wire::Limits limits{};
+  limits.nofile_soft = 1024;
+  limits.nofile_hard = 524288;
+  limits.pids_max = 4915;
+  limits.memory_total_bytes = uint64_t{8} << 30;
+  return limits;
+}
+
+// Shim 0.2 records: Limits (carried forward), ThreadStates (per census), SiteCounter.detail.
+std::string EveryKindStream() {
+  StreamBuilder b;
+  b.Hello(7, 1, "/srv/server");
+  b.Begin(0, 1'000'000'000)
+      .Limits(SomeLimits())
+      .Site(1, {0x10})
+      .Site(2, {0x20})
+      .Site(3, {0x30})
+      .Counters(wire::Kind::kFds, {CountCounter(1, 3, 1, wire::kFdSocketInet)})
+      .Counters(wire::Kind::kThreads, {CountCounter(2, 4, 0)})
+      .Counters(wire::Kind::kTimers, {CountCounter(3, 2, 0, wire::kTimerThread)})
+      .ThreadStates(
+          {{ThreadState(2, 1, 3, 65'000, 3), "futex_wait_queue"}, {ThreadState(0, 1, 0), ""}})
+      .End(0);
+  // Second census: no Limits (kept), fd site 1 gains a bit, no ThreadStates (none kept).
+  b.Begin(1, 2'000'000'000)
+      .Counters(wire::Kind::kFds, {CountCounter(1, 5, 1, wire::kFdSocketInet | wire::kFdPipe)})
+      .End(1);
+  // Third census: new Limits, a ThreadStates record split in two (both kept, later wins).
+  wire::Limits raised = SomeLimits();
+  raised.nofile_soft = 4096;
+  b.Begin(2, 3'000'000'000)
+      .Limits(raised)
+      .ThreadStates({{ThreadState(2, 0, 4), "old"}})
+      .ThreadStates({{ThreadState(2, 0, 5), "ep_poll"}})
+      .End(2);
+  return b.Take();
+}
+
+TEST(CensusStreamTest, DecodesLimitsThreadStatesAndDetail) {
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(EveryKindStream()).ok());
+  ASSERT_TRUE(decoder.Finish().ok());
+  const std::vector<Census> censuses = decoder.TakeCensuses();
+  ASSERT_EQ(censuses.size(), 3u);
+  const auto fds = static_cast<size_t>(wire::Kind::kFds);
+  const auto timers = static_cast<size_t>(wire::Kind::kTimers);
+
+  const Census& first = censuses[0];
+  ASSERT_TRUE(first.limits.has_value());
+  EXPECT_EQ(first.limits->nofile_soft, 1024u);
+  EXPECT_EQ(first.limits->nofile_hard, 524288u);
+  EXPECT_EQ(first.limits->pids_max, 4915u);
+  EXPECT_EQ(first.limits->nproc_soft, 0u);
+  EXPECT_EQ(first.limits->memory_total_bytes, uint64_t{8} << 30);
+  EXPECT_EQ(first.counters[fds].at(1).detail, wire::kFdSocketInet);
+  EXPECT_EQ(first.counters[fds].at(1).Live(), 2);
+  EXPECT_EQ(first.counters[timers].at(3).detail, wire::kTimerThread);
+  EXPECT_TRUE(first.has_thread_states);
+  ASSERT_EQ(first.thread_states.size(), 2u);
+  const ThreadSiteState& workers = first.thread_states.at(2);
+  EXPECT_EQ(workers.running, 1u);
+  EXPECT_EQ(workers.sleeping, 3u);
+  EXPECT_EQ(workers.longest_idle_ms, 65'000u);
+  EXPECT_EQ(workers.idle_over_minute, 3u);
+  EXPECT_EQ(workers.wchan, "futex_wait_queue");
+  EXPECT_EQ(workers.Total(), 4u);
+  EXPECT_EQ(first.thread_states.at(0).wchan, "");
+
+  const Census& second = censuses[1];
+  ASSERT_TRUE(second.limits.has_value()) << "limits are carried forward";
+  EXPECT_EQ(second.limits->nofile_soft, 1024u);
+  EXPECT_EQ(second.counters[fds].at(1).detail, wire::kFdSocketInet | wire::kFdPipe);
+  EXPECT_EQ(second.counters[timers].at(3).detail, wire::kTimerThread) << "detail carried forward";
+  EXPECT_FALSE(second.has_thread_states);
+  EXPECT_TRUE(second.thread_states.empty()) << "thread states are a per-census snapshot";
+
+  const Census& third = censuses[2];
+  EXPECT_EQ(third.limits->nofile_soft, 4096u);
+  ASSERT_EQ(third.thread_states.size(), 1u);
+  EXPECT_EQ(third.thread_states.at(2).sleeping, 5u);
+  EXPECT_EQ(third.thread_states.at(2).wchan, "ep_poll");
+}
+
+TEST(CensusStreamTest, NewRecordsDecodeInEverySplit) {
+  const std::string stream = EveryKindStream();
+  for (size_t split = 0; split <= stream.size(); ++split) {
+    CensusStreamDecoder decoder;
+    ASSERT_TRUE(decoder.Feed(std::string_view(stream).substr(0, split)).ok()) << split;
+    ASSERT_TRUE(decoder.Feed(std::string_view(stream).substr(split)).ok()) << split;
+    const std::vector<Census> censuses = decoder.TakeCensuses();
+    ASSERT_EQ(censuses.size(), 3u) << split;
+    EXPECT_EQ(censuses[0].thread_states.at(2).wchan, "futex_wait_queue") << split;
+  }
+}
+
+TEST(CensusStreamTest, StreamWithoutNewRecordsHasNoLimitsOrStates) {
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(TwoCensusStream()).ok());
+  for (const Census& census : decoder.TakeCensuses()) {
+    EXPECT_FALSE(census.limits.has_value());
+    EXPECT_FALSE(census.has_thread_states);
+    EXPECT_EQ(census.counters[0].at(1).detail, 0u);
+  }
+}
+
+TEST(CensusStreamTest, NamesDetailBits) {
+  EXPECT_THAT(FdTypeNames(wire::kFdFile | wire::kFdSocketInet6 | wire::kFdUnknown),
+              ::testing::ElementsAre("file", "socket/inet6", "unknown"));
+  EXPECT_THAT(FdTypeNames(wire::kFdSocketOther | wire::kFdOtherAnon | wire::kFdPidfd),
+              ::testing::ElementsAre("socket", "pidfd", "anon_inode"));
+  EXPECT_THAT(FdTypeNames(1u << 20), ::testing::ElementsAre("bit20")) << "a newer shim's bit";
+  EXPECT_TRUE(FdTypeNames(0).empty());
+  EXPECT_THAT(TimerNotifyNames(wire::kTimerSignal | wire::kTimerThreadId),
+              ::testing::ElementsAre("signal", "thread_id"));
+  EXPECT_THAT(TimerNotifyNames(wire::kTimerNone), ::testing::ElementsAre("none"));
+  EXPECT_THAT(TimerNotifyNames(wire::kTimerThread), ::testing::ElementsAre("thread"));
+}
+
 // Each corrupt stream must fail with a message containing the given text, and stay failed.
 struct CorruptCase {
   const char* name;
@@ -273,6 +394,76 @@ std::vector<CorruptCase> CorruptCases() {
     StreamBuilder b = hello();
     b.End(0);
     cases.push_back({"end without begin", b.Take(), "without a CensusBegin"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Limits(SomeLimits());
+    cases.push_back({"limits outside census", b.Take(), "Limits record at stream offset"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).Record(wire::RecordType::kLimits, std::string(sizeof(wire::Limits) - 8, '\0'));
+    cases.push_back({"short limits", b.Take(), "expected 64"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).Record(wire::RecordType::kLimits, std::string(sizeof(wire::Limits) + 8, '\0'));
+    cases.push_back({"long limits", b.Take(), "expected 64"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.ThreadStates({{ThreadState(1, 1, 0), ""}});
+    cases.push_back({"states outside census", b.Take(), "ThreadStates record"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).Record(wire::RecordType::kThreadStates, "abc");
+    cases.push_back({"states header", b.Take(), "shorter than its header"});
+  }
+  {
+    StreamBuilder b = hello();
+    wire::ThreadStatesHeader header{1000, 0};  // claims 1000 entries, carries none
+    b.Begin(0, 1).Record(wire::RecordType::kThreadStates, StreamBuilder::Bytes(header));
+    cases.push_back({"states count", b.Take(), "count 1000 does not fit"});
+  }
+  {
+    StreamBuilder b = hello();
+    wire::ThreadStatesHeader header{1, 0};
+    wire::ThreadSiteState entry = ThreadState(1, 1, 0);
+    entry.wchan_length = 40;  // but only 5 bytes follow
+    b.Begin(0, 1).Record(wire::RecordType::kThreadStates,
+                         StreamBuilder::Bytes(header) + StreamBuilder::Bytes(entry) + "futex");
+    cases.push_back({"wchan overrun", b.Take(), "wchan_length 40 overruns"});
+  }
+  {
+    StreamBuilder b = hello();
+    wire::ThreadStatesHeader header{2, 0};
+    wire::ThreadSiteState entry = ThreadState(1, 1, 0);
+    entry.wchan_length = 30;  // eats into the second entry's fixed part
+    b.Begin(0, 1).Record(wire::RecordType::kThreadStates,
+                         StreamBuilder::Bytes(header) + StreamBuilder::Bytes(entry) +
+                             std::string(30, 'w') + StreamBuilder::Bytes(entry).substr(0, 30));
+    cases.push_back({"states second entry truncated", b.Take(), "entry 1 is truncated"});
+  }
+  {
+    StreamBuilder b = hello();
+    wire::ThreadStatesHeader header{1, 0};
+    wire::ThreadSiteState entry = ThreadState(1, 1, 0);
+    entry.wchan_length = kMaxWchanLength + 1;
+    b.Begin(0, 1).Record(wire::RecordType::kThreadStates,
+                         StreamBuilder::Bytes(header) + StreamBuilder::Bytes(entry) +
+                             std::string(kMaxWchanLength + 1, 'w'));
+    cases.push_back({"wchan too long", b.Take(), "exceeds 512"});
+  }
+  {
+    StreamBuilder b = hello();
+    wire::ThreadStatesHeader header{1, 0};
+    wire::ThreadSiteState entry = ThreadState(1, 1, 0);
+    entry.wchan_length = 5;
+    b.Begin(0, 1).Record(
+        wire::RecordType::kThreadStates,
+        StreamBuilder::Bytes(header) + StreamBuilder::Bytes(entry) + "futex" + "junk");
+    cases.push_back({"states trailing", b.Take(), "4 trailing bytes after 1 entries"});
   }
   return cases;
 }

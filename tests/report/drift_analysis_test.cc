@@ -131,5 +131,24 @@ TEST(OlsDriftAnalyzerTest, StartUpGrowthInsideTheWarmUpIsSteady) {
   EXPECT_EQ(finding.status, DriftStatus::kSteady);
 }
 
+// Count series (fds, threads, timers) are small integers: one descriptor leaked every fourth
+// census is drift; a pool of descriptors opened at start-up and reused is not.
+TEST(OlsDriftAnalyzerTest, SlowFdCountLeakDrifts) {
+  const Series s = Make(60, [](size_t i) { return static_cast<int64_t>(12 + i / 4); });
+  const DriftFinding finding = Analyze(s);
+  EXPECT_EQ(finding.status, DriftStatus::kDrifting);
+  EXPECT_NEAR(finding.slope_per_hour, 900, 60);
+}
+
+TEST(OlsDriftAnalyzerTest, FdPoolOpenedAtStartIsSteady) {
+  const Series s = Make(60, [](size_t i) { return static_cast<int64_t>(i < 5 ? 2 * i : 10); });
+  EXPECT_EQ(Analyze(s).status, DriftStatus::kSteady);
+}
+
+TEST(OlsDriftAnalyzerTest, FdChurnIsSteady) {
+  const Series s = Make(60, [](size_t i) { return static_cast<int64_t>(8 + i % 3); });
+  EXPECT_EQ(Analyze(s).status, DriftStatus::kSteady);
+}
+
 }  // namespace
 }  // namespace dw::report
