@@ -183,7 +183,7 @@ enum TimerNotify : uint32_t {
 
 // Limits payload: what the process's resources run into. 0 means "no limit" or "unknown".
 struct Limits {
-  uint64_t nofile_soft;          // RLIMIT_NOFILE
+  uint64_t nofile_soft;  // RLIMIT_NOFILE
   uint64_t nofile_hard;
   uint64_t nproc_soft;           // RLIMIT_NPROC (counts every thread of the user)
   uint64_t pids_max;             // the pids cgroup's pids.max
@@ -203,13 +203,13 @@ struct ThreadStatesHeader {
 };
 struct ThreadSiteState {
   uint32_t site_id;
-  uint32_t running;          // state R
-  uint32_t sleeping;         // state S (interruptible wait)
-  uint32_t disk_sleeping;    // state D
-  uint32_t stopped;          // states T, t
-  uint32_t exited_unjoined;  // returned, but never joined or detached: its stack is kept
-  uint64_t longest_idle_ms;  // the longest time one of them has made no CPU progress
-  uint32_t idle_over_minute; // how many of them have made no CPU progress for over a minute
+  uint32_t running;           // state R
+  uint32_t sleeping;          // state S (interruptible wait)
+  uint32_t disk_sleeping;     // state D
+  uint32_t stopped;           // states T, t
+  uint32_t exited_unjoined;   // returned, but never joined or detached: its stack is kept
+  uint64_t longest_idle_ms;   // the longest time one of them has made no CPU progress
+  uint32_t idle_over_minute;  // how many of them have made no CPU progress for over a minute
   uint32_t wchan_length;
 };
 static_assert(sizeof(ThreadSiteState) == 40);
