@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -459,7 +460,22 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
                DescribeExit(result.child_exit));
   }
 
-  for (const ProcessReport& process : result.processes) {
+  // Processes with something to say come first, then the command itself; a run that forked or
+  // exec'd many short-lived helpers summarises the quiet ones instead of listing each.
+  std::vector<const ProcessReport*> order;
+  for (const ProcessReport& process : result.processes) order.push_back(&process);
+  std::stable_sort(order.begin(), order.end(), [&](const ProcessReport* a, const ProcessReport* b) {
+    const auto rank = [&](const ProcessReport* p) {
+      return Findings(*p).empty()
+                 ? (p->identity.pid == static_cast<uint32_t>(result.child_pid) ? 1 : 2)
+                 : 0;
+    };
+    return rank(a) < rank(b);
+  });
+  constexpr size_t kMaxQuietProcesses = 8;
+  const bool list_all = order.size() <= kMaxQuietProcesses;
+  std::map<std::string, size_t> quiet_by_exe;
+  const auto print_process = [&](const ProcessReport& process) {
     fmt::print(out, "\nprocess {} {}{}: {} census{}, rss {}, fds {}, threads {}, heap live {}{}\n",
                process.identity.pid, process.identity.exe,
                process.exit.has_value() ? fmt::format(" ({})", DescribeExit(*process.exit)) : "",
@@ -508,7 +524,7 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
       } else {
         fmt::print(out, "  no growing site\n");
       }
-      continue;
+      return;
     }
     fmt::print(out, "  {:<7} {:<9} {:>14} {:>11}  {:<14} {}\n", "KIND", "STATUS", "SLOPE", "LIVE",
                "DETAIL", "WHERE");
@@ -542,6 +558,25 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
     if (findings.size() > max_sites) {
       fmt::print(out, "  ... and {} more (see --json)\n", findings.size() - max_sites);
     }
+  };
+  for (const ProcessReport* process : order) {
+    const bool shown = list_all || !Findings(*process).empty() ||
+                       process->identity.pid == static_cast<uint32_t>(result.child_pid);
+    if (shown) {
+      print_process(*process);
+    } else {
+      ++quiet_by_exe[process->identity.exe];
+    }
+  }
+  if (!quiet_by_exe.empty()) {
+    size_t quiet = 0;
+    std::string which;
+    for (const auto& [exe, count] : quiet_by_exe) {
+      quiet += count;
+      which += fmt::format("{}{} x{}", which.empty() ? "" : ", ", exe, count);
+    }
+    fmt::print(out, "\n{} more process{} with no growing site: {}\n", quiet, quiet == 1 ? "" : "es",
+               which);
   }
 }
 

@@ -72,13 +72,34 @@ std::string Frame::Describe() const {
   return AddressHex();
 }
 
+namespace {
+
+// GCC names the copies it makes of a function by appending a suffix: "probe.isra.0",
+// "parse.constprop.0", "run.part.0", "handle.cold". Users wrote "probe", so that is what a
+// frame says (the address still identifies the exact copy). In demangled C++ names the suffix
+// reads " [clone .isra.0]".
+std::string StripCloneSuffixes(std::string name) {
+  for (size_t clone; (clone = name.find(" [clone .")) != std::string::npos;) {
+    size_t end = name.find(']', clone);
+    name.erase(clone, end == std::string::npos ? std::string::npos : end - clone + 1);
+  }
+  static constexpr const char* kSuffixes[] = {".isra.",  ".constprop.", ".part.", ".cold",
+                                              ".lto_priv.", ".localalias", ".specialized."};
+  size_t cut = std::string::npos;
+  for (const char* suffix : kSuffixes) cut = std::min(cut, name.find(suffix));
+  if (cut != std::string::npos && cut > 0) name.erase(cut);
+  return name;
+}
+
+}  // namespace
+
 std::string Demangle(const char* symbol) {
   int status = 0;
   char* demangled = abi::__cxa_demangle(symbol, nullptr, nullptr, &status);
-  if (status != 0 || demangled == nullptr) return symbol;
+  if (status != 0 || demangled == nullptr) return StripCloneSuffixes(symbol);
   std::string result(demangled);
   std::free(demangled);
-  return result;
+  return StripCloneSuffixes(std::move(result));
 }
 
 absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::string& path) {
@@ -107,8 +128,8 @@ struct Symbolizer::LoadedModule {
 Symbolizer::Symbolizer() = default;
 Symbolizer::~Symbolizer() = default;
 
-Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, uint64_t bias) {
-  auto& slot = loaded_[std::make_pair(path, bias)];
+Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path) {
+  auto& slot = loaded_[path];
   if (slot != nullptr) return slot.get();
   slot = std::make_unique<LoadedModule>();
   slot->dwfl = dwfl_begin(&kOfflineCallbacks);
@@ -117,8 +138,9 @@ Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, uint64_t bia
     return slot.get();
   }
   dwfl_report_begin(slot->dwfl);
-  // add_p_vaddr = true: `bias` is the load bias itself (libdwfl ignores it for ET_EXEC).
-  slot->module = dwfl_report_elf(slot->dwfl, path.c_str(), path.c_str(), -1, bias, true);
+  // Loaded at bias 0, so module addresses are the file's own virtual addresses: one session
+  // serves every process that maps the file, wherever ASLR put it (lookups subtract the bias).
+  slot->module = dwfl_report_elf(slot->dwfl, path.c_str(), path.c_str(), -1, 0, true);
   if (slot->module == nullptr) slot->error = absl::StrCat("cannot load ELF: ", dwfl_errmsg(-1));
   dwfl_report_end(slot->dwfl, nullptr, nullptr);
   return slot.get();
@@ -169,17 +191,23 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
   const uint64_t bias = *bias_it->second;
   frame.module_offset = return_address - bias;
 
-  const auto key = std::make_tuple(mapping->path, bias, return_address);
-  if (auto it = frames_.find(key); it != frames_.end()) return it->second;
+  // The same code at the same file address, whatever the process: cached by file address.
+  const uint64_t file_pc = pc - bias;
+  const auto key = std::make_pair(mapping->path, file_pc);
+  if (auto it = frames_.find(key); it != frames_.end()) {
+    Frame cached = it->second;
+    cached.address = return_address;
+    return cached;
+  }
 
-  LoadedModule* loaded = Load(mapping->path, bias);
+  LoadedModule* loaded = Load(mapping->path);
   if (loaded->module == nullptr) {
     frame.unresolved = loaded->error;
   } else {
     GElf_Off offset = 0;
     GElf_Sym sym;
     const char* name =
-        dwfl_module_addrinfo(loaded->module, pc, &offset, &sym, nullptr, nullptr, nullptr);
+        dwfl_module_addrinfo(loaded->module, file_pc, &offset, &sym, nullptr, nullptr, nullptr);
     if (name != nullptr) {
       // The ELF symbol table spells versioned symbols "name@@VERSION"; people search by name.
       std::string_view plain(name);
@@ -188,7 +216,7 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
     } else {
       frame.unresolved = "no symbol covers the address";
     }
-    if (Dwfl_Line* line = dwfl_module_getsrc(loaded->module, pc); line != nullptr) {
+    if (Dwfl_Line* line = dwfl_module_getsrc(loaded->module, file_pc); line != nullptr) {
       int lineno = 0;
       if (const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
           file != nullptr) {

@@ -55,14 +55,15 @@ class Symbolizer {
 
  private:
   struct LoadedModule;
-  LoadedModule* Load(const std::string& path, uint64_t bias);
+  LoadedModule* Load(const std::string& path);
 
-  // One libdwfl session per (path, bias): opened once, reused for every frame in that module.
-  absl::flat_hash_map<std::pair<std::string, uint64_t>, std::unique_ptr<LoadedModule>> loaded_;
+  // One libdwfl session per module file, loaded at bias 0: opened once, reused for every frame
+  // of every process that maps it.
+  absl::flat_hash_map<std::string, std::unique_ptr<LoadedModule>> loaded_;
   // Bias per (module list, path): the same ModuleList object is shared by many sites.
   absl::flat_hash_map<std::pair<const ModuleList*, std::string>, absl::StatusOr<uint64_t>> biases_;
-  // Resolved frames per (path, bias, address).
-  absl::flat_hash_map<std::tuple<std::string, uint64_t, uint64_t>, Frame> frames_;
+  // Resolved frames per (path, file address).
+  absl::flat_hash_map<std::pair<std::string, uint64_t>, Frame> frames_;
 };
 
 // Demangles a C++ symbol; returns the input when it is not a mangled name.

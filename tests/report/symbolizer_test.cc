@@ -178,6 +178,14 @@ TEST(SymbolizerTest, UnresolvedFramesSayWhy) {
   EXPECT_THAT(no_list.unresolved, HasSubstr("no module list"));
 }
 
+TEST(SymbolizerTest, DemangleDropsCompilerCloneSuffixes) {
+  EXPECT_EQ(Demangle("probe_backend.isra.0"), "probe_backend");
+  EXPECT_EQ(Demangle("parse.constprop.0.isra.0"), "parse");
+  EXPECT_EQ(Demangle("handle.cold"), "handle");
+  EXPECT_EQ(Demangle("_ZN4demo7Service6HandleEv.part.0"), "demo::Service::Handle()");
+  EXPECT_EQ(Demangle("_ZL5probev.isra.0"), "probe()");
+}
+
 TEST(SymbolizerTest, DemangleLeavesPlainNamesAlone) {
   EXPECT_EQ(Demangle("malloc"), "malloc");
   EXPECT_EQ(Demangle("_Znwm"), "operator new(unsigned long)");
