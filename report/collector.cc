@@ -60,6 +60,10 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create() {
   return collector;
 }
 
+std::unique_ptr<Collector> Collector::CreateOffline() {
+  return std::unique_ptr<Collector>(new Collector());
+}
+
 Collector::~Collector() {
   for (auto& connection : connections_) {
     if (connection->fd >= 0) close(connection->fd);
@@ -108,6 +112,8 @@ void Collector::AcceptAll() {
     if (fd < 0) return;  // EAGAIN: nothing pending; other errors: try again next round
     auto connection = std::make_unique<Connection>();
     connection->fd = fd;
+    connection->id = static_cast<uint32_t>(connections_.size());
+    if (tap_ != nullptr) tap_->OnOpen(connection->id);
     // Read right away: a short-lived process may already have written everything and closed.
     ReadFrom(*connection);
     connections_.push_back(std::move(connection));
@@ -123,28 +129,61 @@ bool Collector::ReadFrom(Connection& connection) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      connection.record.stream_error = absl::StrCat("read: ", ErrnoText());
-      Close(connection);
+      const std::string error = absl::StrCat("read: ", ErrnoText());
+      if (tap_ != nullptr) tap_->OnClose(connection.id, error);
+      EndOfStream(connection, error);
       return true;
     }
     activity = true;
     if (n == 0) {
-      connection.record.eof = true;
-      if (absl::Status status = connection.decoder.Finish(); !status.ok()) {
-        connection.record.stream_error = std::string(status.message());
-      }
-      Close(connection);
+      if (tap_ != nullptr) tap_->OnClose(connection.id, "");
+      EndOfStream(connection, "");
       break;
     }
     budget -= std::min<size_t>(budget, static_cast<size_t>(n));
-    absl::Status status = connection.decoder.Feed(std::string_view(buffer, n));
-    Drain(connection);
-    if (!status.ok()) {
-      connection.record.stream_error = std::string(status.message());
-      Close(connection);
-    }
+    // The tap sees the bytes before decoding, so a recording keeps even the chunk that broke it.
+    if (tap_ != nullptr) tap_->OnBytes(connection.id, std::string_view(buffer, n));
+    Consume(connection, std::string_view(buffer, n));
   }
   return activity;
+}
+
+void Collector::Consume(Connection& connection, std::string_view bytes) {
+  if (!connection.open) return;
+  absl::Status status = connection.decoder.Feed(bytes);
+  Drain(connection);
+  if (!status.ok()) {
+    connection.record.stream_error = std::string(status.message());
+    Close(connection);
+  }
+}
+
+void Collector::EndOfStream(Connection& connection, std::string_view read_error) {
+  if (!connection.open) return;
+  if (!read_error.empty()) {
+    connection.record.stream_error = std::string(read_error);
+  } else {
+    connection.record.eof = true;
+    if (absl::Status status = connection.decoder.Finish(); !status.ok()) {
+      connection.record.stream_error = std::string(status.message());
+    }
+  }
+  Close(connection);
+}
+
+uint32_t Collector::OpenOffline() {
+  auto connection = std::make_unique<Connection>();
+  connection->id = static_cast<uint32_t>(connections_.size());
+  connections_.push_back(std::move(connection));
+  return connections_.back()->id;
+}
+
+void Collector::FeedOffline(uint32_t connection, std::string_view bytes) {
+  Consume(*connections_.at(connection), bytes);
+}
+
+void Collector::EndOffline(uint32_t connection, std::string_view read_error) {
+  EndOfStream(*connections_.at(connection), read_error);
 }
 
 void Collector::Drain(Connection& connection) {
@@ -162,8 +201,9 @@ void Collector::Drain(Connection& connection) {
 }
 
 void Collector::Close(Connection& connection) {
-  if (connection.fd < 0) return;
-  close(connection.fd);
+  if (!connection.open) return;
+  connection.open = false;
+  if (connection.fd >= 0) close(connection.fd);
   connection.fd = -1;
   connection.record.sites = connection.decoder.sites();
 }
@@ -172,7 +212,7 @@ std::vector<ConnectionRecord> Collector::Finish() {
   std::vector<ConnectionRecord> records;
   records.reserve(connections_.size());
   for (auto& connection : connections_) {
-    if (connection->fd >= 0) {
+    if (connection->open) {
       // Still open: the peer outlived the run (e.g. a daemonised grandchild). What it sent is
       // kept; an incomplete census is noted, not fatal.
       if (absl::Status status = connection->decoder.Finish();

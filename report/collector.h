@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -42,9 +43,25 @@ struct ConnectionRecord {
 
 class Collector {
  public:
+  // Sees the raw bytes of every connection exactly as read, for `driftwatch run --record`
+  // (report/recording.h). Connection ids are 0, 1, 2, ... in accept order, the order Finish()
+  // hands the records over. Called from PollOnce() on the collecting thread.
+  class Tap {
+   public:
+    virtual ~Tap() = default;
+    virtual void OnOpen(uint32_t connection) = 0;
+    virtual void OnBytes(uint32_t connection, std::string_view bytes) = 0;
+    // The peer closed the connection (`read_error` empty) or reading it failed.
+    virtual void OnClose(uint32_t connection, std::string_view read_error) = 0;
+  };
+
   // Creates the directory and the listening socket. The directory goes under $TMPDIR when that
   // leaves room for the socket path, else under /tmp.
   static absl::StatusOr<std::unique_ptr<Collector>> Create();
+  // A collector without a socket whose connections the caller feeds (the replay of a recording,
+  // `driftwatch report`). The bytes go through exactly the decoding of a live connection, so a
+  // replay sees what the live run saw.
+  static std::unique_ptr<Collector> CreateOffline();
   ~Collector();  // closes all sockets and removes the socket and its directory
   Collector(const Collector&) = delete;
   Collector& operator=(const Collector&) = delete;
@@ -63,9 +80,21 @@ class Collector {
   // received, in the order the connections were accepted.
   std::vector<ConnectionRecord> Finish();
 
+  // Not owned; null (the default) for none. Set before the first PollOnce().
+  void set_tap(Tap* tap) { tap_ = tap; }
+
+  // Offline connections (CreateOffline): the replay of Tap events. OpenOffline() returns the new
+  // connection's id (0, 1, 2, ...). Feeding or ending a connection that already ended (a corrupt
+  // stream ends it early, as live) does nothing. Ids must come from OpenOffline().
+  uint32_t OpenOffline();
+  void FeedOffline(uint32_t connection, std::string_view bytes);
+  void EndOffline(uint32_t connection, std::string_view read_error);
+
  private:
   struct Connection {
-    int fd = -1;
+    int fd = -1;  // -1 for offline connections, and once closed
+    uint32_t id = 0;
+    bool open = true;
     CensusStreamDecoder decoder;
     ConnectionRecord record;
   };
@@ -74,6 +103,9 @@ class Collector {
   void AcceptAll();
   // Returns true when something was read or the connection ended.
   bool ReadFrom(Connection& connection);
+  // What happens to bytes and to the end of a connection, live or offline.
+  void Consume(Connection& connection, std::string_view bytes);
+  void EndOfStream(Connection& connection, std::string_view read_error);
   void Drain(Connection& connection);
   void Close(Connection& connection);
 
@@ -81,6 +113,7 @@ class Collector {
   std::string socket_path_;
   int listen_fd_ = -1;
   std::vector<std::unique_ptr<Connection>> connections_;
+  Tap* tap_ = nullptr;
 };
 
 }  // namespace dw::report

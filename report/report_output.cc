@@ -113,6 +113,41 @@ void WriteThreadState(JsonWriter& json, const std::optional<ThreadSiteState>& st
   json.EndObject();
 }
 
+std::string LimitValueText(wire::Kind kind, uint64_t value) {
+  return kind == wire::Kind::kHeap ? FormatBytes(static_cast<double>(value))
+                                   : fmt::format("{}", value);
+}
+
+// "RLIMIT_NOFILE 4096 reached in 27.9 days", "... already reached", "no known limit".
+std::string LimitClause(wire::Kind kind, const std::optional<LimitProjection>& limit) {
+  if (!limit.has_value()) return "no known limit";
+  const std::string head = fmt::format("{} {}", limit->name, LimitValueText(kind, limit->value));
+  if (limit->time_to_limit_s.has_value()) {
+    return fmt::format("{} reached in {}", head, FormatTimeToLimit(*limit->time_to_limit_s));
+  }
+  return limit->current >= limit->value ? head + " already reached" : head + " not approached";
+}
+
+void WriteLimitProjection(JsonWriter& json, const std::optional<LimitProjection>& limit) {
+  json.Key("time_to_limit_s");
+  if (limit.has_value() && limit->time_to_limit_s.has_value()) {
+    json.Double(std::round(*limit->time_to_limit_s * 10) / 10);
+  } else {
+    json.Null();
+  }
+  json.Key("limit");
+  if (!limit.has_value()) {
+    json.Null();
+    return;
+  }
+  json.BeginObject();
+  json.Key("name");
+  json.String(limit->name);
+  json.Key("value");
+  json.UInt(limit->value);
+  json.EndObject();
+}
+
 // Rank of a kind in the findings: the counted kinds run into hard limits, so they come first.
 int KindRank(wire::Kind kind) { return kind == wire::Kind::kHeap ? 1 : 0; }
 
@@ -259,49 +294,54 @@ std::string FindingDetail(const SiteReport& site) {
 }
 
 std::string ProjectLimit(const ProcessReport& process, const SiteReport& site) {
-  if (!process.limits.has_value() || !(site.finding.slope_per_hour > 0)) return "";
-  const ProcessLimits& limits = *process.limits;
-  struct Candidate {
-    uint64_t limit;
-    const char* name;
-  };
-  std::vector<Candidate> candidates;
-  uint64_t current = 0;
-  bool bytes = false;
-  switch (site.kind) {
-    case wire::Kind::kFds:
-      candidates = {{limits.nofile_soft, "RLIMIT_NOFILE"}};
-      current = process.totals.fd_count;
-      break;
-    case wire::Kind::kThreads:
-      // All three count more than this process's threads; the process alone reaches them last.
-      candidates = {{limits.nproc_soft, "RLIMIT_NPROC"},
-                    {limits.pids_max, "pids.max"},
-                    {limits.threads_max, "threads-max"}};
-      current = process.totals.thread_count;
-      break;
-    case wire::Kind::kHeap:
-      candidates = {{limits.memory_limit_bytes, "the cgroup memory limit"},
-                    {limits.memory_total_bytes, "MemTotal"},
-                    {limits.address_space_bytes, "RLIMIT_AS"}};
-      current = process.totals.rss_bytes;
-      bytes = true;
-      break;
-    case wire::Kind::kTimers:
-      return "";  // timers run into RLIMIT_SIGPENDING or memory, which the shim does not send
+  const std::optional<LimitProjection> projection =
+      ProjectToLimit(site.kind, process.totals, process.limits, site.finding.slope_per_hour);
+  if (!projection.has_value() || !projection->time_to_limit_s.has_value()) return "";
+  const double ms = *projection->time_to_limit_s * 1000.0;
+  if (!(ms < 1e15)) return "";
+  return fmt::format("reaches {} ({}) in ~{} at this rate", projection->name,
+                     LimitValueText(site.kind, projection->value),
+                     FormatDuration(static_cast<uint64_t>(ms)));
+}
+
+std::string FormatTimeToLimit(double seconds) {
+  if (seconds < 120) return fmt::format("{:.0f} s", seconds);
+  if (seconds < 2 * 3600) return fmt::format("{:.0f} min", seconds / 60);
+  if (seconds < 48 * 3600) return fmt::format("{:.1f} hours", seconds / 3600);
+  return fmt::format("{:.1f} days", seconds / 86400);
+}
+
+std::string FindingSentence(const SiteReport& site) {
+  std::string text = fmt::format("{}: {}", KindName(site.kind),
+                                 FormatSlope(site.finding.slope_per_hour, site.unit));
+  if (site.finding.within_budget && site.budget_per_hour.has_value()) {
+    return text + fmt::format(", within the budget of {}",
+                              FormatSlope(*site.budget_per_hour, site.unit).substr(1));
   }
-  const Candidate* tightest = nullptr;
-  for (const Candidate& candidate : candidates) {
-    if (candidate.limit == 0) continue;
-    if (tightest == nullptr || candidate.limit < tightest->limit) tightest = &candidate;
+  if (site.finding.status == DriftStatus::kWarming) {
+    return text + ", slowing towards a plateau after the warm-up (not projected)";
   }
-  if (tightest == nullptr || tightest->limit <= current) return "";
-  const double hours = static_cast<double>(tightest->limit - current) / site.finding.slope_per_hour;
-  if (!(hours * 3600.0 * 1000.0 < 1e15)) return "";
-  const std::string limit = bytes ? FormatBytes(static_cast<double>(tightest->limit))
-                                  : fmt::format("{}", tightest->limit);
-  return fmt::format("reaches {} ({}) in ~{} at this rate", tightest->name, limit,
-                     FormatDuration(static_cast<uint64_t>(hours * 3600.0 * 1000.0)));
+  return text + ", " + LimitClause(site.kind, site.limit);
+}
+
+std::string TotalTrendSentence(const TotalTrend& trend) {
+  const char* unit = trend.kind == wire::Kind::kHeap ? "bytes" : "count";
+  return fmt::format("{} (process total): {}, {}", trend.name,
+                     FormatSlope(trend.finding.slope_per_hour, unit),
+                     LimitClause(trend.kind, trend.limit));
+}
+
+std::string RssSentence(const RssFinding& finding) {
+  const std::string heap =
+      finding.heap_slope_per_hour > 0 &&
+              finding.heap_slope_per_hour >= 0.01 * finding.slope_per_hour
+          ? fmt::format("grows only {}", FormatSlope(finding.heap_slope_per_hour, "bytes"))
+          : std::string("is flat");
+  return fmt::format(
+      "RSS grows {} while the tracked heap {}: fragmentation or memory outside malloc (mmap, "
+      "thread stacks, a custom allocator); {}",
+      FormatSlope(finding.slope_per_hour, "bytes"), heap,
+      LimitClause(wire::Kind::kHeap, finding.limit));
 }
 
 std::string RenderVerdictJson(const RunResult& result) {
@@ -355,9 +395,7 @@ std::string RenderVerdictJson(const RunResult& result) {
     json.Int(process.timers_live);
     json.EndObject();
     WriteLimits(json, process.limits);
-    json.Key("findings");
-    json.BeginArray();
-    for (const SiteReport* site : Findings(process)) {
+    const auto write_finding = [&](const SiteReport* site) {
       json.BeginObject();
       json.Key("kind");
       json.String(KindName(site->kind));
@@ -388,9 +426,68 @@ std::string RenderVerdictJson(const RunResult& result) {
       json.BeginArray();
       for (const Frame& frame : site->frames) WriteFrame(json, frame);
       json.EndArray();
+      // Added fields go last, after the ones consumers of the first schema already read.
+      json.Key("confidence");
+      json.Double(std::round(site->finding.confidence * 1e4) / 1e4);
+      WriteLimitProjection(json, site->limit);
+      json.Key("detail");
+      json.String(FindingSentence(*site));
+      if (site->budget_per_hour.has_value()) {
+        json.Key("budget_per_hour");
+        json.Double(*site->budget_per_hour);
+      }
+      json.EndObject();
+    };
+    json.Key("findings");
+    json.BeginArray();
+    for (const SiteReport* site : Findings(process)) write_finding(site);
+    json.EndArray();
+    // Growth a --budget accepted: steady for the verdict, but its rate stays on record.
+    json.Key("within_budget");
+    json.BeginArray();
+    for (const SiteReport& site : process.sites) {
+      if (site.finding.within_budget) write_finding(&site);
+    }
+    json.EndArray();
+    json.Key("total_trends");
+    json.BeginArray();
+    for (const TotalTrend& trend : process.total_trends) {
+      json.BeginObject();
+      json.Key("total");
+      json.String(trend.name);
+      json.Key("status");
+      json.String(DriftStatusName(trend.finding.status));
+      json.Key("slope_per_hour");
+      json.Double(trend.finding.slope_per_hour);
+      json.Key("unit");
+      json.String(trend.kind == wire::Kind::kHeap ? "bytes" : "count");
+      json.Key("confidence");
+      json.Double(std::round(trend.finding.confidence * 1e4) / 1e4);
+      WriteLimitProjection(json, trend.limit);
+      json.Key("detail");
+      json.String(TotalTrendSentence(trend));
       json.EndObject();
     }
     json.EndArray();
+    json.Key("rss_finding");
+    if (process.rss_finding.has_value()) {
+      const RssFinding& rss = *process.rss_finding;
+      json.BeginObject();
+      json.Key("status");
+      json.String(DriftStatusName(rss.status));
+      json.Key("slope_per_hour");
+      json.Double(rss.slope_per_hour);
+      json.Key("heap_slope_per_hour");
+      json.Double(rss.heap_slope_per_hour);
+      json.Key("confidence");
+      json.Double(std::round(rss.confidence * 1e4) / 1e4);
+      WriteLimitProjection(json, rss.limit);
+      json.Key("detail");
+      json.String(RssSentence(rss));
+      json.EndObject();
+    } else {
+      json.Null();
+    }
     json.EndObject();
   }
   json.EndArray();
@@ -517,6 +614,19 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
       fmt::print(out, "  warning: shim tables overflowed ({} unattributed, {} untracked)\n",
                  process.totals.sites_overflowed, process.totals.table_overflowed);
     }
+    for (const TotalTrend& trend : process.total_trends) {
+      fmt::print(out, "  total   {}\n", TotalTrendSentence(trend));
+    }
+    if (process.rss_finding.has_value()) {
+      fmt::print(out, "  rss     {:<9} {}\n", DriftStatusName(process.rss_finding->status),
+                 RssSentence(*process.rss_finding));
+    }
+    for (const SiteReport& site : process.sites) {
+      if (!site.finding.within_budget) continue;
+      fmt::print(out, "  within budget: {} at {}\n", FindingSentence(site),
+                 site.frames.empty() ? std::string("(unattributed)")
+                                     : site.frames[site.headline].Describe());
+    }
     const std::vector<const SiteReport*> findings = Findings(process);
     if (findings.empty()) {
       if (!process.heap_total_finding.enough_samples) {
@@ -526,8 +636,8 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
       }
       return;
     }
-    fmt::print(out, "  {:<7} {:<9} {:>14} {:>11}  {:<14} {}\n", "KIND", "STATUS", "SLOPE", "LIVE",
-               "DETAIL", "WHERE");
+    fmt::print(out, "  {:<7} {:<9} {:>14} {:>6} {:>11} {:>10}  {:<14} {}\n", "KIND", "STATUS",
+               "SLOPE", "CONF", "LIVE", "TO LIMIT", "DETAIL", "WHERE");
     for (size_t i = 0; i < findings.size() && i < max_sites; ++i) {
       const SiteReport& site = *findings[i];
       const std::string where = site.frames.empty() ? std::string("(unattributed)")
@@ -535,10 +645,18 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
       const std::string live = site.kind == wire::Kind::kHeap
                                    ? FormatBytes(static_cast<double>(site.live_bytes))
                                    : fmt::format("{}", site.live);
-      fmt::print(out, "  {:<7} {:<9} {:>14} {:>11}  {:<14} {}\n", KindName(site.kind),
+      const std::string to_limit = site.limit.has_value() && site.limit->time_to_limit_s.has_value()
+                                       ? FormatDuration(static_cast<uint64_t>(
+                                             std::min(*site.limit->time_to_limit_s * 1000.0, 1e15)))
+                                       : std::string("-");
+      // Rounded down and capped below 100%, so that 99.96% (or a p-value too small for a double)
+      // does not read as certainty.
+      const std::string confidence =
+          fmt::format("{:.1f}%", std::min(99.9, std::floor(site.finding.confidence * 1000) / 10));
+      fmt::print(out, "  {:<7} {:<9} {:>14} {:>6} {:>11} {:>10}  {:<14} {}\n", KindName(site.kind),
                  DriftStatusName(site.finding.status),
-                 FormatSlope(site.finding.slope_per_hour, site.unit), live, FindingDetail(site),
-                 where);
+                 FormatSlope(site.finding.slope_per_hour, site.unit), confidence, live, to_limit,
+                 FindingDetail(site), where);
       if (site.thread_state.has_value() && site.thread_state->Total() > 0) {
         fmt::print(out, "{:>10}{}\n", "", DescribeThreadState(*site.thread_state));
       }

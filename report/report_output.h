@@ -43,6 +43,23 @@ std::string FindingDetail(const SiteReport& site);
 // this rate". Empty when no limit is known, or the site does not grow.
 std::string ProjectLimit(const ProcessReport& process, const SiteReport& site);
 
+// "27.9 days", "5.2 hours", "47 min", "30 s".
+std::string FormatTimeToLimit(double seconds);
+
+// The finding in one sentence (JSON "detail"): "fds: +6.0/h, RLIMIT_NOFILE 4096 reached in
+// 27.9 days", "heap: +2.0 MiB/h, within the budget of 10.0 MiB/h", "timers: +720/h, no known
+// limit".
+std::string FindingSentence(const SiteReport& site);
+
+// The RSS reconciliation in one sentence: "RSS grows +30.0 MiB/h while the tracked heap is flat:
+// fragmentation or memory outside malloc (mmap, thread stacks, a custom allocator); MemTotal
+// 7.8 GiB reached in 11.2 days".
+std::string RssSentence(const RssFinding& finding);
+
+// A drifting process total in one sentence: "fds (process total): +3.6k/h, RLIMIT_NOFILE 4096
+// reached in 67 min".
+std::string TotalTrendSentence(const TotalTrend& trend);
+
 // The verdict JSON document.
 std::string RenderVerdictJson(const RunResult& result);
 // Writes RenderVerdictJson() to `path` atomically (temporary file, then rename).

@@ -191,9 +191,60 @@ std::vector<const ProcessReport*> FindProcessesByExe(const RunResult& result,
   return found;
 }
 
+std::optional<LimitProjection> ProjectToLimit(wire::Kind kind, const CensusTotals& totals,
+                                              const std::optional<ProcessLimits>& limits,
+                                              double slope_per_hour) {
+  if (!limits.has_value()) return std::nullopt;
+  struct Candidate {
+    uint64_t value;
+    const char* name;
+  };
+  std::vector<Candidate> candidates;
+  uint64_t current = 0;
+  switch (kind) {
+    case wire::Kind::kFds:
+      candidates = {{limits->nofile_soft, "RLIMIT_NOFILE"}};
+      current = totals.fd_count;
+      break;
+    case wire::Kind::kThreads:
+      // All three count more than this process's threads; the process alone reaches them last,
+      // so this is the latest the process can fail, not the earliest.
+      candidates = {{limits->nproc_soft, "RLIMIT_NPROC"},
+                    {limits->pids_max, "pids.max"},
+                    {limits->threads_max, "threads-max"}};
+      current = totals.thread_count;
+      break;
+    case wire::Kind::kHeap:
+      // The cgroup limit is what the OOM killer enforces; without one, the machine's memory.
+      candidates = {{limits->memory_limit_bytes != 0 ? limits->memory_limit_bytes
+                                                     : limits->memory_total_bytes,
+                     limits->memory_limit_bytes != 0 ? "memory.max" : "MemTotal"}};
+      current = totals.rss_bytes;
+      break;
+    case wire::Kind::kTimers:
+      return std::nullopt;  // RLIMIT_SIGPENDING and kernel memory are not sent by the shim
+  }
+  const Candidate* tightest = nullptr;
+  for (const Candidate& candidate : candidates) {
+    if (candidate.value == 0) continue;
+    if (tightest == nullptr || candidate.value < tightest->value) tightest = &candidate;
+  }
+  if (tightest == nullptr) return std::nullopt;
+  LimitProjection projection;
+  projection.name = tightest->name;
+  projection.value = tightest->value;
+  projection.current = current;
+  if (slope_per_hour > 0 && tightest->value > current) {
+    const double seconds = static_cast<double>(tightest->value - current) / slope_per_hour * 3600;
+    if (std::isfinite(seconds)) projection.time_to_limit_s = seconds;
+  }
+  return projection;
+}
+
 std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> records,
                                                const DriftAnalyzer& analyzer,
-                                               Symbolizer& symbolizer) {
+                                               Symbolizer& symbolizer,
+                                               const DriftBudgets& budgets) {
   std::vector<ProcessReport> processes;
   for (ConnectionRecord& record : records) {
     // A peer that never said Hello is not a driftwatch process (or failed at once): nothing to
@@ -250,6 +301,16 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
                                                                          ? points->live_bytes
                                                                          : points->live);
           }
+          site.budget_per_hour = budgets.For(site.kind);
+          if (site.finding.status == DriftStatus::kDrifting && site.budget_per_hour.has_value() &&
+              site.finding.slope_per_hour <= *site.budget_per_hour) {
+            site.finding.status = DriftStatus::kSteady;
+            site.finding.within_budget = true;
+          }
+          if (site.finding.status == DriftStatus::kDrifting || site.finding.within_budget) {
+            site.limit = ProjectToLimit(site.kind, latest.totals, latest.limits,
+                                        site.finding.slope_per_hour);
+          }
           process.sites.push_back(std::move(site));
         }
       }
@@ -258,6 +319,39 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
                 [](const SiteReport& a, const SiteReport& b) {
                   return std::pair(a.kind, a.site_id) < std::pair(b.kind, b.site_id);
                 });
+    }
+    // RSS against the tracked heap: RSS drifting while the heap sites do not (or grow at a
+    // fraction of its rate) is memory the shim cannot attribute: fragmentation, or mappings,
+    // thread stacks and allocators outside malloc.
+    const DriftFinding rss = analyzer.Analyze(series.times(), series.rss_bytes());
+    const DriftFinding& heap = process.heap_total_finding;
+    // Judged on the heap's slope, not its status: a heap growing as fast as RSS explains it even
+    // when its own trend is not yet significant.
+    constexpr double kUnexplainedShare = 0.25;  // heap growth below this share of RSS growth
+    if (rss.status == DriftStatus::kDrifting &&
+        heap.slope_per_hour < kUnexplainedShare * rss.slope_per_hour) {
+      RssFinding finding;
+      finding.status = rss.status;
+      finding.slope_per_hour = rss.slope_per_hour;
+      finding.heap_slope_per_hour = heap.slope_per_hour;
+      finding.confidence = rss.confidence;
+      finding.limit =
+          ProjectToLimit(wire::Kind::kHeap, process.totals, process.limits, rss.slope_per_hour);
+      process.rss_finding = finding;
+    }
+    const std::pair<const std::vector<int64_t>*, TotalTrend> totals[] = {
+        {&series.rss_bytes(), {.name = "rss", .kind = wire::Kind::kHeap}},
+        {&series.fds(), {.name = "fds", .kind = wire::Kind::kFds}},
+        {&series.threads(), {.name = "threads", .kind = wire::Kind::kThreads}},
+    };
+    for (const auto& [values, trend] : totals) {
+      TotalTrend total = trend;
+      total.finding =
+          trend.name == std::string_view("rss") ? rss : analyzer.Analyze(series.times(), *values);
+      if (total.finding.status != DriftStatus::kDrifting) continue;
+      total.limit =
+          ProjectToLimit(total.kind, process.totals, process.limits, total.finding.slope_per_hour);
+      process.total_trends.push_back(total);
     }
     process.series = std::move(record.series);
     processes.push_back(std::move(process));
@@ -304,6 +398,7 @@ absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
 
   absl::StatusOr<std::unique_ptr<Collector>> collector = Collector::Create();
   if (!collector.ok()) return collector.status();
+  (*collector)->set_tap(options.tap);
 
   // Everything the child needs is built before fork: between fork and exec only
   // async-signal-safe calls are allowed.
@@ -432,16 +527,21 @@ absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
     if (phase == Phase::kDraining && !*activity && (*collector)->open_connections() == 0) break;
   }
   result.duration_s = std::chrono::duration<double>(end - start).count();
+  AnalyzeCollected((*collector)->Finish(), options, result);
+  return result;
+}
 
+void AnalyzeCollected(std::vector<ConnectionRecord> records, const RunOptions& options,
+                      RunResult& result) {
+  const pid_t child = result.child_pid;
   ExitInfo& exit = result.child_exit;
   result.child_failed = !result.ended_by_us && (exit.signaled || exit.code != 0);
 
-  std::vector<ConnectionRecord> records = (*collector)->Finish();
-  OlsDriftAnalyzer default_analyzer;
+  RobustDriftAnalyzer default_analyzer({.warmup_s = options.warmup_s});
   Symbolizer symbolizer;
   result.processes = BuildProcessReports(
       std::move(records), options.analyzer != nullptr ? *options.analyzer : default_analyzer,
-      symbolizer);
+      symbolizer, options.budgets);
   // The direct child's exit status belongs to its last image (an exec replaces the earlier ones).
   for (auto it = result.processes.rbegin(); it != result.processes.rend(); ++it) {
     if (it->identity.pid == static_cast<uint32_t>(child)) {
@@ -450,7 +550,6 @@ absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
     }
   }
   result.verdict = ComputeVerdict(result.processes);
-  return result;
 }
 
 }  // namespace dw::report

@@ -30,14 +30,19 @@
 namespace dw::report {
 
 struct RunOptions {
-  std::vector<std::string> command;         // argv; command[0] is looked up in $PATH
-  std::optional<double> duration_s;         // unset: until the command exits
-  uint32_t interval_ms = 1000;              // passed as DRIFTWATCH_INTERVAL_MS
-  std::string shim_path;                    // empty: LocateShim()
-  double kill_grace_s = 5.0;                // SIGTERM -> SIGKILL
-  double drain_grace_s = 2.0;               // after the command exits, wait this long for EOFs
-  bool forward_signals = true;              // forward SIGINT/SIGTERM received by us to the command
-  const DriftAnalyzer* analyzer = nullptr;  // null: OlsDriftAnalyzer with default options
+  std::vector<std::string> command;  // argv; command[0] is looked up in $PATH
+  std::optional<double> duration_s;  // unset: until the command exits
+  uint32_t interval_ms = 1000;       // passed as DRIFTWATCH_INTERVAL_MS
+  std::string shim_path;             // empty: LocateShim()
+  double kill_grace_s = 5.0;         // SIGTERM -> SIGKILL
+  double drain_grace_s = 2.0;        // after the command exits, wait this long for EOFs
+  bool forward_signals = true;       // forward SIGINT/SIGTERM received by us to the command
+  // null: RobustDriftAnalyzer with `warmup_s`; when set, `warmup_s` is ignored.
+  const DriftAnalyzer* analyzer = nullptr;
+  std::optional<double> warmup_s;  // --warmup: seconds skipped before fitting; unset: from data
+  DriftBudgets budgets;            // --budget: accepted growth per kind
+  // Sees every connection's raw bytes (driftwatch run --record); not owned, null for none.
+  Collector::Tap* tap = nullptr;
 };
 
 struct ExitInfo {
@@ -45,6 +50,25 @@ struct ExitInfo {
   int code = 0;    // exit code when !signaled
   int signal = 0;  // terminating signal when signaled
 };
+
+// When a resource runs into the process's tightest known limit at a given rate.
+struct LimitProjection {
+  // "RLIMIT_NOFILE" (fds); "RLIMIT_NPROC", "pids.max" or "threads-max" (threads); "memory.max"
+  // (the cgroup's memory limit) or "MemTotal" (heap and RSS, against the RSS).
+  const char* name = "";
+  uint64_t value = 0;    // the limit, in the kind's unit (bytes for memory)
+  uint64_t current = 0;  // what the process uses now: its fds, threads or RSS
+  // (value - current) / rate; unset when the rate is not positive or the limit is already
+  // reached.
+  std::optional<double> time_to_limit_s;
+};
+
+// The tightest limit of `limits` for `kind`, and when the process reaches it growing at
+// `slope_per_hour`. Unset for timers (their limits, RLIMIT_SIGPENDING and kernel memory, are not
+// sent) and when no limit is known. RLIMIT_AS is not used: it bounds virtual size, not RSS.
+std::optional<LimitProjection> ProjectToLimit(wire::Kind kind, const CensusTotals& totals,
+                                              const std::optional<ProcessLimits>& limits,
+                                              double slope_per_hour);
 
 // One site of the latest census of a process.
 struct SiteReport {
@@ -65,6 +89,26 @@ struct SiteReport {
   // threads: what the site's live threads were doing at the latest census; absent when that
   // census carried no ThreadStates entry for the site (no live thread, or an older shim).
   std::optional<ThreadSiteState> thread_state;
+  // For drifting sites (and growth within budget): the process's tightest limit of this kind.
+  std::optional<LimitProjection> limit;
+  std::optional<double> budget_per_hour;  // the --budget of this kind, when one was given
+};
+
+// RSS judged against the tracked heap: memory the process gains outside the heap sites.
+struct RssFinding {
+  DriftStatus status = DriftStatus::kSteady;  // of the RSS series
+  double slope_per_hour = 0;                  // RSS growth, bytes per hour
+  double heap_slope_per_hour = 0;             // tracked heap growth over the same censuses
+  double confidence = 0;
+  std::optional<LimitProjection> limit;
+};
+
+// A process total (RSS, all fds, all threads) that drifts, and when it reaches its limit.
+struct TotalTrend {
+  const char* name = "";                // "rss", "fds", "threads"
+  wire::Kind kind = wire::Kind::kHeap;  // whose limits apply: kHeap for RSS
+  DriftFinding finding = {};            // status is kDrifting
+  std::optional<LimitProjection> limit = {};
 };
 
 // One process image (one connection).
@@ -82,7 +126,13 @@ struct ProcessReport {
   int64_t timers_live = 0;              // sum of live counts over timer sites in the latest census
   std::optional<ProcessLimits> limits;  // the latest Limits received; absent if none was sent
   DriftFinding heap_total_finding;      // the analysis of heap_live_bytes over time
-  std::vector<SiteReport> sites;        // every site of the latest census, all kinds
+  // RSS that drifts while the tracked heap does not (or grows far faster than it); absent
+  // otherwise.
+  std::optional<RssFinding> rss_finding;
+  // The process totals that drift, whatever their sites do (a total also counts what no site
+  // holds: inherited fds, threads and memory made where no hook sees them).
+  std::vector<TotalTrend> total_trends;
+  std::vector<SiteReport> sites;  // every site of the latest census, all kinds
   ProcessSeries series;
 
   const SiteReport* FindSite(wire::Kind kind, uint32_t site_id) const;
@@ -120,9 +170,19 @@ std::vector<const ProcessReport*> FindProcessesByExe(const RunResult& result, st
 
 // Turns what the collector received into reports: symbolised sites with headline frames,
 // findings and totals. Exposed so that tests (and later an offline analysis) can reuse it.
+// Drifting sites whose slope is within `budgets` for their kind become steady, with
+// finding.within_budget set.
 std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> records,
                                                const DriftAnalyzer& analyzer,
-                                               Symbolizer& symbolizer);
+                                               Symbolizer& symbolizer,
+                                               const DriftBudgets& budgets = {});
+
+// What a run does once collection ended, shared with the replay of a recording (`driftwatch
+// report`) so both take exactly the same steps: decides child_failed from child_exit and
+// ended_by_us, builds the process reports with `options`' analysis settings, gives the direct
+// child's (child_pid) last image its exit status, and computes the verdict.
+void AnalyzeCollected(std::vector<ConnectionRecord> records, const RunOptions& options,
+                      RunResult& result);
 
 // drift if any site drifts; inconclusive if no process sent enough censuses to judge.
 Verdict ComputeVerdict(const std::vector<ProcessReport>& processes);

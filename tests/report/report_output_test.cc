@@ -205,10 +205,14 @@ TEST(ReportOutputTest, TerminalShowsTypesStatesAndLimits) {
   EXPECT_THAT(text, HasSubstr("timers 30"));
   EXPECT_THAT(text, HasSubstr("limits: nofile 1024, pids.max 4915, threads-max 126865, "
                               "memory 8.0 GiB"));
-  EXPECT_THAT(text,
-              HasSubstr("KIND    STATUS             SLOPE        LIVE  DETAIL         WHERE"));
-  EXPECT_THAT(text, HasSubstr("fds     drifting         +3.6k/h          30  socket/inet"));
-  EXPECT_THAT(text, HasSubstr("threads drifting         +3.6k/h          30  sleeping"));
+  EXPECT_THAT(text, HasSubstr("KIND    STATUS             SLOPE   CONF        LIVE   TO LIMIT  "
+                              "DETAIL         WHERE"));
+  // This result comes from OlsDriftAnalyzer, which reports no confidence.
+  EXPECT_THAT(text, HasSubstr("fds     drifting         +3.6k/h   0.0%          30     16m25s  "
+                              "socket/inet"));
+  EXPECT_THAT(text, HasSubstr("threads drifting         +3.6k/h   0.0%          30      1h21m  "
+                              "sleeping"));
+  EXPECT_THAT(text, HasSubstr("timers  drifting         +3.6k/h   0.0%          30          -"));
   EXPECT_THAT(text, HasSubstr("30 threads, all sleeping in futex_wait_queue; all idle over a "
                               "minute, longest 5m12s"));
   EXPECT_THAT(text, HasSubstr("notify=signal,thread"));
