@@ -27,11 +27,12 @@ namespace {
 constexpr int kExitUsage = 2;
 
 constexpr char kMainUsage[] =
-    "usage: driftwatch run [--duration S] [--interval MS] [--json FILE] -- COMMAND [ARGS...]\n"
+    "usage: driftwatch run [--duration S] [--interval MS] [--json FILE] [--record FILE]\n"
+    "                      [--warmup S] [--budget LIST] -- COMMAND [ARGS...]\n"
     "       driftwatch report [--json FILE] [--warmup S] [--budget LIST] RECORDING\n"
     "       driftwatch --help | --version\n"
     "\n"
-    "Finds resource drift (memory that keeps growing) per call site in a running program.\n"
+    "Finds resource drift (memory, fds, threads, timers that keep growing) per call site.\n"
     "\n"
     "commands:\n"
     "  run     run COMMAND under the driftwatch shim and report sites that keep growing\n"
@@ -41,7 +42,8 @@ constexpr char kMainUsage[] =
     "            3 COMMAND failed (crash or non-zero exit) before the run ended\n";
 
 constexpr char kRunUsage[] =
-    "usage: driftwatch run [--duration S] [--interval MS] [--json FILE] -- COMMAND [ARGS...]\n"
+    "usage: driftwatch run [--duration S] [--interval MS] [--json FILE] [--record FILE]\n"
+    "                      [--warmup S] [--budget LIST] -- COMMAND [ARGS...]\n"
     "\n"
     "Runs COMMAND with libdriftwatch.so preloaded, collects a census of live resources per call\n"
     "site every interval from it and its children, then reports the sites that keep growing.\n"
