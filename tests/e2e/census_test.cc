@@ -3,49 +3,17 @@
 
 #include <string>
 
-#include "report/run_command.h"
+#include "tests/e2e/e2e_support.h"
 
 namespace dw::report {
 namespace {
 
-RunResult RunProgram(const std::string& name, std::vector<std::string> arguments = {}) {
-  RunOptions options;
-  options.command = {std::string(DW_PROGRAM_DIR) + "/" + name};
-  options.command.insert(options.command.end(), arguments.begin(), arguments.end());
-  options.interval_ms = 100;
-  options.shim_path = DW_SHIM_PATH;
-  options.forward_signals = false;
-  absl::StatusOr<RunResult> result = RunUnderShim(options);
-  EXPECT_TRUE(result.ok()) << result.status();
-  if (!result.ok()) return {};
-  EXPECT_FALSE(result->child_failed) << name << " exited with " << result->child_exit.code;
-  return *std::move(result);
-}
+using e2e::OnlyProcess;
+using e2e::RunProgram;
+using Totals = e2e::SiteTotals;
 
-// The one process of a run, which must have delivered its final census.
-const ProcessReport& OnlyProcess(const RunResult& result) {
-  static const ProcessReport kEmpty;
-  EXPECT_EQ(result.processes.size(), 1u);
-  if (result.processes.empty()) return kEmpty;
-  EXPECT_TRUE(result.processes[0].saw_final) << "no final census";
-  return result.processes[0];
-}
-
-struct Totals {
-  int64_t live = 0, live_bytes = 0;
-  uint64_t acquired = 0, released = 0;
-};
-
-// Sums the heap sites whose stack passes through `function`.
 Totals HeapAt(const ProcessReport& process, const std::string& function) {
-  Totals totals;
-  for (const SiteReport* site : FindSitesByFunction(process, function, wire::Kind::kHeap)) {
-    totals.live += site->live;
-    totals.live_bytes += site->live_bytes;
-    totals.acquired += site->counters.acquired;
-    totals.released += site->counters.released;
-  }
-  return totals;
+  return e2e::TotalsAt(process, function, wire::Kind::kHeap);
 }
 
 TEST(CensusTest, ExactCountsAtTheLeakingFunctionOnly) {

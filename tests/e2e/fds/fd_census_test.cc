@@ -6,23 +6,13 @@
 #include <vector>
 
 #include "preload/wire_format.h"
-#include "report/run_command.h"
+#include "tests/e2e/e2e_support.h"
 
 namespace dw::report {
 namespace {
 
 RunResult RunProgram(const std::string& name, std::optional<double> duration_s = std::nullopt) {
-  RunOptions options;
-  options.command = {std::string(DW_PROGRAM_DIR) + "/" + name};
-  options.interval_ms = 100;
-  options.duration_s = duration_s;
-  options.shim_path = DW_SHIM_PATH;
-  options.forward_signals = false;
-  absl::StatusOr<RunResult> result = RunUnderShim(options);
-  EXPECT_TRUE(result.ok()) << result.status();
-  if (!result.ok()) return {};
-  EXPECT_FALSE(result->child_failed) << name << " exited with " << result->child_exit.code;
-  return *std::move(result);
+  return e2e::RunProgram(name, {}, duration_s);
 }
 
 // The program's own process (popen and system children report too), with its final census.
@@ -35,22 +25,10 @@ const ProcessReport& ProgramProcess(const RunResult& result, const std::string& 
   return *found[0];
 }
 
-struct Totals {
-  int64_t live = 0;
-  uint64_t acquired = 0, released = 0;
-  uint32_t types = 0;  // wire::FdType bits of the sites
-};
+using Totals = e2e::SiteTotals;
 
-// Sums the fd sites whose stack passes through `function`.
 Totals FdsAt(const ProcessReport& process, const std::string& function) {
-  Totals totals;
-  for (const SiteReport* site : FindSitesByFunction(process, function, wire::Kind::kFds)) {
-    totals.live += site->live;
-    totals.acquired += site->counters.acquired;
-    totals.released += site->counters.released;
-    totals.types |= site->counters.detail;
-  }
-  return totals;
+  return e2e::TotalsAt(process, function, wire::Kind::kFds);
 }
 
 struct Expectation {
@@ -145,8 +123,8 @@ TEST_F(FdCensusTest, EveryLeakAtItsFunctionWithItsType) {
     Totals at = FdsAt(Process(), leaker);
     if (at.acquired == 0 && std::string(expected.name) == "fanotify_init") continue;
     EXPECT_EQ(at.live, 1) << leaker;
-    EXPECT_NE(at.types & expected.type, 0u)
-        << leaker << ": type bits " << std::hex << at.types << ", expected " << expected.type;
+    EXPECT_NE(at.detail & expected.type, 0u)
+        << leaker << ": type bits " << std::hex << at.detail << ", expected " << expected.type;
   }
 }
 
@@ -169,7 +147,7 @@ TEST_F(FdCensusTest, ImplicitClosesAndRanges) {
   EXPECT_EQ(from.live, 0);
   Totals cloexec = FdsAt(Process(), "leak_close_range_cloexec");
   EXPECT_EQ(cloexec.live, 1);
-  EXPECT_NE(cloexec.types & wire::kFdCharDevice, 0u);
+  EXPECT_NE(cloexec.detail & wire::kFdCharDevice, 0u);
   // fdopen and fdopendir adopt: the descriptor stays with the call that made it.
   EXPECT_EQ(FdsAt(Process(), "make_fdopen").acquired, 0u);
   EXPECT_EQ(FdsAt(Process(), "fdopen_source").live, 1);  // leak_fdopen's read end
@@ -187,7 +165,7 @@ TEST(FdCensusMillionTest, FopenFcloseMillionTimesLeavesNothingLive) {
   EXPECT_EQ(at.acquired, 1000000u);
   EXPECT_EQ(at.released, 1000000u);
   EXPECT_EQ(at.live, 0);
-  EXPECT_EQ(at.types, wire::kFdFile);
+  EXPECT_EQ(at.detail, wire::kFdFile);
 }
 
 // The leak programs, judged by the collector as `driftwatch run` would (fd_run_verdict.sh

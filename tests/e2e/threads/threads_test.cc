@@ -4,33 +4,13 @@
 #include <string>
 #include <vector>
 
-#include "report/run_command.h"
+#include "tests/e2e/e2e_support.h"
 
 namespace dw::report {
 namespace {
 
-RunResult RunProgram(const std::string& name, std::vector<std::string> arguments = {}) {
-  RunOptions options;
-  options.command = {std::string(DW_PROGRAM_DIR) + "/" + name};
-  options.command.insert(options.command.end(), arguments.begin(), arguments.end());
-  options.interval_ms = 100;
-  options.shim_path = DW_SHIM_PATH;
-  options.forward_signals = false;
-  absl::StatusOr<RunResult> result = RunUnderShim(options);
-  EXPECT_TRUE(result.ok()) << result.status();
-  if (!result.ok()) return {};
-  EXPECT_FALSE(result->child_failed) << name << " exited with " << result->child_exit.code
-                                     << " (signal " << result->child_exit.signal << ")";
-  return *std::move(result);
-}
-
-const ProcessReport& OnlyProcess(const RunResult& result) {
-  static const ProcessReport kEmpty;
-  EXPECT_EQ(result.processes.size(), 1u);
-  if (result.processes.empty()) return kEmpty;
-  EXPECT_TRUE(result.processes[0].saw_final) << "no final census";
-  return result.processes[0];
-}
+using e2e::OnlyProcess;
+using e2e::RunProgram;
 
 struct Totals {
   int64_t live = 0;

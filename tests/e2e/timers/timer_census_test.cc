@@ -4,39 +4,22 @@
 
 #include <string>
 
-#include "report/run_command.h"
+#include "tests/e2e/e2e_support.h"
 
 namespace dw::report {
 namespace {
 
-struct Totals {
-  int64_t live = 0;
-  uint64_t acquired = 0, released = 0;
-};
+using Totals = e2e::SiteTotals;
 
 Totals TimersAt(const ProcessReport& process, const std::string& function) {
-  Totals totals;
-  for (const SiteReport* site : FindSitesByFunction(process, function, wire::Kind::kTimers)) {
-    totals.live += site->live;
-    totals.acquired += site->counters.acquired;
-    totals.released += site->counters.released;
-  }
-  return totals;
+  return e2e::TotalsAt(process, function, wire::Kind::kTimers);
 }
 
 TEST(TimerCensusTest, EveryVersionTrackedAndForwardedToItsOwnVersion) {
-  RunOptions options;
-  options.command = {std::string(DW_PROGRAM_DIR) + "/e2e_timer_every_version"};
-  options.interval_ms = 100;
-  options.shim_path = DW_SHIM_PATH;
-  options.forward_signals = false;
-  absl::StatusOr<RunResult> result = RunUnderShim(options);
-  ASSERT_TRUE(result.ok()) << result.status();
   // The program exits 1 if any call failed, e.g. a compat id deleted through the new ABI.
-  ASSERT_FALSE(result->child_failed) << "exit code " << result->child_exit.code;
-  ASSERT_EQ(result->processes.size(), 1u);
-  const ProcessReport& process = result->processes[0];
-  ASSERT_TRUE(process.saw_final);
+  RunResult result = e2e::RunProgram("e2e_timer_every_version");
+  ASSERT_FALSE(result.child_failed);
+  const ProcessReport& process = e2e::OnlyProcess(result);
 
   Totals current = TimersAt(process, "current_abi_leak");
   EXPECT_EQ(current.live, 2);
