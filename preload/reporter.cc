@@ -333,7 +333,6 @@ void Reporter::AppendCensus(bool final) {
     return;
   }
   ++sequence_;
-  censuses_sent_.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool Reporter::AppendModules() {
@@ -474,7 +473,6 @@ void Reporter::ChildAfterFork() {
   next_connect_ns_ = 0;
   connect_backoff_ms_ = 0;
   censuses_dropped_.store(0, std::memory_order_relaxed);
-  censuses_sent_.store(0, std::memory_order_relaxed);
   // The child's census thread is not started here. Many children exec at once, and some must
   // stay single-threaded until they do (unshare(CLONE_NEWUSER) fails in a multithreaded
   // process). It starts from the first allocation made one interval after the fork.

@@ -74,7 +74,6 @@ class Reporter {
   // The census socket's fd number, or -1. Census thread only (e.g. fd reconciliation skips it).
   int census_socket_fd() const { return fd_; }
 
-  uint64_t censuses_sent() const { return censuses_sent_.load(std::memory_order_relaxed); }
   uint64_t censuses_dropped() const { return censuses_dropped_.load(std::memory_order_relaxed); }
 
  private:
@@ -121,7 +120,6 @@ class Reporter {
   uint64_t* last_sent_[wire::kKindCount] = {};
 
   std::atomic<uint64_t> deferred_start_ns_{0};  // 0: no deferred start pending
-  std::atomic<uint64_t> censuses_sent_{0};
   std::atomic<uint64_t> censuses_dropped_{0};
 };
 
