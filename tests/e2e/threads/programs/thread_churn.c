@@ -1,8 +1,11 @@
 // Thread churn: 20000 threads created and joined, and 5000 detached, at full speed, by
-// churn_threads(). Nothing stays live.
+// churn_threads(). Nothing stays live. With the argument "forever", a steady service instead:
+// joined and detached threads at a paced rate until SIGTERM (for `driftwatch run`).
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 static atomic_int detached_done;
@@ -31,7 +34,34 @@ __attribute__((noinline)) void churn_threads(void) {
   while (atomic_load(&detached_done) < 5000) usleep(1000);
 }
 
-int main(void) {
+static volatile sig_atomic_t stopping;
+static void on_term(int signal_number) {
+  (void)signal_number;
+  stopping = 1;
+}
+
+__attribute__((noinline)) void churn_threads_steadily(void) {
+  signal(SIGTERM, on_term);
+  pthread_attr_t detached;
+  pthread_attr_init(&detached);
+  pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
+  while (!stopping) {
+    for (int i = 0; i < 10; ++i) {
+      pthread_t thread;
+      if (pthread_create(&thread, NULL, work, NULL) == 0) pthread_join(thread, NULL);
+    }
+    pthread_t thread;
+    pthread_create(&thread, &detached, detached_work, NULL);
+    usleep(10 * 1000);
+  }
+  pthread_attr_destroy(&detached);
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "forever") == 0) {
+    churn_threads_steadily();
+    return 0;
+  }
   churn_threads();
   usleep(300 * 1000);  // the last detached threads finish exiting
   return 0;
