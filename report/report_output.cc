@@ -45,6 +45,8 @@ void WriteFrame(JsonWriter& json, const Frame& frame) {
   json.String(frame.module);
   json.Key("address");
   json.String(frame.AddressHex());
+  json.Key("inlined");
+  json.Bool(frame.inlined);
   json.EndObject();
 }
 

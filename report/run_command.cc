@@ -149,8 +149,12 @@ bool IsRuntimeFrame(const Frame& frame) {
 }
 
 size_t HeadlineFrame(const std::vector<Frame>& frames) {
+  // Library code compiled into the user's binary: std templates, and anything inlined from a
+  // system header (inlined frames carry their plain DWARF name, e.g. "allocate", so the file
+  // says where they come from).
   const auto is_library_template = [](const Frame& frame) {
-    return frame.function.starts_with("std::") || frame.function.starts_with("__gnu_cxx::");
+    return frame.function.starts_with("std::") || frame.function.starts_with("__gnu_cxx::") ||
+           frame.file.starts_with("/usr/include/");
   };
   std::optional<size_t> first_outside_runtime;
   for (size_t i = 0; i < frames.size(); ++i) {

@@ -1,7 +1,9 @@
 #include "report/symbolizer.h"
 
 #include <cxxabi.h>
+#include <dwarf.h>
 #include <elf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -65,8 +67,9 @@ std::string Frame::AddressHex() const { return absl::StrFormat("0x%x", address);
 
 std::string Frame::Describe() const {
   if (!function.empty()) {
-    if (!file.empty()) return absl::StrFormat("%s (%s:%d)", function, file, line);
-    return function;
+    const char* inlined_note = inlined ? " [inlined]" : "";
+    if (!file.empty()) return absl::StrFormat("%s (%s:%d)%s", function, file, line, inlined_note);
+    return absl::StrCat(function, inlined_note);
   }
   if (!module.empty()) return absl::StrFormat("%s+0x%x", module, module_offset);
   return AddressHex();
@@ -83,7 +86,7 @@ std::string StripCloneSuffixes(std::string name) {
     size_t end = name.find(']', clone);
     name.erase(clone, end == std::string::npos ? std::string::npos : end - clone + 1);
   }
-  static constexpr const char* kSuffixes[] = {".isra.",  ".constprop.", ".part.", ".cold",
+  static constexpr const char* kSuffixes[] = {".isra.",     ".constprop.", ".part.",       ".cold",
                                               ".lto_priv.", ".localalias", ".specialized."};
   size_t cut = std::string::npos;
   for (const char* suffix : kSuffixes) cut = std::min(cut, name.find(suffix));
@@ -151,9 +154,109 @@ std::vector<Frame> Symbolizer::Symbolize(std::span<const uint64_t> return_addres
   std::vector<Frame> frames;
   frames.reserve(return_addresses.size());
   for (uint64_t address : return_addresses) {
-    frames.push_back(SymbolizeReturnAddress(address, modules));
+    std::vector<Frame> expanded = SymbolizeWithInlines(address, modules);
+    frames.insert(frames.end(), expanded.begin(), expanded.end());
   }
   return frames;
+}
+
+namespace {
+
+// The name of a subprogram or inlined-subroutine DIE, following its abstract origin: the
+// linkage name demangled when there is one (it carries the class and namespace), else the
+// plain name.
+std::string DieName(Dwarf_Die* die) {
+  Dwarf_Attribute attribute;
+  for (int name : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name}) {
+    if (dwarf_attr_integrate(die, name, &attribute) != nullptr) {
+      if (const char* linkage = dwarf_formstring(&attribute); linkage != nullptr) {
+        return Demangle(linkage);
+      }
+    }
+  }
+  if (dwarf_attr_integrate(die, DW_AT_name, &attribute) != nullptr) {
+    if (const char* plain = dwarf_formstring(&attribute); plain != nullptr) return plain;
+  }
+  return "";
+}
+
+// The functions inlined at `file_pc` of `module`, innermost first, each with the source line
+// inside it, then the containing function's frame (`physical`) with the line of the outermost
+// inlined call. Empty when nothing is inlined there or there is no DWARF.
+std::vector<Frame> InlineChain(Dwfl_Module* module, Dwarf_Addr file_pc, const Frame& physical) {
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* cu = dwfl_module_addrdie(module, file_pc, &bias);
+  if (cu == nullptr) return {};
+  // The innermost scope at the address, then every DIE that encloses it in the tree: the nested
+  // inlined-subroutine instances up to the containing subprogram (as eu-addr2line -i does;
+  // dwarf_getscopes alone can stop at the first inline level).
+  Dwarf_Die* innermost = nullptr;
+  if (dwarf_getscopes(cu, file_pc - bias, &innermost) <= 0) return {};
+  Dwarf_Die start = innermost[0];
+  free(innermost);
+  Dwarf_Die* scopes = nullptr;
+  const int count = dwarf_getscopes_die(&start, &scopes);
+  if (count <= 0) return {};
+  Dwarf_Files* files = nullptr;
+  size_t file_count = 0;
+  if (dwarf_getsrcfiles(cu, &files, &file_count) != 0) files = nullptr;
+
+  std::vector<Frame> chain;
+  std::string file = physical.file;
+  int line = physical.line;
+  for (int i = 0; i < count; ++i) {
+    const int tag = dwarf_tag(&scopes[i]);
+    if (tag == DW_TAG_subprogram) break;
+    if (tag != DW_TAG_inlined_subroutine) continue;  // lexical blocks
+    Frame frame = physical;
+    frame.function = DieName(&scopes[i]);
+    frame.file = file;
+    frame.line = line;
+    frame.inlined = true;
+    chain.push_back(std::move(frame));
+    // Where this inlined call was made: the location inside the next scope out.
+    Dwarf_Attribute attribute;
+    Dwarf_Word value = 0;
+    file.clear();
+    line = 0;
+    if (files != nullptr &&
+        dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attribute), &value) == 0) {
+      if (const char* name = dwarf_filesrc(files, value, nullptr, nullptr); name != nullptr) {
+        file = name;
+      }
+    }
+    if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attribute), &value) == 0) {
+      line = static_cast<int>(value);
+    }
+  }
+  free(scopes);
+  if (chain.empty()) return {};
+  Frame outer = physical;
+  outer.file = file;
+  outer.line = line;
+  chain.push_back(std::move(outer));
+  return chain;
+}
+
+}  // namespace
+
+std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
+                                                    const ModuleList* modules) {
+  Frame physical = SymbolizeReturnAddress(return_address, modules);
+  if (physical.function.empty() || physical.module.empty() || physical.module_offset == 0) {
+    return {physical};
+  }
+  const uint64_t file_pc = physical.module_offset - 1;
+  const auto key = std::make_pair(physical.module, file_pc);
+  auto [it, inserted] = inline_chains_.try_emplace(key);
+  if (inserted) {
+    LoadedModule* loaded = Load(physical.module);
+    if (loaded->module != nullptr) it->second = InlineChain(loaded->module, file_pc, physical);
+  }
+  if (it->second.empty()) return {physical};
+  std::vector<Frame> chain = it->second;
+  for (Frame& frame : chain) frame.address = return_address;
+  return chain;
 }
 
 Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules) {

@@ -29,6 +29,9 @@ struct Frame {
   std::string module;          // path of the mapped file; empty when no mapping contains address
   uint64_t module_offset = 0;  // address - load bias (an ELF virtual address), when module known
   std::string unresolved;      // why `function` is empty (empty when resolved)
+  // True when the compiler inlined this function into the next frame, which has the same
+  // address: one return address can stand for several source-level calls.
+  bool inlined = false;
 
   std::string AddressHex() const;
   // "function (file:line)", "function", or "module+0xoffset" as available.
@@ -48,10 +51,16 @@ class Symbolizer {
   Symbolizer(const Symbolizer&) = delete;
   Symbolizer& operator=(const Symbolizer&) = delete;
 
-  // Symbolises return addresses (innermost first). `modules` may be null (no ModuleList seen).
+  // Symbolises return addresses (innermost first), expanding each into the functions inlined
+  // at that address (marked `inlined`) followed by the function that contains it. `modules`
+  // may be null (no ModuleList seen).
   std::vector<Frame> Symbolize(std::span<const uint64_t> return_addresses,
                                const ModuleList* modules);
+  // One return address, as the function containing it (no inline expansion).
   Frame SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules);
+  // One return address with its inlined functions, innermost first; the last frame is the
+  // function containing the address, with the source line of the call it makes.
+  std::vector<Frame> SymbolizeWithInlines(uint64_t return_address, const ModuleList* modules);
 
  private:
   struct LoadedModule;
@@ -64,6 +73,8 @@ class Symbolizer {
   absl::flat_hash_map<std::pair<const ModuleList*, std::string>, absl::StatusOr<uint64_t>> biases_;
   // Resolved frames per (path, file address).
   absl::flat_hash_map<std::pair<std::string, uint64_t>, Frame> frames_;
+  // Inline chains per (path, file address); empty when nothing is inlined there.
+  absl::flat_hash_map<std::pair<std::string, uint64_t>, std::vector<Frame>> inline_chains_;
 };
 
 // Demangles a C++ symbol; returns the input when it is not a mangled name.

@@ -1,6 +1,7 @@
 // Exact census figures from real programs under the real shim, read through the collector.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <string>
 
 #include "tests/e2e/e2e_support.h"
@@ -145,6 +146,45 @@ TEST(CensusTest, VforkChildLeavesTheParentsTablesAlone) {
   EXPECT_TRUE(parent->saw_final);
   EXPECT_EQ(HeapAt(*parent, "child_alloc").acquired, 0u) << "a vfork child's malloc was recorded";
   EXPECT_EQ(HeapAt(*parent, "parent_alloc").live, 2);
+}
+
+// The line of `marker` in a program's source, so the test follows edits to the program.
+int LineOf(const std::string& program, const std::string& marker) {
+  std::ifstream source(std::string(DW_PROGRAM_SOURCE_DIR) + "/" + program);
+  std::string text;
+  for (int line = 1; std::getline(source, text); ++line) {
+    if (text.find(marker) != std::string::npos) return line;
+  }
+  return -1;
+}
+
+TEST(CensusTest, InlinedLeakingFunctionIsNamedAsInlinedWithItsLine) {
+  RunResult result = RunProgram("e2e_inlined_leak");
+  const ProcessReport& process = OnlyProcess(result);
+  const int leak_line = LineOf("inlined_leak.cc", "// LEAK LINE");
+  const int call_line = LineOf("inlined_leak.cc", "// CALL LINE");
+  ASSERT_GT(leak_line, 0);
+  bool found = false;
+  for (const SiteReport* site :
+       FindSitesByFunction(process, "remember_session", wire::Kind::kHeap)) {
+    if (site->live < 300) continue;  // the site of the map nodes (300 live), not the buckets
+    for (size_t i = 0; i + 1 < site->frames.size(); ++i) {
+      const Frame& frame = site->frames[i];
+      if (!frame.function.starts_with("remember_session")) continue;
+      found = true;
+      EXPECT_TRUE(frame.inlined);
+      EXPECT_EQ(frame.line, leak_line);
+      EXPECT_TRUE(frame.file.ends_with("inlined_leak.cc")) << frame.file;
+      const Frame& caller = site->frames[i + 1];
+      EXPECT_TRUE(caller.function.starts_with("(anonymous namespace)::handle_request") ||
+                  caller.function.starts_with("handle_request"))
+          << caller.function;
+      EXPECT_EQ(caller.line, call_line);
+      // The headline is the user's own code, not the std:: internals inlined into it.
+      EXPECT_EQ(site->headline, i) << site->frames[site->headline].Describe();
+    }
+  }
+  EXPECT_TRUE(found) << "no heap site with 300 live entries through remember_session";
 }
 
 }  // namespace

@@ -86,6 +86,23 @@ extern "C" __attribute__((noinline)) uint64_t driftwatch_symbolizer_test_caller(
   return address;
 }
 
+// An always-inlined helper: its call to ReturnAddressHere sits inside the inlined body, so the
+// return address stands for two source-level frames.
+int g_inlined_call_line = 0;
+int g_outer_call_line = 0;
+static inline __attribute__((always_inline)) uint64_t driftwatch_inlined_helper() {
+  g_inlined_call_line = __LINE__ + 1;
+  const uint64_t address = dw::report::ReturnAddressHere();
+  dw::report::g_sink = dw::report::g_sink + address;
+  return address;
+}
+extern "C" __attribute__((noinline)) uint64_t driftwatch_inlining_caller() {
+  g_outer_call_line = __LINE__ + 1;
+  const uint64_t address = driftwatch_inlined_helper();
+  dw::report::g_sink = dw::report::g_sink + 1;
+  return address;
+}
+
 namespace dw_test_namespace {
 __attribute__((noinline)) uint64_t MangledCaller(int x) {
   const uint64_t address = dw::report::ReturnAddressHere();
@@ -143,6 +160,24 @@ TEST(SymbolizerTest, DemanglesCppNames) {
   // Cached second lookup gives the same answer.
   EXPECT_EQ(symbolizer.SymbolizeReturnAddress(return_address, &modules).function,
             frames[0].function);
+}
+
+TEST(SymbolizerTest, ExpandsInlinedFunctionsWithTheirLines) {
+  const uint64_t return_address = driftwatch_inlining_caller();
+  const ModuleList modules = ReadSelfMaps();
+  Symbolizer symbolizer;
+  const std::vector<Frame> frames =
+      symbolizer.Symbolize(std::vector<uint64_t>{return_address}, &modules);
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].function, "driftwatch_inlined_helper");
+  EXPECT_TRUE(frames[0].inlined);
+  EXPECT_EQ(frames[0].line, g_inlined_call_line);
+  EXPECT_THAT(frames[0].file, EndsWith("symbolizer_test.cc"));
+  EXPECT_EQ(frames[1].function, "driftwatch_inlining_caller");
+  EXPECT_FALSE(frames[1].inlined);
+  EXPECT_EQ(frames[1].line, g_outer_call_line);
+  EXPECT_EQ(frames[0].address, frames[1].address);
+  EXPECT_THAT(frames[0].Describe(), EndsWith("[inlined]"));
 }
 
 TEST(SymbolizerTest, ResolvesInASharedLibrary) {
