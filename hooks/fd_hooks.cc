@@ -121,56 +121,42 @@ Stream* Adopted(Stream* stream, int fd) {
   return stream;
 }
 
-bool OpenNeedsMode(int flags) { return __OPEN_NEEDS_MODE(flags); }
-
 }  // namespace
+
+// Declares `mode_t mode`: the open family's optional third argument, which the caller passed
+// only when the flags create a file (O_CREAT, O_TMPFILE), so it is read only then. A macro
+// because va_start must run in the variadic hook itself.
+#define DW_OPEN_MODE_ARGUMENT(flags)                    \
+  mode_t mode = 0;                                      \
+  if (__OPEN_NEEDS_MODE(flags)) {                       \
+    va_list arguments;                                  \
+    va_start(arguments, flags);                         \
+    mode = static_cast<mode_t>(va_arg(arguments, int)); \
+    va_end(arguments);                                  \
+  }
 
 // ---- Open family ----
 
 DW_EXPORT int open(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (OpenNeedsMode(flags)) {  // the caller passed a mode only then: read it only then
-    va_list arguments;
-    va_start(arguments, flags);
-    mode = static_cast<mode_t>(va_arg(arguments, int));
-    va_end(arguments);
-  }
+  DW_OPEN_MODE_ARGUMENT(flags)
   if (!Ready(dw::real::open)) return RawOpenAt(AT_FDCWD, path, flags, mode);
   return Opened(dw::real::open(path, flags, mode));
 }
 
 DW_EXPORT int open64(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (OpenNeedsMode(flags)) {
-    va_list arguments;
-    va_start(arguments, flags);
-    mode = static_cast<mode_t>(va_arg(arguments, int));
-    va_end(arguments);
-  }
+  DW_OPEN_MODE_ARGUMENT(flags)
   if (!Ready(dw::real::open64)) return RawOpenAt(AT_FDCWD, path, flags, mode);
   return Opened(dw::real::open64(path, flags, mode));
 }
 
 DW_EXPORT int openat(int directory, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (OpenNeedsMode(flags)) {
-    va_list arguments;
-    va_start(arguments, flags);
-    mode = static_cast<mode_t>(va_arg(arguments, int));
-    va_end(arguments);
-  }
+  DW_OPEN_MODE_ARGUMENT(flags)
   if (!Ready(dw::real::openat)) return RawOpenAt(directory, path, flags, mode);
   return Opened(dw::real::openat(directory, path, flags, mode));
 }
 
 DW_EXPORT int openat64(int directory, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (OpenNeedsMode(flags)) {
-    va_list arguments;
-    va_start(arguments, flags);
-    mode = static_cast<mode_t>(va_arg(arguments, int));
-    va_end(arguments);
-  }
+  DW_OPEN_MODE_ARGUMENT(flags)
   if (!Ready(dw::real::openat64)) return RawOpenAt(directory, path, flags, mode);
   return Opened(dw::real::openat64(directory, path, flags, mode));
 }

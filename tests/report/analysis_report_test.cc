@@ -57,19 +57,8 @@ ConnectionRecord Record(const ProcessSpec& spec) {
                {testing::CountCounter(2, spec.fds ? spec.fds(n) : 3, 0, wire::kFdSocketInet)});
     b.End(i, i + 1 == kCensuses ? wire::kCensusFinal : 0);
   }
-  CensusStreamDecoder decoder;
-  EXPECT_TRUE(decoder.Feed(b.Take()).ok());
-  EXPECT_TRUE(decoder.Finish().ok());
-  ConnectionRecord record;
-  record.hello = decoder.hello();
-  for (Census& census : decoder.TakeCensuses()) {
-    record.series.Append(census);
-    ++record.census_count;
-    record.latest = std::move(census);
-  }
-  record.sites = decoder.sites();
-  record.saw_final = decoder.saw_final();
-  record.eof = true;
+  ConnectionRecord record = testing::RecordFromStream(b.Take());
+  EXPECT_EQ(record.stream_error, "");
   return record;
 }
 

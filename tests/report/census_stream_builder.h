@@ -8,12 +8,14 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "preload/wire_format.h"
+#include "report/collector.h"
 
 namespace dw::report::testing {
 
@@ -154,6 +156,16 @@ inline wire::ThreadSiteState ThreadState(uint32_t site_id, uint32_t running, uin
   state.longest_idle_ms = longest_idle_ms;
   state.idle_over_minute = idle_over_minute;
   return state;
+}
+
+// What the collector makes of one connection that sent `stream` and closed: the decoding of a
+// live connection, through the collector's offline connections.
+inline ConnectionRecord RecordFromStream(std::string_view stream) {
+  std::unique_ptr<Collector> collector = Collector::CreateOffline();
+  const uint32_t connection = collector->OpenOffline();
+  collector->FeedOffline(connection, stream);
+  collector->EndOffline(connection, "");
+  return std::move(collector->Finish().front());
 }
 
 }  // namespace dw::report::testing

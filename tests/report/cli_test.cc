@@ -11,29 +11,15 @@
 #include <sstream>
 #include <string>
 
+#include "tests/report/cli_runner.h"
+
 namespace {
 
 using ::testing::HasSubstr;
 
-struct Outcome {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-Outcome RunCli(const std::string& args, const std::string& env = "") {
-  const std::string command = env + " " + DRIFTWATCH_CLI + " " + args + " 2>&1";
-  Outcome outcome;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return outcome;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) outcome.output.append(buffer, n);
-  const int status = pclose(pipe);
-  outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return outcome;
-}
-
-const std::string kShimEnv = std::string("DRIFTWATCH_SHIM=") + NOOP_SHIM;
+using dw::report::cli::kShimEnv;
+using dw::report::cli::Outcome;
+using dw::report::cli::RunCli;
 
 TEST(CliTest, Help) {
   Outcome main_help = RunCli("--help");

@@ -63,19 +63,8 @@ std::string EveryKindStream(bool with_limits = true) {
 }
 
 RunResult BuildResult(const std::string& stream) {
-  CensusStreamDecoder decoder;
-  EXPECT_TRUE(decoder.Feed(stream).ok());
-  EXPECT_TRUE(decoder.Finish().ok());
-  ConnectionRecord record;
-  record.hello = decoder.hello();
-  for (Census& census : decoder.TakeCensuses()) {
-    record.series.Append(census);
-    ++record.census_count;
-    record.latest = std::move(census);
-  }
-  record.sites = decoder.sites();
-  record.saw_final = decoder.saw_final();
-  record.eof = true;
+  ConnectionRecord record = testing::RecordFromStream(stream);
+  EXPECT_EQ(record.stream_error, "");
   std::vector<ConnectionRecord> records;
   records.push_back(std::move(record));
   OlsDriftAnalyzer analyzer;
