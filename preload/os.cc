@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,20 @@ bool PageBuffer::Append(const void* data, size_t bytes) {
   memcpy(data_ + size_, data, bytes);
   size_ += bytes;
   return true;
+}
+
+void PageBuffer::Release() {
+  UnmapPages(data_, capacity_);
+  data_ = nullptr;
+  size_ = 0;
+  capacity_ = 0;
+}
+
+bool ReadOwnMemory(uint64_t address, void* out, size_t bytes) {
+  iovec local{out, bytes};
+  iovec remote{reinterpret_cast<void*>(address), bytes};
+  return syscall(SYS_process_vm_readv, GetPid(), &local, 1, &remote, 1, 0) ==
+         static_cast<long>(bytes);
 }
 
 void PageBuffer::Consume(size_t bytes) {

@@ -32,6 +32,8 @@ class PageBuffer {
   void Clear() { size_ = 0; }
   // Drops the first `bytes` bytes (already sent).
   void Consume(size_t bytes);
+  // Returns the memory to the kernel; the buffer is empty and reusable afterwards.
+  void Release();
 
   const char* data() const { return data_; }
   char* data() { return data_; }
@@ -51,6 +53,10 @@ bool ReadFile(const char* path, PageBuffer& out);
 // Reads at most `capacity - 1` bytes of a small file into `buffer`, NUL-terminated.
 // Returns the number of bytes read, or -1.
 ssize_t ReadSmallFile(const char* path, char* buffer, size_t capacity);
+
+// Copies `bytes` bytes of this process's memory at `address` into `out` without touching it
+// directly: an address unmapped meanwhile (a concurrent dlclose) gives false, never a fault.
+bool ReadOwnMemory(uint64_t address, void* out, size_t bytes);
 
 pid_t GetPid();
 pid_t GetTid();

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "preload/module_map.h"
 #include "preload/raw_log.h"
 #include "preload/record_writer.h"
 #include "preload/site_counters.h"
@@ -65,28 +66,6 @@ uint64_t HashBytes(uint64_t hash, const char* data, size_t size) {
     hash *= 0x100000001B3ull;
   }
   return hash;
-}
-
-uint64_t ParseHex(const char*& cursor, const char* end) {
-  uint64_t value = 0;
-  for (; cursor < end; ++cursor) {
-    char c = *cursor;
-    unsigned digit;
-    if (c >= '0' && c <= '9') {
-      digit = static_cast<unsigned>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      digit = static_cast<unsigned>(c - 'a' + 10);
-    } else {
-      break;
-    }
-    value = value * 16 + digit;
-  }
-  return value;
-}
-
-void SkipField(const char*& cursor, const char* end) {
-  while (cursor < end && *cursor != ' ') ++cursor;
-  while (cursor < end && *cursor == ' ') ++cursor;
 }
 
 }  // namespace
@@ -338,50 +317,65 @@ void Reporter::AppendCensus(bool final) {
 bool Reporter::AppendModules() {
   if (!os::ReadFile("/proc/self/maps", maps_)) return true;  // nothing to say this time
   const char* const end = maps_.data() + maps_.size();
+  UnloadedModules* unloaded = sources_.unloaded_modules;
   // Two passes over the same text: hash and count, then (only if it changed) encode.
   uint64_t hash = 0xCBF29CE484222325ull;
-  uint32_t count = 0;
-  RecordWriter writer(out_);
-  for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1) {
-      if (hash == modules_hash_) return true;
-      writer.Begin(wire::RecordType::kModuleList);
-      wire::ModuleListHeader header{count, 0};
-      writer.Append(&header, sizeof(header));
-    }
-    for (const char* line = maps_.data(); line < end;) {
-      const char* line_end = static_cast<const char*>(memchr(line, '\n', end - line));
-      if (line_end == nullptr) line_end = end;
-      const char* field = line;
-      wire::ModuleEntry entry{};
-      entry.start = ParseHex(field, line_end);
-      ++field;  // '-'
-      entry.end = ParseHex(field, line_end);
-      ++field;  // ' '
-      if (field + 4 <= line_end) {
-        entry.flags = (field[0] == 'r' ? wire::kModuleRead : 0) |
-                      (field[1] == 'w' ? wire::kModuleWrite : 0) |
-                      (field[2] == 'x' ? wire::kModuleExec : 0);
-      }
-      SkipField(field, line_end);  // perms
-      entry.file_offset = ParseHex(field, line_end);
-      SkipField(field, line_end);  // offset
-      SkipField(field, line_end);  // device
-      SkipField(field, line_end);  // inode
-      if (field < line_end && *field == '/') {
-        entry.path_length = static_cast<uint32_t>(line_end - field);
-        if (pass == 0) {
-          hash = HashBytes(hash, line, line_end - line);
-          ++count;
-        } else {
-          writer.Append(&entry, sizeof(entry));
-          writer.Append(field, entry.path_length);
-        }
-      }
-      line = line_end + 1;
-    }
+  if (unloaded != nullptr) {
+    const uint64_t generation = unloaded->generation();
+    hash = HashBytes(hash, reinterpret_cast<const char*>(&generation), sizeof(generation));
   }
+  uint32_t count = 0;
+  for (const char* cursor = maps_.data(); cursor < end;) {
+    MapsLine line;
+    NextMapsLine(cursor, end, line);
+    if (line.entry.path_length == 0) continue;
+    hash = HashBytes(hash, line.text, line.text_length);
+    ++count;
+  }
+  if (hash == modules_hash_) return true;
+
+  RecordWriter writer(out_);
+  writer.Begin(wire::RecordType::kModuleList);
+  // The count is known only at the end (dlclose may record more meanwhile): patched in then.
+  const size_t header_at = out_.size();
+  wire::ModuleListHeader header{0, 0};
+  writer.Append(&header, sizeof(header));
+  build_ids_.Clear();
+  uint32_t index = 0;
+  uint32_t build_id_count = 0;
+  auto add = [&](const MapsLine& line, const BuildId& build_id) {
+    writer.Append(&line.entry, sizeof(line.entry));
+    writer.Append(line.path, line.entry.path_length);
+    if (build_id.length > 0) {
+      wire::BuildIdEntry entry{index, build_id.length};
+      build_ids_.Append(&entry, sizeof(entry));
+      build_ids_.Append(build_id.bytes, build_id.length);
+      ++build_id_count;
+    }
+    ++index;
+  };
+  for (const char* cursor = maps_.data(); cursor < end && index < count;) {
+    MapsLine line;
+    NextMapsLine(cursor, end, line);
+    if (line.entry.path_length == 0) continue;
+    BuildId build_id;
+    if (line.entry.file_offset == 0 && (line.entry.flags & wire::kModuleRead) != 0) {
+      ReadBuildId(line.entry.start, line.entry.end, build_id);
+    }
+    add(line, build_id);
+  }
+  if (unloaded != nullptr) unloaded->ForEach(add);
   if (!writer.End()) return false;
+  header.count = index;
+  memcpy(out_.data() + header_at, &header, sizeof(header));
+
+  if (build_id_count > 0) {
+    writer.Begin(wire::RecordType::kBuildIds);
+    wire::BuildIdsHeader ids_header{build_id_count, 0};
+    writer.Append(&ids_header, sizeof(ids_header));
+    writer.Append(build_ids_.data(), build_ids_.size());
+    if (!writer.End()) return false;
+  }
   modules_hash_ = hash;
   return true;
 }

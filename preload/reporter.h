@@ -25,6 +25,7 @@ namespace dw {
 
 class StackTable;
 class SiteCounters;
+class UnloadedModules;
 
 class RecordWriter;
 
@@ -39,6 +40,7 @@ struct KindSource {
 // What a census reads.
 struct CensusSources {
   const StackTable* stacks = nullptr;
+  UnloadedModules* unloaded_modules = nullptr;  // code modules dlclose() removed, if tracked
   KindSource kinds[wire::kKindCount];
   // Run on the census thread before the counters are read, e.g. to reconcile a tracker with
   // /proc (fds opened where no hook could see them).
@@ -116,6 +118,7 @@ class Reporter {
   bool finished_ = false;  // the final census went out (or exit began): send nothing more
   os::PageBuffer out_;     // bytes not yet accepted by the socket
   os::PageBuffer maps_;    // scratch: /proc/self/maps
+  os::PageBuffer build_ids_;  // scratch: the BuildIds entries of the ModuleList being written
   // Per kind, per site: the acquired/released values last sent on this connection.
   uint64_t* last_sent_[wire::kKindCount] = {};
 

@@ -46,6 +46,7 @@ void ForkChild() {
   g_runtime.fds.handles().AfterForkChild();
   g_runtime.threads.handles().AfterForkChild();
   g_runtime.timers.handles().AfterForkChild();
+  g_runtime.unloaded_modules.AfterForkChild();
   g_runtime.reporter.ChildAfterFork();
 }
 
@@ -95,6 +96,7 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
 
   CensusSources sources;
   sources.stacks = &runtime.stacks;
+  sources.unloaded_modules = &runtime.unloaded_modules;
   KindSource& heap = sources.kinds[KindIndex(wire::Kind::kHeap)];
   heap.counters = &runtime.heap.counters();
   heap.table_overflowed = HeapTableOverflowed;
@@ -147,6 +149,14 @@ void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size) 
 
 void OnNestedHeapRealloc(const HeapTracker::Move& move, void* result, size_t size) {
   g_runtime.heap.EndRealloc(move, result, size, HeapTracker::kUntrackedResult);
+}
+
+bool OnModulesUnloading(UnloadedModules::Snapshot& before) {
+  return g_runtime.unloaded_modules.BeforeUnload(before);
+}
+
+void OnModulesUnloaded(UnloadedModules::Snapshot& before) {
+  g_runtime.unloaded_modules.AfterUnload(before);
 }
 
 }  // namespace dw

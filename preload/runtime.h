@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "preload/heap_tracker.h"
+#include "preload/module_map.h"
 
 namespace dw {
 
@@ -34,5 +35,10 @@ void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size);
 // block's release is recorded, so no stale address stays in the table; the result is not
 // tracked, since no stack can be taken here.
 void OnNestedHeapRealloc(const HeapTracker::Move& move, void* result, size_t size);
+
+// dlclose. OnModulesUnloading before the real call (it snapshots the modules and their
+// build-ids); if it returned true, OnModulesUnloaded after it, which records what was unmapped.
+bool OnModulesUnloading(UnloadedModules::Snapshot& before);
+void OnModulesUnloaded(UnloadedModules::Snapshot& before);
 
 }  // namespace dw

@@ -13,6 +13,7 @@
 #include "preload/fd_tracker.h"
 #include "preload/heap_tracker.h"
 #include "preload/options.h"
+#include "preload/module_map.h"
 #include "preload/reporter.h"
 #include "preload/stack_table.h"
 #include "preload/thread_tracker.h"
@@ -30,6 +31,7 @@ struct Runtime {
   FdTracker fds;
   ThreadTracker threads;
   TimerTracker timers;
+  UnloadedModules unloaded_modules;
   Reporter reporter;
   std::atomic<bool> tracking{false};
 };

@@ -17,6 +17,8 @@
 //     CensusBegin
 //     ModuleList?                           only when the mapped modules changed since the last
 //                                           ModuleList on this connection (always in the first)
+//     BuildIds?                             right after a ModuleList: the ELF build-id of each
+//                                           mapped image (absent from older shims)
 //     SiteDef*                              stacks not yet defined on this connection
 //     Counters*                             one per resource kind with changed sites
 //     Limits?                               the process's limits (absent from older shims)
@@ -51,6 +53,7 @@ enum class RecordType : uint32_t {
   kCensusEnd = 6,
   kLimits = 7,
   kThreadStates = 8,
+  kBuildIds = 9,
 };
 
 // Resource kinds.
@@ -107,7 +110,11 @@ static_assert(sizeof(CensusBegin) == 72);
 
 // ModuleList payload: `count` entries, each a ModuleEntry followed by `path_length` bytes.
 // Every file-backed mapping of /proc/self/maps is listed, in address order, so a collector can
-// compute each module's load bias (start - offset of the mapping with the lowest offset).
+// compute each module's load bias (start - offset of the mapping with the lowest offset). After
+// them come the code modules that dlclose() has unmapped since the process started, flagged
+// kModuleUnloaded, oldest first: a site captured in a plugin that is gone by the next census still
+// resolves. Their addresses may since have been reused by a live mapping, which then takes
+// precedence.
 struct ModuleListHeader {
   uint32_t count;
   uint32_t reserved;
@@ -121,6 +128,23 @@ struct ModuleEntry {
 };
 static_assert(sizeof(ModuleEntry) == 32);
 inline constexpr uint32_t kModuleRead = 1, kModuleWrite = 2, kModuleExec = 4;
+inline constexpr uint32_t kModuleUnloaded = 8;
+
+// BuildIds payload: a BuildIdsHeader, then `count` entries, each a BuildIdEntry followed by
+// `length` bytes of the NT_GNU_BUILD_ID note's descriptor. `module_index` is the entry's position
+// in the ModuleList just sent; only the first mapping of each ELF image (file offset 0) carries
+// one. The build-id is read from the image in memory, so it names the file that was loaded even
+// if the file at that path has since been replaced.
+struct BuildIdsHeader {
+  uint32_t count;
+  uint32_t reserved;
+};
+struct BuildIdEntry {
+  uint32_t module_index;
+  uint32_t length;  // at most kMaxBuildIdLength
+};
+static_assert(sizeof(BuildIdEntry) == 8);
+inline constexpr uint32_t kMaxBuildIdLength = 64;
 
 // SiteDef payload: the fixed part, then `depth` uint64 return addresses, innermost first. The
 // shim's own frames are already removed, so frame 0 is the return address into the function

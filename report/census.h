@@ -46,6 +46,12 @@ struct ModuleMapping {
   uint64_t file_offset = 0;
   uint32_t flags = 0;
   std::string path;
+  // Lowercase hex of the image's GNU build-id as read in the target's memory; set on the first
+  // mapping of each image (file offset 0) when the shim sent a BuildIds record.
+  std::string build_id;
+
+  // The mapping was removed by dlclose(); it is kept so that older sites still resolve.
+  bool unloaded() const { return (flags & wire::kModuleUnloaded) != 0; }
 };
 
 // A ModuleList is shared by every census and site that was decoded while it was in effect, so a

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 
 namespace dw::report {
@@ -39,6 +40,8 @@ const char* RecordName(uint32_t type) {
       return "Limits";
     case wire::RecordType::kThreadStates:
       return "ThreadStates";
+    case wire::RecordType::kBuildIds:
+      return "BuildIds";
   }
   return "unknown";
 }
@@ -174,6 +177,8 @@ absl::Status CensusStreamDecoder::Finish() const {
 std::vector<Census> CensusStreamDecoder::TakeCensuses() { return std::exchange(ready_, {}); }
 
 absl::Status CensusStreamDecoder::DecodeRecord(uint32_t type, std::string_view payload) {
+  // BuildIds amends the ModuleList right before it, and nothing else.
+  ModuleList* amendable = std::exchange(amendable_modules_, nullptr);
   switch (static_cast<wire::RecordType>(type)) {
     case wire::RecordType::kHello:
       return DecodeHello(payload);
@@ -191,6 +196,8 @@ absl::Status CensusStreamDecoder::DecodeRecord(uint32_t type, std::string_view p
       return DecodeLimits(payload);
     case wire::RecordType::kThreadStates:
       return DecodeThreadStates(payload);
+    case wire::RecordType::kBuildIds:
+      return DecodeBuildIds(payload, amendable);
   }
   // Unknown record types are skipped so that later protocol versions can add records.
   return absl::OkStatus();
@@ -302,15 +309,50 @@ absl::Status CensusStreamDecoder::DecodeModuleList(std::string_view payload) {
                                      .end = entry.end,
                                      .file_offset = entry.file_offset,
                                      .flags = entry.flags,
-                                     .path = std::string(payload.substr(pos, entry.path_length))});
+                                     .path = std::string(payload.substr(pos, entry.path_length)),
+                                     .build_id = {}});
     pos += entry.path_length;
   }
   if (pos != payload.size()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%d trailing bytes after %d entries", payload.size() - pos, header.count));
   }
+  amendable_modules_ = modules.get();
   modules_ = std::move(modules);
   open_census_->modules = modules_;
+  return absl::OkStatus();
+}
+
+absl::Status CensusStreamDecoder::DecodeBuildIds(std::string_view payload, ModuleList* modules) {
+  if (modules == nullptr) return absl::InvalidArgumentError("not right after a ModuleList");
+  if (payload.size() < sizeof(wire::BuildIdsHeader)) {
+    return absl::InvalidArgumentError("payload shorter than its header");
+  }
+  const auto header = ReadAt<wire::BuildIdsHeader>(payload, 0);
+  size_t pos = sizeof(header);
+  for (uint32_t i = 0; i < header.count; ++i) {
+    if (payload.size() - pos < sizeof(wire::BuildIdEntry)) {
+      return absl::InvalidArgumentError(absl::StrFormat("entry %d is truncated", i));
+    }
+    const auto entry = ReadAt<wire::BuildIdEntry>(payload, pos);
+    pos += sizeof(entry);
+    if (entry.length == 0 || entry.length > wire::kMaxBuildIdLength ||
+        payload.size() - pos < entry.length) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("entry %d has a bad length %d", i, entry.length));
+    }
+    if (entry.module_index >= modules->size()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "entry %d names module %d of %d", i, entry.module_index, modules->size()));
+    }
+    (*modules)[entry.module_index].build_id =
+        absl::BytesToHexString(absl::string_view(payload.data() + pos, entry.length));
+    pos += entry.length;
+  }
+  if (pos != payload.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d trailing bytes after %d entries", payload.size() - pos, header.count));
+  }
   return absl::OkStatus();
 }
 

@@ -60,6 +60,7 @@ class CensusStreamDecoder {
   absl::Status DecodeHello(std::string_view payload);
   absl::Status DecodeCensusBegin(std::string_view payload);
   absl::Status DecodeModuleList(std::string_view payload);
+  absl::Status DecodeBuildIds(std::string_view payload, ModuleList* modules);
   absl::Status DecodeSiteDef(std::string_view payload);
   absl::Status DecodeCounters(std::string_view payload);
   absl::Status DecodeCensusEnd(std::string_view payload);
@@ -73,6 +74,8 @@ class CensusStreamDecoder {
 
   std::optional<HelloInfo> hello_;
   ModuleListPtr modules_;
+  // The ModuleList decoded by the previous record, while a BuildIds record may still amend it.
+  ModuleList* amendable_modules_ = nullptr;
   absl::flat_hash_map<uint32_t, SiteStack> sites_;
   std::array<KindCounters, wire::kKindCount> counters_;  // carried forward across censuses
   std::optional<ProcessLimits> limits_;                  // carried forward across censuses

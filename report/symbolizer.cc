@@ -6,12 +6,15 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
+#include <gelf.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -53,13 +56,6 @@ absl::StatusOr<uint64_t> VaddrOfFileOffset(const std::string& path, uint64_t fil
   return absl::NotFoundError(
       absl::StrFormat("no PT_LOAD segment covers file offset 0x%x", file_offset));
 }
-
-const Dwfl_Callbacks kOfflineCallbacks = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-    .section_address = dwfl_offline_section_address,
-    .debuginfo_path = nullptr,
-};
 
 }  // namespace
 
@@ -108,7 +104,8 @@ std::string Demangle(const char* symbol) {
 absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::string& path) {
   const ModuleMapping* lowest = nullptr;
   for (const ModuleMapping& mapping : modules) {
-    if (mapping.path == path && (lowest == nullptr || mapping.file_offset < lowest->file_offset)) {
+    if (mapping.path == path && !mapping.unloaded() &&
+        (lowest == nullptr || mapping.file_offset < lowest->file_offset)) {
       lowest = &mapping;
     }
   }
@@ -118,34 +115,151 @@ absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::s
   return lowest->start - *vaddr;
 }
 
+namespace {
+
+// The mapping that starts the image `mapping` belongs to: the one with the lowest file offset in
+// the run of neighbouring entries from the same file. A ModuleList lists each image's mappings
+// next to each other (address order for live ones, unload order for unloaded ones), so two
+// images of one file, such as a plugin loaded again after a dlclose, stay apart.
+size_t ImageStart(const ModuleList& modules, size_t index) {
+  const ModuleMapping& mapping = modules[index];
+  auto same_image = [&](size_t i) {
+    return modules[i].path == mapping.path && modules[i].unloaded() == mapping.unloaded();
+  };
+  size_t first = index;
+  while (first > 0 && same_image(first - 1)) --first;
+  size_t lowest = first;
+  for (size_t i = first; i < modules.size() && same_image(i); ++i) {
+    if (modules[i].file_offset < modules[lowest].file_offset) lowest = i;
+  }
+  return lowest;
+}
+
+bool HasSection(Elf* elf, Elf64_Word type) {
+  for (Elf_Scn* section = elf_nextscn(elf, nullptr); section != nullptr;
+       section = elf_nextscn(elf, section)) {
+    GElf_Shdr header;
+    if (gelf_getshdr(section, &header) != nullptr && header.sh_type == type) return true;
+  }
+  return false;
+}
+
+std::string BuildIdOf(Dwfl_Module* module) {
+  const unsigned char* bits = nullptr;
+  GElf_Addr vaddr = 0;
+  const int length = dwfl_module_build_id(module, &bits, &vaddr);
+  if (length <= 0) return "";
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bits), static_cast<size_t>(length)));
+}
+
+}  // namespace
+
 struct Symbolizer::LoadedModule {
   Dwfl* dwfl = nullptr;
   Dwfl_Module* module = nullptr;
-  std::string error;  // why module is null
+  std::string file;        // what was opened: the path, or the debug file found by build-id
+  std::string error;       // why module is null
+  std::string no_symbols;  // why a function name may be missing, when some are
+  std::string no_lines;    // why source lines are missing
 
-  ~LoadedModule() {
+  ~LoadedModule() { Close(); }
+  void Close() {
     if (dwfl != nullptr) dwfl_end(dwfl);
+    dwfl = nullptr;
+    module = nullptr;
+  }
+  void Open(const Dwfl_Callbacks* callbacks, const std::string& path) {
+    Close();
+    file = path;
+    dwfl = dwfl_begin(callbacks);
+    if (dwfl == nullptr) {
+      error = absl::StrCat("dwfl_begin: ", dwfl_errmsg(-1));
+      return;
+    }
+    dwfl_report_begin(dwfl);
+    // Loaded at bias 0, so module addresses are the file's own virtual addresses: one session
+    // serves every process that maps the file, wherever ASLR put it (lookups subtract the bias).
+    module = dwfl_report_elf(dwfl, path.c_str(), path.c_str(), -1, 0, true);
+    if (module == nullptr) error = absl::StrCat("cannot open ", path, ": ", dwfl_errmsg(-1));
+    dwfl_report_end(dwfl, nullptr, nullptr);
   }
 };
 
-Symbolizer::Symbolizer() = default;
+Symbolizer::Symbolizer(SymbolizerOptions options) : options_(std::move(options)) {
+  debuginfo_path_ = ":.debug";
+  for (const std::string& dir : options_.debug_dirs) absl::StrAppend(&debuginfo_path_, ":", dir);
+  absl::StrAppend(&debuginfo_path_, ":/usr/lib/debug");
+  debuginfo_path_data_ = debuginfo_path_.data();
+  callbacks_ = Dwfl_Callbacks{
+      .find_elf = dwfl_build_id_find_elf,
+      .find_debuginfo = dwfl_standard_find_debuginfo,
+      .section_address = dwfl_offline_section_address,
+      .debuginfo_path = &debuginfo_path_data_,
+  };
+}
+
 Symbolizer::~Symbolizer() = default;
 
-Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path) {
-  auto& slot = loaded_[path];
+std::string Symbolizer::FindDebugFile(const std::string& build_id) const {
+  if (build_id.size() < 4) return "";
+  std::vector<std::string> roots = options_.debug_dirs;
+  roots.push_back("/usr/lib/debug");
+  for (const std::string& root : roots) {
+    std::string candidate = absl::StrCat(root, "/.build-id/", build_id.substr(0, 2), "/",
+                                         build_id.substr(2), ".debug");
+    if (access(candidate.c_str(), R_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::string& build_id) {
+  auto& slot = loaded_[absl::StrCat(path, "#", build_id)];
   if (slot != nullptr) return slot.get();
   slot = std::make_unique<LoadedModule>();
-  slot->dwfl = dwfl_begin(&kOfflineCallbacks);
-  if (slot->dwfl == nullptr) {
-    slot->error = absl::StrCat("dwfl_begin: ", dwfl_errmsg(-1));
-    return slot.get();
+  LoadedModule& loaded = *slot;
+  loaded.Open(&callbacks_, path);
+  if (!build_id.empty()) {
+    // The file at the path may not be the one that was loaded (a deploy replaced it while the
+    // process ran): its symbols would name the wrong code. Its debug file, found by build-id,
+    // describes the loaded image exactly, so it is used instead.
+    const std::string on_disk = loaded.module != nullptr ? BuildIdOf(loaded.module) : "";
+    if (on_disk != build_id) {
+      const std::string problem =
+          loaded.module == nullptr
+              ? loaded.error
+              : absl::StrCat(path, " has changed since it was loaded (build-id ", build_id,
+                             on_disk.empty() ? ", the file has none"
+                                             : absl::StrCat(", the file has ", on_disk),
+                             ")");
+      const std::string debug_file = FindDebugFile(build_id);
+      if (debug_file.empty()) {
+        loaded.Close();  // every lookup in this image says why
+        loaded.error = absl::StrCat(problem, "; no debug file with that build-id was found");
+        return slot.get();
+      }
+      loaded.Open(&callbacks_, debug_file);
+      if (loaded.module == nullptr) {
+        loaded.error = absl::StrCat(problem, "; ", loaded.error);
+        return slot.get();
+      }
+    }
   }
-  dwfl_report_begin(slot->dwfl);
-  // Loaded at bias 0, so module addresses are the file's own virtual addresses: one session
-  // serves every process that maps the file, wherever ASLR put it (lookups subtract the bias).
-  slot->module = dwfl_report_elf(slot->dwfl, path.c_str(), path.c_str(), -1, 0, true);
-  if (slot->module == nullptr) slot->error = absl::StrCat("cannot load ELF: ", dwfl_errmsg(-1));
-  dwfl_report_end(slot->dwfl, nullptr, nullptr);
+  if (loaded.module == nullptr) return slot.get();
+  // What the image lacks, to explain frames that stay incomplete.
+  Dwarf_Addr dwarf_bias = 0;
+  const bool has_dwarf = dwfl_module_getdwarf(loaded.module, &dwarf_bias) != nullptr;
+  if (!has_dwarf) {
+    loaded.no_lines = absl::StrCat("no debug info for ", path,
+                                   build_id.empty() ? "" : absl::StrCat(" (build-id ", build_id, ")"));
+  }
+  GElf_Addr elf_bias = 0;
+  Elf* elf = dwfl_module_getelf(loaded.module, &elf_bias);
+  if (!has_dwarf && elf != nullptr && !HasSection(elf, SHT_SYMTAB)) {
+    loaded.no_symbols =
+        absl::StrCat(path, " is stripped and has no debug info: only its exported (.dynsym) "
+                           "functions have names");
+  }
   return slot.get();
 }
 
@@ -247,10 +361,10 @@ std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
     return {physical};
   }
   const uint64_t file_pc = physical.module_offset - 1;
-  const auto key = std::make_pair(physical.module, file_pc);
+  const auto key = std::make_pair(absl::StrCat(physical.module, "#", physical.build_id), file_pc);
   auto [it, inserted] = inline_chains_.try_emplace(key);
   if (inserted) {
-    LoadedModule* loaded = Load(physical.module);
+    LoadedModule* loaded = Load(physical.module, physical.build_id);
     if (loaded->module != nullptr) it->second = InlineChain(loaded->module, file_pc, physical);
   }
   if (it->second.empty()) return {physical};
@@ -269,41 +383,63 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
   // A return address points after the call; the call itself is one byte earlier. That matters
   // when the call is the last instruction of a function (noreturn callee) or of an inline range.
   const uint64_t pc = return_address > 0 ? return_address - 1 : 0;
-  const ModuleMapping* mapping = nullptr;
-  for (const ModuleMapping& m : *modules) {
-    if (pc >= m.start && pc < m.end) {
-      mapping = &m;
-      break;
-    }
+  // Live mappings first; a mapping dlclose() removed only if no live one covers the address
+  // (the newest such, as its addresses may have been reused more than once).
+  std::optional<size_t> found;
+  for (size_t i = 0; i < modules->size() && !found; ++i) {
+    const ModuleMapping& m = (*modules)[i];
+    if (!m.unloaded() && pc >= m.start && pc < m.end) found = i;
   }
-  if (mapping == nullptr) {
+  for (size_t i = modules->size(); i > 0 && !found; --i) {
+    const ModuleMapping& m = (*modules)[i - 1];
+    if (m.unloaded() && pc >= m.start && pc < m.end) found = i - 1;
+  }
+  if (!found) {
     frame.unresolved = "no mapped file contains the address";
     return frame;
   }
-  frame.module = mapping->path;
+  const ModuleMapping& mapping = (*modules)[*found];
+  const size_t image_start = ImageStart(*modules, *found);
+  const ModuleMapping& image = (*modules)[image_start];
+  frame.module = mapping.path;
+  frame.build_id = image.build_id;
+  frame.module_unloaded = mapping.unloaded();
+  LoadedModule* loaded = Load(mapping.path, image.build_id);
 
-  auto [bias_it, inserted] =
-      biases_.try_emplace(std::make_pair(modules, mapping->path), absl::StatusOr<uint64_t>(0));
-  if (inserted) bias_it->second = ComputeLoadBias(*modules, mapping->path);
-  if (!bias_it->second.ok()) {
-    frame.module_offset = return_address - mapping->start + mapping->file_offset;
-    frame.unresolved =
-        absl::StrCat("cannot compute load bias: ", bias_it->second.status().message());
+  const auto bias_key = std::make_pair(modules, image_start);
+  auto bias_it = biases_.find(bias_key);
+  if (bias_it == biases_.end()) {
+    // The debug file found by build-id has the same program headers as the loaded image.
+    const absl::StatusOr<uint64_t> vaddr = VaddrOfFileOffset(
+        loaded->module != nullptr ? loaded->file : mapping.path, image.file_offset);
+    LoadBias bias;
+    if (vaddr.ok()) {
+      bias.value = image.start - *vaddr;
+    } else {
+      bias.error = std::string(vaddr.status().message());
+    }
+    bias_it = biases_.emplace(bias_key, std::move(bias)).first;
+  }
+  if (!bias_it->second.error.empty()) {
+    frame.module_offset = return_address - mapping.start + mapping.file_offset;
+    frame.unresolved = loaded->module == nullptr
+                           ? loaded->error
+                           : absl::StrCat("cannot compute load bias: ", bias_it->second.error);
     return frame;
   }
-  const uint64_t bias = *bias_it->second;
+  const uint64_t bias = bias_it->second.value;
   frame.module_offset = return_address - bias;
 
   // The same code at the same file address, whatever the process: cached by file address.
   const uint64_t file_pc = pc - bias;
-  const auto key = std::make_pair(mapping->path, file_pc);
+  const auto key = std::make_pair(absl::StrCat(mapping.path, "#", image.build_id), file_pc);
   if (auto it = frames_.find(key); it != frames_.end()) {
     Frame cached = it->second;
     cached.address = return_address;
+    cached.module_unloaded = frame.module_unloaded;
     return cached;
   }
 
-  LoadedModule* loaded = Load(mapping->path);
   if (loaded->module == nullptr) {
     frame.unresolved = loaded->error;
   } else {
@@ -317,7 +453,8 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
       plain = plain.substr(0, plain.find('@'));
       frame.function = Demangle(std::string(plain).c_str());
     } else {
-      frame.unresolved = "no symbol covers the address";
+      frame.unresolved = !loaded->no_symbols.empty() ? loaded->no_symbols
+                                                     : std::string("no symbol covers the address");
     }
     if (Dwfl_Line* line = dwfl_module_getsrc(loaded->module, file_pc); line != nullptr) {
       int lineno = 0;
@@ -326,6 +463,10 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
         frame.file = file;
         frame.line = lineno;
       }
+    }
+    if (frame.unresolved.empty() && frame.file.empty()) {
+      frame.unresolved = !loaded->no_lines.empty() ? loaded->no_lines
+                                                   : std::string("no line information here");
     }
   }
   frames_.emplace(key, frame);

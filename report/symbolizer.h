@@ -1,8 +1,12 @@
 // symbolizer.h: turns the return addresses of a census stack into functions and file:line.
 //
 // Uses elfutils libdwfl offline: each module of the traced process is opened from disk at the
-// load bias computed from the census ModuleList, so it works after the process has exited. It
-// never fails hard: a frame that cannot be resolved keeps its module and offset plus a reason.
+// load bias computed from the census ModuleList, so it works after the process has exited. When
+// the shim sent the image's build-id, the file at the path must carry the same one; otherwise
+// (the binary was replaced after it was loaded) its separate debug file is looked up by build-id
+// instead, and failing that the frame is left unresolved. Debug info split into
+// /usr/lib/debug/.build-id (Debian's -dbgsym packages) is found the same way. It never fails
+// hard: a frame that cannot be resolved keeps its module and offset plus a reason.
 //
 // Thread-safety: not thread-safe (caches and libdwfl handles are unsynchronised); use one
 // Symbolizer per thread. Allocation: yes (collector code). Never runs inside a hook.
@@ -17,6 +21,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "elfutils/libdwfl.h"
 #include "report/census.h"
 
 namespace dw::report {
@@ -28,7 +33,11 @@ struct Frame {
   int line = 0;                // 0 without line information
   std::string module;          // path of the mapped file; empty when no mapping contains address
   uint64_t module_offset = 0;  // address - load bias (an ELF virtual address), when module known
-  std::string unresolved;      // why `function` is empty (empty when resolved)
+  std::string build_id;        // hex build-id of the loaded image, when the shim sent it
+  bool module_unloaded = false;  // the module was unloaded by dlclose() before the census
+  // Why the frame is incomplete: why `function` is empty, or, when only `file` is empty, why
+  // there is no line information. Empty when fully resolved.
+  std::string unresolved;
   // True when the compiler inlined this function into the next frame, which has the same
   // address: one return address can stand for several source-level calls.
   bool inlined = false;
@@ -41,12 +50,17 @@ struct Frame {
 // The load bias of the module at `path` in `modules`: the value to add to the ELF's virtual
 // addresses to get run-time addresses. Computed from the mapping with the lowest file offset and
 // the PT_LOAD segment covering that offset, so it is right for PIEs, shared libraries and non-PIE
-// executables (bias 0) alike.
+// executables (bias 0) alike. Mappings dlclose() removed are not considered.
 absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::string& path);
+
+struct SymbolizerOptions {
+  // Searched for <dir>/.build-id/xx/yyyy.debug before /usr/lib/debug.
+  std::vector<std::string> debug_dirs;
+};
 
 class Symbolizer {
  public:
-  Symbolizer();
+  explicit Symbolizer(SymbolizerOptions options = {});
   ~Symbolizer();
   Symbolizer(const Symbolizer&) = delete;
   Symbolizer& operator=(const Symbolizer&) = delete;
@@ -64,16 +78,26 @@ class Symbolizer {
 
  private:
   struct LoadedModule;
-  LoadedModule* Load(const std::string& path);
+  // The image mapped from `path` with `build_id` (may be empty: not checked), opened once.
+  LoadedModule* Load(const std::string& path, const std::string& build_id);
+  std::string FindDebugFile(const std::string& build_id) const;
 
-  // One libdwfl session per module file, loaded at bias 0: opened once, reused for every frame
-  // of every process that maps it.
+  SymbolizerOptions options_;
+  std::string debuginfo_path_;  // libdwfl's search path: ":.debug:<debug dirs>:/usr/lib/debug"
+  char* debuginfo_path_data_ = nullptr;  // libdwfl takes the path by char**
+  Dwfl_Callbacks callbacks_;
+  // One libdwfl session per image (path and build-id), loaded at bias 0: opened once, reused for
+  // every frame of every process that maps it.
   absl::flat_hash_map<std::string, std::unique_ptr<LoadedModule>> loaded_;
-  // Bias per (module list, path): the same ModuleList object is shared by many sites.
-  absl::flat_hash_map<std::pair<const ModuleList*, std::string>, absl::StatusOr<uint64_t>> biases_;
-  // Resolved frames per (path, file address).
+  // Bias per (module list, first mapping of the image): one ModuleList is shared by many sites.
+  struct LoadBias {
+    uint64_t value = 0;
+    std::string error;  // why there is none
+  };
+  absl::flat_hash_map<std::pair<const ModuleList*, size_t>, LoadBias> biases_;
+  // Resolved frames per (image key, file address).
   absl::flat_hash_map<std::pair<std::string, uint64_t>, Frame> frames_;
-  // Inline chains per (path, file address); empty when nothing is inlined there.
+  // Inline chains per (image key, file address); empty when nothing is inlined there.
   absl::flat_hash_map<std::pair<std::string, uint64_t>, std::vector<Frame>> inline_chains_;
 };
 

@@ -202,7 +202,8 @@ TEST(SymbolizerTest, UnresolvedFramesSayWhy) {
                          .end = 0x500000,
                          .file_offset = 0,
                          .flags = 5,
-                         .path = "/nonexistent/libgone.so"}};
+                         .path = "/nonexistent/libgone.so",
+                         .build_id = {}}};
   const Frame gone = symbolizer.SymbolizeReturnAddress(0x400123, &missing);
   EXPECT_TRUE(gone.function.empty());
   EXPECT_EQ(gone.module, "/nonexistent/libgone.so");

@@ -1,0 +1,32 @@
+// module_hooks.cc: dlclose.
+//
+// A plugin can be loaded, allocate, and be unloaded between two censuses; the census that then
+// defines its sites would no longer list the plugin, and they could not be symbolised. So the
+// modules are snapshotted (with their build-ids) before the real dlclose and compared after it;
+// what went away is kept for every later ModuleList. dlopen is not interposed: glibc takes the
+// caller's address to choose the namespace and the $ORIGIN search path, which a hook would
+// change. No guard is held across the real call: the plugin's destructors run inside it, and
+// their frees must be recorded as usual.
+#include <dlfcn.h>
+
+#include "hooks/export.h"
+#include "hooks/real.h"
+#include "preload/runtime.h"
+#include "preload/thread_state.h"
+
+DW_EXPORT int dlclose(void* handle) noexcept {
+  // Only reachable unresolved from dlsym itself; there is no real dlclose to call yet.
+  if (!dw::real::EnsureResolved() || dw::real::dlclose == nullptr) return -1;
+  dw::UnloadedModules::Snapshot before;
+  bool snapshot_taken = false;
+  {
+    dw::HookScope scope;
+    if (scope.entered() && dw::Tracking()) snapshot_taken = dw::OnModulesUnloading(before);
+  }
+  const int result = dw::real::dlclose(handle);
+  if (snapshot_taken) {
+    dw::HookScope scope;
+    dw::OnModulesUnloaded(before);
+  }
+  return result;
+}

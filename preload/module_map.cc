@@ -1,0 +1,228 @@
+#include "preload/module_map.h"
+
+#include <elf.h>
+
+#include <cstring>
+
+namespace dw {
+namespace {
+
+uint64_t ParseHex(const char*& cursor, const char* end) {
+  uint64_t value = 0;
+  for (; cursor < end; ++cursor) {
+    char c = *cursor;
+    unsigned digit;
+    if (c >= '0' && c <= '9') {
+      digit = static_cast<unsigned>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      digit = static_cast<unsigned>(c - 'a' + 10);
+    } else {
+      break;
+    }
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
+void SkipField(const char*& cursor, const char* end) {
+  while (cursor < end && *cursor != ' ') ++cursor;
+  while (cursor < end && *cursor == ' ') ++cursor;
+}
+
+bool SameMapping(const MapsLine& a, const MapsLine& b) {
+  return a.entry.start == b.entry.start && a.entry.end == b.entry.end &&
+         a.entry.file_offset == b.entry.file_offset &&
+         a.entry.path_length == b.entry.path_length &&
+         memcmp(a.path, b.path, a.entry.path_length) == 0;
+}
+
+bool SamePath(const MapsLine& a, const char* path, uint32_t length) {
+  return a.entry.path_length == length && memcmp(a.path, path, length) == 0;
+}
+
+// Walks two address-ordered maps texts side by side and calls `gone(line)` for each mapping of
+// `before` that `after` no longer has.
+template <typename Gone>
+void ForEachRemoved(const os::PageBuffer& before, const os::PageBuffer& after, Gone gone) {
+  const char* b = before.data();
+  const char* const b_end = b + before.size();
+  const char* a = after.data();
+  const char* const a_end = a + after.size();
+  MapsLine later;
+  bool have_later = NextMapsLine(a, a_end, later);
+  MapsLine earlier;
+  while (NextMapsLine(b, b_end, earlier)) {
+    if (earlier.entry.path_length == 0) continue;
+    while (have_later && later.entry.start < earlier.entry.start) {
+      have_later = NextMapsLine(a, a_end, later);
+    }
+    if (!have_later || !SameMapping(earlier, later)) gone(earlier);
+  }
+}
+
+}  // namespace
+
+bool NextMapsLine(const char*& cursor, const char* end, MapsLine& line) {
+  if (cursor >= end) return false;
+  const char* line_end = static_cast<const char*>(memchr(cursor, '\n', end - cursor));
+  if (line_end == nullptr) line_end = end;
+  line = MapsLine{};
+  line.text = cursor;
+  line.text_length = static_cast<size_t>(line_end - cursor);
+  const char* field = cursor;
+  line.entry.start = ParseHex(field, line_end);
+  ++field;  // '-'
+  line.entry.end = ParseHex(field, line_end);
+  ++field;  // ' '
+  if (field + 4 <= line_end) {
+    line.entry.flags = (field[0] == 'r' ? wire::kModuleRead : 0) |
+                       (field[1] == 'w' ? wire::kModuleWrite : 0) |
+                       (field[2] == 'x' ? wire::kModuleExec : 0);
+  }
+  SkipField(field, line_end);  // perms
+  line.entry.file_offset = ParseHex(field, line_end);
+  SkipField(field, line_end);  // offset
+  SkipField(field, line_end);  // device
+  SkipField(field, line_end);  // inode
+  if (field < line_end && *field == '/') {
+    line.path = field;
+    line.entry.path_length = static_cast<uint32_t>(line_end - field);
+  }
+  cursor = line_end < end ? line_end + 1 : end;
+  return true;
+}
+
+bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out) {
+  out.length = 0;
+  const uint64_t size = end - start;
+  Elf64_Ehdr header;
+  if (end <= start || size < sizeof(header) || !os::ReadOwnMemory(start, &header, sizeof(header))) {
+    return false;
+  }
+  if (memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64 ||
+      header.e_phentsize != sizeof(Elf64_Phdr)) {
+    return false;
+  }
+  // Program headers and notes sit in the first pages of the file, which this mapping covers:
+  // anything outside it is not looked at.
+  constexpr uint16_t kMaxProgramHeaders = 64;
+  const uint16_t count = header.e_phnum < kMaxProgramHeaders ? header.e_phnum : kMaxProgramHeaders;
+  for (uint16_t i = 0; i < count; ++i) {
+    const uint64_t at = header.e_phoff + uint64_t{i} * sizeof(Elf64_Phdr);
+    Elf64_Phdr program;
+    if (at > size - sizeof(program) || !os::ReadOwnMemory(start + at, &program, sizeof(program))) {
+      return false;
+    }
+    if (program.p_type != PT_NOTE || program.p_offset >= size ||
+        program.p_filesz > size - program.p_offset) {
+      continue;
+    }
+    alignas(4) unsigned char notes[1024];
+    const size_t length = program.p_filesz < sizeof(notes) ? program.p_filesz : sizeof(notes);
+    if (!os::ReadOwnMemory(start + program.p_offset, notes, length)) return false;
+    // Each note: a header, the name padded to 4 bytes, the descriptor padded to 4 bytes.
+    for (size_t pos = 0; pos + sizeof(Elf64_Nhdr) <= length;) {
+      Elf64_Nhdr note;
+      memcpy(&note, notes + pos, sizeof(note));
+      const size_t name_at = pos + sizeof(note);
+      const size_t descriptor_at = name_at + ((note.n_namesz + 3u) & ~size_t{3});
+      if (descriptor_at > length || note.n_descsz > length - descriptor_at) break;
+      if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 &&
+          memcmp(notes + name_at, "GNU", 4) == 0 && note.n_descsz > 0 &&
+          note.n_descsz <= wire::kMaxBuildIdLength) {
+        out.length = note.n_descsz;
+        memcpy(out.bytes, notes + descriptor_at, note.n_descsz);
+        return true;
+      }
+      pos = descriptor_at + ((note.n_descsz + 3u) & ~size_t{3});
+    }
+  }
+  return false;
+}
+
+bool UnloadedModules::BeforeUnload(Snapshot& before) {
+  if (!os::ReadFile("/proc/self/maps", before.maps)) {
+    before.maps.Release();
+    return false;
+  }
+  const char* cursor = before.maps.data();
+  const char* const end = cursor + before.maps.size();
+  MapsLine line;
+  while (NextMapsLine(cursor, end, line)) {
+    if (line.entry.path_length == 0 || line.entry.file_offset != 0) continue;
+    SnapshotBuildId image{line.entry.start, {}};
+    if (ReadBuildId(line.entry.start, line.entry.end, image.build_id)) {
+      before.build_ids.Append(&image, sizeof(image));
+    }
+  }
+  return true;
+}
+
+void UnloadedModules::AfterUnload(Snapshot& before) {
+  os::PageBuffer after;
+  if (os::ReadFile("/proc/self/maps", after)) {
+    // The code modules that went away: at most a few per dlclose (the plugin and the
+    // dependencies only it used). Their other mappings (read-only data, the ELF header, which
+    // gives the load bias) are recorded with them; unrelated unmaps made meanwhile by other
+    // threads are left out unless they are code.
+    constexpr int kMaxModulesPerUnload = 32;
+    MapsLine code[kMaxModulesPerUnload];
+    int code_count = 0;
+    ForEachRemoved(before.maps, after, [&](const MapsLine& line) {
+      if ((line.entry.flags & wire::kModuleExec) == 0 || code_count == kMaxModulesPerUnload) return;
+      for (int i = 0; i < code_count; ++i) {
+        if (SamePath(code[i], line.path, line.entry.path_length)) return;
+      }
+      code[code_count++] = line;
+    });
+    if (code_count > 0) {
+      ForEachRemoved(before.maps, after, [&](const MapsLine& line) {
+        for (int i = 0; i < code_count; ++i) {
+          if (SamePath(code[i], line.path, line.entry.path_length)) {
+            Add(line, before);
+            return;
+          }
+        }
+      });
+    }
+  }
+  after.Release();
+  before.maps.Release();
+  before.build_ids.Release();
+}
+
+void UnloadedModules::Add(const MapsLine& line, const Snapshot& before) {
+  if (line.entry.path_length >= kMaxPath) {
+    __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  BuildId build_id;
+  if (line.entry.file_offset == 0) {
+    const auto* images = reinterpret_cast<const SnapshotBuildId*>(before.build_ids.data());
+    const size_t image_count = before.build_ids.size() / sizeof(SnapshotBuildId);
+    for (size_t i = 0; i < image_count; ++i) {
+      if (images[i].start == line.entry.start) build_id = images[i].build_id;
+    }
+  }
+  pthread_mutex_lock(&mutex_);
+  if (records_ == nullptr) records_ = static_cast<Record*>(os::MapPages(sizeof(Record) * kCapacity));
+  if (records_ != nullptr) {
+    Record& record = records_[next_];
+    record.entry = line.entry;
+    record.entry.flags |= wire::kModuleUnloaded;
+    record.build_id = build_id;
+    memcpy(record.path, line.path, line.entry.path_length);
+    next_ = (next_ + 1) % kCapacity;
+    if (count_ < kCapacity) {
+      ++count_;
+    } else {
+      __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
+    }
+    __atomic_fetch_add(&generation_, 1, __ATOMIC_RELEASE);
+  } else {
+    __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
+  }
+  pthread_mutex_unlock(&mutex_);
+}
+
+}  // namespace dw

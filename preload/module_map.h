@@ -1,0 +1,113 @@
+// module_map.h: what a census says about the target's loaded modules.
+//
+// Three parts. NextMapsLine parses /proc/self/maps, whose file-backed mappings a ModuleList
+// lists. ReadBuildId reads the GNU build-id of an ELF image as it sits in memory, so the
+// collector can check that it symbolises the very file that was loaded, not whatever is at the
+// path now. UnloadedModules keeps the code mappings that dlclose() removed, so that a site
+// captured inside a plugin still resolves when the plugin is gone before the next census.
+//
+// Thread-safety: NextMapsLine and ReadBuildId are thread-safe. UnloadedModules serialises on a
+// mutex taken only by the dlclose hook (outside the real dlclose, so never inside the loader's
+// lock) and by the census thread; no allocation hook ever takes it. Allocation: none from the
+// target's heap (mmap). Safe inside a hook: in the dlclose hook only (it makes system calls and
+// takes a mutex); never on the allocation path.
+#pragma once
+
+#include <pthread.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "preload/os.h"
+#include "preload/wire_format.h"
+
+namespace dw {
+
+// One line of /proc/self/maps.
+struct MapsLine {
+  wire::ModuleEntry entry;  // start, end, file_offset, flags; path_length 0 if anonymous
+  const char* path = nullptr;
+  const char* text = nullptr;  // the whole line, without its newline
+  size_t text_length = 0;
+};
+
+// Parses the line at `cursor` and advances past it. False once `cursor` reaches `end`.
+bool NextMapsLine(const char*& cursor, const char* end, MapsLine& line);
+
+struct BuildId {
+  uint32_t length = 0;  // 0: none found
+  uint8_t bytes[wire::kMaxBuildIdLength];
+};
+
+// Reads the NT_GNU_BUILD_ID note of the ELF image whose file offset 0 is mapped at
+// [start, end). Memory is read with process_vm_readv, so a mapping removed meanwhile makes it
+// return false rather than fault.
+bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out);
+
+class UnloadedModules {
+ public:
+  // The modules as they were just before a dlclose(), with their build-ids (an unmapped image
+  // can no longer be read). Owned by the dlclose call; its memory is released by AfterUnload.
+  struct Snapshot {
+    os::PageBuffer maps;
+    os::PageBuffer build_ids;  // SnapshotBuildId entries
+  };
+
+  // Call before the real dlclose(). False if /proc/self/maps could not be read.
+  bool BeforeUnload(Snapshot& before);
+  // Call after it: records every mapping of each code module that is no longer mapped.
+  void AfterUnload(Snapshot& before);
+
+  // Census thread: calls `visit(const MapsLine&, const BuildId&)` for each recorded mapping,
+  // oldest first, with the mutex held (so `visit` must not call into the loader).
+  template <typename Visit>
+  void ForEach(Visit visit);
+
+  // Changes whenever a mapping is recorded: a ModuleList sent before that is out of date.
+  uint64_t generation() const { return __atomic_load_n(&generation_, __ATOMIC_ACQUIRE); }
+
+  // Plugins unloaded beyond this many mappings push out the oldest.
+  static constexpr uint32_t kCapacity = 256;
+  // Longer paths are not recorded (the mapping is counted in dropped()).
+  static constexpr uint32_t kMaxPath = 512;
+
+  // In a fork child: a dlclose that was under way in another thread left the mutex held.
+  void AfterForkChild() { mutex_ = PTHREAD_MUTEX_INITIALIZER; }
+
+  uint64_t dropped() const { return __atomic_load_n(&dropped_, __ATOMIC_RELAXED); }
+
+ private:
+  struct Record {
+    wire::ModuleEntry entry;
+    BuildId build_id;
+    char path[kMaxPath];
+  };
+  struct SnapshotBuildId {
+    uint64_t start;
+    BuildId build_id;
+  };
+  void Add(const MapsLine& line, const Snapshot& before);
+
+  pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;
+  Record* records_ = nullptr;  // kCapacity entries, mapped on first use
+  uint32_t next_ = 0;          // ring position of the next record
+  uint32_t count_ = 0;
+  uint64_t generation_ = 0;
+  uint64_t dropped_ = 0;
+};
+
+template <typename Visit>
+void UnloadedModules::ForEach(Visit visit) {
+  pthread_mutex_lock(&mutex_);
+  const uint32_t first = (next_ + kCapacity - count_) % kCapacity;
+  for (uint32_t i = 0; i < count_; ++i) {
+    const Record& record = records_[(first + i) % kCapacity];
+    MapsLine line;
+    line.entry = record.entry;
+    line.path = record.path;
+    visit(static_cast<const MapsLine&>(line), record.build_id);
+  }
+  pthread_mutex_unlock(&mutex_);
+}
+
+}  // namespace dw
