@@ -49,6 +49,8 @@ struct ModuleMapping {
   // Lowercase hex of the image's GNU build-id as read in the target's memory; set on the first
   // mapping of each image (file offset 0) when the shim sent a BuildIds record.
   std::string build_id;
+  // The file at `path` was deleted or replaced after it was mapped ("(deleted)" in the maps).
+  bool deleted = false;
 
   // The mapping was removed by dlclose(); it is kept so that older sites still resolve.
   bool unloaded() const { return (flags & wire::kModuleUnloaded) != 0; }

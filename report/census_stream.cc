@@ -305,12 +305,20 @@ absl::Status CensusStreamDecoder::DecodeModuleList(std::string_view payload) {
     if (entry.end < entry.start) {
       return absl::InvalidArgumentError(absl::StrFormat("entry %d ends before it starts", i));
     }
-    modules->push_back(ModuleMapping{.start = entry.start,
-                                     .end = entry.end,
-                                     .file_offset = entry.file_offset,
-                                     .flags = entry.flags,
-                                     .path = std::string(payload.substr(pos, entry.path_length)),
-                                     .build_id = {}});
+    ModuleMapping mapping{.start = entry.start,
+                          .end = entry.end,
+                          .file_offset = entry.file_offset,
+                          .flags = entry.flags,
+                          .path = std::string(payload.substr(pos, entry.path_length)),
+                          .build_id = {},
+                          .deleted = false};
+    // The kernel marks a mapped file that was unlinked or renamed over since it was mapped.
+    constexpr std::string_view kDeleted = " (deleted)";
+    if (mapping.path.ends_with(kDeleted)) {
+      mapping.path.resize(mapping.path.size() - kDeleted.size());
+      mapping.deleted = true;
+    }
+    modules->push_back(std::move(mapping));
     pos += entry.path_length;
   }
   if (pos != payload.size()) {

@@ -1,8 +1,8 @@
 // driftwatch_main.cc: the `driftwatch` command line.
 //
 //   driftwatch run [--duration S] [--interval MS] [--json FILE] [--warmup S] [--budget LIST]
-//                  -- COMMAND [ARGS...]
-//   driftwatch report [--json FILE] [--warmup S] [--budget LIST] RECORDING
+//                  [--debug-dir DIR] -- COMMAND [ARGS...]
+//   driftwatch report [--json FILE] [--warmup S] [--budget LIST] [--debug-dir DIR] RECORDING
 //
 // Exit codes: 0 no drift, 1 drift found, 2 usage or set-up error, 3 COMMAND failed before the run
 // ended. Single-threaded; never runs inside a hook.
@@ -28,8 +28,10 @@ constexpr int kExitUsage = 2;
 
 constexpr char kMainUsage[] =
     "usage: driftwatch run [--duration S] [--interval MS] [--json FILE] [--record FILE]\n"
-    "                      [--warmup S] [--budget LIST] -- COMMAND [ARGS...]\n"
-    "       driftwatch report [--json FILE] [--warmup S] [--budget LIST] RECORDING\n"
+    "                      [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
+    "                      -- COMMAND [ARGS...]\n"
+    "       driftwatch report [--json FILE] [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
+    "                         RECORDING\n"
     "       driftwatch --help | --version\n"
     "\n"
     "Finds resource drift (memory, fds, threads, timers that keep growing) per call site.\n"
@@ -43,7 +45,8 @@ constexpr char kMainUsage[] =
 
 constexpr char kRunUsage[] =
     "usage: driftwatch run [--duration S] [--interval MS] [--json FILE] [--record FILE]\n"
-    "                      [--warmup S] [--budget LIST] -- COMMAND [ARGS...]\n"
+    "                      [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
+    "                      -- COMMAND [ARGS...]\n"
     "\n"
     "Runs COMMAND with libdriftwatch.so preloaded, collects a census of live resources per call\n"
     "site every interval from it and its children, then reports the sites that keep growing.\n"
@@ -59,6 +62,8 @@ constexpr char kRunUsage[] =
     "  --budget LIST   accepted growth, e.g. heap=10MiB/h,fds=0/h,threads=2/min,timers=1/s\n"
     "                  (heap in B, KiB, MiB, GiB; counts otherwise; per h, min or s);\n"
     "                  growth within budget is not drift\n"
+    "  --debug-dir DIR also look for separate debug files in DIR/.build-id/ (repeatable;\n"
+    "                  /usr/lib/debug is always searched)\n"
     "  -h, --help      show this help\n"
     "\n"
     "environment:\n"
@@ -75,7 +80,8 @@ int UsageError(std::string_view message) {
 std::optional<std::string> TakeValue(const std::vector<std::string_view>& args, size_t& i,
                                      std::string_view name, std::string& error);
 
-// The analysis flags, shared by every command that analyses (--warmup, --budget). Returns
+// The analysis flags, shared by every command that analyses (--warmup, --budget, --debug-dir).
+// Returns
 // nullopt when args[i] is not one of them, else an empty string on success or the error text.
 std::optional<std::string> TakeAnalysisOption(const std::vector<std::string_view>& args, size_t& i,
                                               RunOptions& options) {
@@ -87,6 +93,12 @@ std::optional<std::string> TakeAnalysisOption(const std::vector<std::string_view
       return fmt::format("--warmup wants a non-negative number of seconds, got '{}'", *value);
     }
     options.warmup_s = seconds;
+    return std::string();
+  }
+  if (auto value = TakeValue(args, i, "--debug-dir", error); value.has_value()) {
+    if (!error.empty()) return error;
+    if (value->empty()) return std::string("--debug-dir wants a directory");
+    options.debug_dirs.push_back(*value);
     return std::string();
   }
   if (auto value = TakeValue(args, i, "--budget", error); value.has_value()) {
@@ -212,7 +224,8 @@ int Run(const std::vector<std::string_view>& args) {
 }
 
 constexpr char kReportUsage[] =
-    "usage: driftwatch report [--json FILE] [--warmup S] [--budget LIST] RECORDING\n"
+    "usage: driftwatch report [--json FILE] [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
+    "                         RECORDING\n"
     "\n"
     "Analyses a recording made with 'driftwatch run --record RECORDING' again, offline: the same\n"
     "decoding, analysis and output as the live run, so it reproduces the live verdict.\n"
@@ -223,6 +236,7 @@ constexpr char kReportUsage[] =
     "  --warmup S      skip the first S seconds of every series before fitting a trend\n"
     "                  (default: find the end of the warm-up in the data)\n"
     "  --budget LIST   accepted growth, e.g. heap=10MiB/h,fds=0/h (as for 'run')\n"
+    "  --debug-dir DIR also look for separate debug files in DIR/.build-id/ (repeatable)\n"
     "  -h, --help      show this help\n"
     "\n"
     "exit codes: 0 no drift, 1 drift found, 2 usage error or a missing, corrupt or unsupported\n"

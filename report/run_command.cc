@@ -542,7 +542,7 @@ void AnalyzeCollected(std::vector<ConnectionRecord> records, const RunOptions& o
   result.child_failed = !result.ended_by_us && (exit.signaled || exit.code != 0);
 
   RobustDriftAnalyzer default_analyzer({.warmup_s = options.warmup_s});
-  Symbolizer symbolizer;
+  Symbolizer symbolizer({.debug_dirs = options.debug_dirs});
   result.processes = BuildProcessReports(
       std::move(records), options.analyzer != nullptr ? *options.analyzer : default_analyzer,
       symbolizer, options.budgets);

@@ -41,6 +41,8 @@ struct RunOptions {
   const DriftAnalyzer* analyzer = nullptr;
   std::optional<double> warmup_s;  // --warmup: seconds skipped before fitting; unset: from data
   DriftBudgets budgets;            // --budget: accepted growth per kind
+  // --debug-dir: roots searched for <dir>/.build-id/xx/yyyy.debug before /usr/lib/debug.
+  std::vector<std::string> debug_dirs;
   // Sees every connection's raw bytes (driftwatch run --record); not owned, null for none.
   Collector::Tap* tap = nullptr;
 };

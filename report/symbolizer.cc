@@ -213,11 +213,19 @@ std::string Symbolizer::FindDebugFile(const std::string& build_id) const {
   return "";
 }
 
-Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::string& build_id) {
+Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::string& build_id,
+                                           bool deleted) {
   auto& slot = loaded_[absl::StrCat(path, "#", build_id)];
   if (slot != nullptr) return slot.get();
   slot = std::make_unique<LoadedModule>();
   LoadedModule& loaded = *slot;
+  if (deleted && build_id.empty()) {
+    // Without a build-id nothing tells whether the file now at the path is the one that ran.
+    loaded.error = absl::StrCat(path,
+                                " was deleted or replaced after it was loaded, and the shim sent "
+                                "no build-id to check a file against");
+    return slot.get();
+  }
   loaded.Open(&callbacks_, path);
   if (!build_id.empty()) {
     // The file at the path may not be the one that was loaded (a deploy replaced it while the
@@ -364,7 +372,7 @@ std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
   const auto key = std::make_pair(absl::StrCat(physical.module, "#", physical.build_id), file_pc);
   auto [it, inserted] = inline_chains_.try_emplace(key);
   if (inserted) {
-    LoadedModule* loaded = Load(physical.module, physical.build_id);
+    LoadedModule* loaded = Load(physical.module, physical.build_id, false);
     if (loaded->module != nullptr) it->second = InlineChain(loaded->module, file_pc, physical);
   }
   if (it->second.empty()) return {physical};
@@ -404,7 +412,7 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
   frame.module = mapping.path;
   frame.build_id = image.build_id;
   frame.module_unloaded = mapping.unloaded();
-  LoadedModule* loaded = Load(mapping.path, image.build_id);
+  LoadedModule* loaded = Load(mapping.path, image.build_id, image.deleted);
 
   const auto bias_key = std::make_pair(modules, image_start);
   auto bias_it = biases_.find(bias_key);

@@ -79,7 +79,8 @@ class Symbolizer {
  private:
   struct LoadedModule;
   // The image mapped from `path` with `build_id` (may be empty: not checked), opened once.
-  LoadedModule* Load(const std::string& path, const std::string& build_id);
+  // `deleted`: the maps said the file was deleted or replaced since it was mapped.
+  LoadedModule* Load(const std::string& path, const std::string& build_id, bool deleted);
   std::string FindDebugFile(const std::string& build_id) const;
 
   SymbolizerOptions options_;

@@ -9,6 +9,7 @@
 namespace dw::report {
 namespace {
 
+using e2e::LineOf;
 using e2e::OnlyProcess;
 using e2e::RunProgram;
 using Totals = e2e::SiteTotals;
@@ -105,6 +106,24 @@ TEST(CensusTest, AttributionThroughOperatorNewAndContainers) {
   }
 }
 
+TEST(CensusTest, UnorderedMapNodesAreNamedAtTheUsersFunctionAndLine) {
+  // -O2 -g, no frame pointers: emplace is inlined into fill_map, and libstdc++'s operator new
+  // has no frame pointer either. The headline must still be fill_map, at the emplace line.
+  RunResult result = RunProgram("e2e_cxx_containers");
+  const ProcessReport& process = OnlyProcess(result);
+  const int map_line = LineOf("cxx_containers.cc", "// MAP LINE");
+  ASSERT_GT(map_line, 0);
+  int sites = 0;
+  for (const SiteReport* site : FindSitesByFunction(process, "fill_map", wire::Kind::kHeap)) {
+    ++sites;
+    const Frame& headline = site->frames.at(site->headline);
+    EXPECT_TRUE(headline.function.starts_with("fill_map")) << headline.Describe();
+    EXPECT_TRUE(headline.file.ends_with("cxx_containers.cc")) << headline.file;
+    EXPECT_EQ(headline.line, map_line) << headline.Describe();
+  }
+  EXPECT_GE(sites, 2) << "nodes, buckets and strings should be separate sites";
+}
+
 TEST(CensusTest, StolenSocketIsNeverWrittenAndReconnects) {
   // The program exits 1 if census bytes reached the file it put on the socket's fd number.
   std::string file = testing::TempDir() + "/stolen_fd_file";
@@ -146,16 +165,6 @@ TEST(CensusTest, VforkChildLeavesTheParentsTablesAlone) {
   EXPECT_TRUE(parent->saw_final);
   EXPECT_EQ(HeapAt(*parent, "child_alloc").acquired, 0u) << "a vfork child's malloc was recorded";
   EXPECT_EQ(HeapAt(*parent, "parent_alloc").live, 2);
-}
-
-// The line of `marker` in a program's source, so the test follows edits to the program.
-int LineOf(const std::string& program, const std::string& marker) {
-  std::ifstream source(std::string(DW_PROGRAM_SOURCE_DIR) + "/" + program);
-  std::string text;
-  for (int line = 1; std::getline(source, text); ++line) {
-    if (text.find(marker) != std::string::npos) return line;
-  }
-  return -1;
 }
 
 TEST(CensusTest, InlinedLeakingFunctionIsNamedAsInlinedWithItsLine) {

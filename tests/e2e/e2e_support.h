@@ -3,11 +3,13 @@
 //
 // Thread-safety: call from the test's main thread only (RunUnderShim forks and handles
 // signals). Allocation: yes (test code). Never runs inside a hook.
-// pre: the including target defines DW_PROGRAM_DIR (where the programs are) and DW_SHIM_PATH.
+// pre: the including target defines DW_PROGRAM_DIR (where the programs are) and DW_SHIM_PATH;
+// LineOf also needs DW_PROGRAM_SOURCE_DIR (where their sources are).
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,5 +65,18 @@ inline SiteTotals TotalsAt(const ProcessReport& process, const std::string& func
   }
   return totals;
 }
+
+#ifdef DW_PROGRAM_SOURCE_DIR
+// The line of `marker` in a program's source under DW_PROGRAM_SOURCE_DIR, so that tests follow
+// edits to the program. -1 when absent.
+inline int LineOf(const std::string& program, const std::string& marker) {
+  std::ifstream source(std::string(DW_PROGRAM_SOURCE_DIR) + "/" + program);
+  std::string text;
+  for (int line = 1; std::getline(source, text); ++line) {
+    if (text.find(marker) != std::string::npos) return line;
+  }
+  return -1;
+}
+#endif
 
 }  // namespace dw::report::e2e

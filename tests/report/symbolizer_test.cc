@@ -203,7 +203,8 @@ TEST(SymbolizerTest, UnresolvedFramesSayWhy) {
                          .file_offset = 0,
                          .flags = 5,
                          .path = "/nonexistent/libgone.so",
-                         .build_id = {}}};
+                         .build_id = {},
+                         .deleted = false}};
   const Frame gone = symbolizer.SymbolizeReturnAddress(0x400123, &missing);
   EXPECT_TRUE(gone.function.empty());
   EXPECT_EQ(gone.module, "/nonexistent/libgone.so");

@@ -21,7 +21,7 @@ NOINLINE void make_widgets() {
 }
 
 NOINLINE void fill_map() {
-  for (int i = 0; i < 200; ++i) g_names.emplace(i, std::string(64, 'x'));
+  for (int i = 0; i < 200; ++i) g_names.emplace(i, std::string(64, 'x'));  // MAP LINE
 }
 
 NOINLINE void grow_vector() {

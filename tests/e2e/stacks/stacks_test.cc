@@ -1,0 +1,201 @@
+// The stacks of findings, end to end: what the user reads for a leak in a dlopen'd plugin (also
+// once the plugin is unloaded), in a stripped binary, with its debug info in a separate file
+// found by build-id, and in a binary that a deploy replaced on disk while it ran.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "tests/e2e/e2e_support.h"
+
+namespace dw::report {
+namespace {
+
+using e2e::LineOf;
+using e2e::OnlyProcess;
+using e2e::RunProgram;
+
+// The heap site with exactly `live` live blocks, or null.
+const SiteReport* HeapSiteWithLive(const ProcessReport& process, int64_t live) {
+  for (const SiteReport& site : process.sites) {
+    if (site.kind == wire::Kind::kHeap && site.live == live) return &site;
+  }
+  return nullptr;
+}
+
+const Frame& Headline(const SiteReport& site) { return site.frames.at(site.headline); }
+
+std::string Program(const std::string& name) { return std::string(DW_PROGRAM_DIR) + "/" + name; }
+
+// A path under gtest's temporary folder, spelled as the kernel will show it in /proc/self/maps.
+std::string TempPath(const std::string& name) {
+  return (std::filesystem::path(testing::TempDir()) / name).lexically_normal().string();
+}
+
+void Shell(const std::string& command) {
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+}
+
+// The GNU build-id of an ELF file, as readelf prints it.
+std::string BuildIdOf(const std::string& path) {
+  const std::string out = TempPath("build_id.txt");
+  Shell("readelf -n '" + path + "' | sed -n 's/.*Build ID: *//p' > '" + out + "'");
+  std::ifstream in(out);
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+// Puts the debug info of `binary` where a debug root keeps it: ROOT/.build-id/xx/yyyy.debug.
+std::string MakeDebugRoot(const std::string& binary, const std::string& name) {
+  const std::string root = TempPath(name);
+  const std::string id = BuildIdOf(binary);
+  EXPECT_GE(id.size(), 4u);
+  const std::string dir = root + "/.build-id/" + id.substr(0, 2);
+  std::filesystem::create_directories(dir);
+  Shell("objcopy --only-keep-debug '" + binary + "' '" + dir + "/" + id.substr(2) + ".debug'");
+  return root;
+}
+
+RunResult RunUnder(RunOptions options) {
+  options.shim_path = DW_SHIM_PATH;
+  options.forward_signals = false;
+  if (options.interval_ms == 1000) options.interval_ms = 100;
+  absl::StatusOr<RunResult> result = RunUnderShim(options);
+  EXPECT_TRUE(result.ok()) << result.status();
+  if (!result.ok()) return {};
+  EXPECT_FALSE(result->child_failed) << options.command[0] << " failed";
+  return *std::move(result);
+}
+
+void ExpectPluginLeakNamed(const ProcessReport& process) {
+  const SiteReport* site = HeapSiteWithLive(process, 400);
+  ASSERT_NE(site, nullptr) << "no heap site with the plugin's 400 sessions";
+  const Frame& frame = Headline(*site);
+  EXPECT_EQ(frame.function, "remember_session") << frame.Describe() << " " << frame.unresolved;
+  EXPECT_TRUE(frame.file.ends_with("session_plugin.c")) << frame.file;
+  EXPECT_EQ(frame.line, LineOf("session_plugin.c", "// PLUGIN LEAK LINE"));
+  EXPECT_EQ(std::filesystem::path(frame.module).filename(), "libe2e_session_plugin.so");
+  EXPECT_EQ(frame.build_id, BuildIdOf(DW_PLUGIN_PATH));
+}
+
+TEST(StacksTest, PluginLeakNamesThePluginsFunctionFileAndLine) {
+  RunResult result = RunProgram("e2e_plugin_host", {DW_PLUGIN_PATH});
+  const ProcessReport& process = OnlyProcess(result);
+  ExpectPluginLeakNamed(process);
+  EXPECT_FALSE(Headline(*HeapSiteWithLive(process, 400)).module_unloaded);
+}
+
+TEST(StacksTest, PluginUnloadedBeforeAnyCensusIsStillNamed) {
+  // No census runs between the dlopen and the dlclose (the interval is longer than the whole
+  // run): the final census defines the plugin's site when the plugin is no longer mapped.
+  RunOptions options;
+  options.command = {Program("e2e_plugin_host"), DW_PLUGIN_PATH, "unload"};
+  options.interval_ms = 60000;
+  RunResult result = RunUnder(options);
+  const ProcessReport& process = OnlyProcess(result);
+  ExpectPluginLeakNamed(process);
+  const SiteReport* site = HeapSiteWithLive(process, 400);
+  ASSERT_NE(site, nullptr);
+  EXPECT_TRUE(Headline(*site).module_unloaded);
+}
+
+// The stripped-binary tests work on copies in their own folder.
+class StrippedBinaryTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempPath(std::string("stripped_") +
+                    testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    binary_ = dir_ + "/stripped_leak";
+    std::filesystem::copy_file(Program("e2e_stripped_leak"), binary_);
+  }
+
+  std::string dir_;
+  std::string binary_;
+};
+
+TEST_F(StrippedBinaryTest, ExportedNamesRemainAndTheRestIsModulePlusOffset) {
+  Shell("strip --strip-all '" + binary_ + "'");
+  RunOptions options;
+  options.command = {binary_};
+  const RunResult result = RunUnder(options);
+  const ProcessReport& process = OnlyProcess(result);
+
+  const SiteReport* exported = HeapSiteWithLive(process, 300);
+  ASSERT_NE(exported, nullptr);
+  const Frame& named = Headline(*exported);
+  EXPECT_EQ(named.function, "exported_cache_fill");
+  EXPECT_TRUE(named.file.empty());
+  EXPECT_NE(named.unresolved.find("no debug info for " + binary_), std::string::npos)
+      << named.unresolved;
+
+  const SiteReport* hidden = HeapSiteWithLive(process, 200);
+  ASSERT_NE(hidden, nullptr);
+  const Frame& bare = Headline(*hidden);
+  EXPECT_TRUE(bare.function.empty()) << bare.function;
+  EXPECT_EQ(bare.module, binary_);
+  EXPECT_GT(bare.module_offset, 0u);
+  EXPECT_NE(bare.unresolved.find("stripped"), std::string::npos) << bare.unresolved;
+  char offset[32];
+  std::snprintf(offset, sizeof(offset), "+0x%llx",
+                static_cast<unsigned long long>(bare.module_offset));
+  EXPECT_EQ(bare.Describe(), binary_ + offset);
+}
+
+TEST_F(StrippedBinaryTest, SeparateDebugFileIsFoundByBuildId) {
+  const std::string root = MakeDebugRoot(binary_, "debug_root_stripped");
+  Shell("strip --strip-all '" + binary_ + "'");
+  RunOptions options;
+  options.command = {binary_};
+  options.debug_dirs = {root};
+  const RunResult result = RunUnder(options);
+  const ProcessReport& process = OnlyProcess(result);
+  const SiteReport* hidden = HeapSiteWithLive(process, 200);
+  ASSERT_NE(hidden, nullptr);
+  const Frame& frame = Headline(*hidden);
+  EXPECT_EQ(frame.function, "hidden_cache_fill") << frame.unresolved;
+  EXPECT_TRUE(frame.file.ends_with("stripped_leak.c")) << frame.file;
+  EXPECT_EQ(frame.line, LineOf("stripped_leak.c", "// HIDDEN LEAK LINE"));
+}
+
+TEST_F(StrippedBinaryTest, BinaryReplacedWhileRunningIsNotMisread) {
+  // The program renames another binary over itself before it exits, as a deploy does. The file
+  // now at its path has other code at the same offsets: naming frames from it would be wrong.
+  const std::string replacement = dir_ + "/replacement";
+  std::filesystem::copy_file(Program("e2e_plugin_host"), replacement);
+  RunOptions options;
+  options.command = {binary_, replacement, binary_};
+  const RunResult result = RunUnder(options);
+  const ProcessReport& process = OnlyProcess(result);
+  const SiteReport* hidden = HeapSiteWithLive(process, 200);
+  ASSERT_NE(hidden, nullptr);
+  const Frame& frame = Headline(*hidden);
+  EXPECT_TRUE(frame.function.empty()) << "named from the replaced file: " << frame.function;
+  EXPECT_EQ(frame.module, binary_);
+  EXPECT_NE(frame.unresolved.find("has changed since it was loaded"), std::string::npos)
+      << frame.unresolved;
+}
+
+TEST_F(StrippedBinaryTest, BinaryReplacedWhileRunningIsReadFromItsDebugFile) {
+  const std::string root = MakeDebugRoot(binary_, "debug_root_replaced");
+  const std::string replacement = dir_ + "/replacement";
+  std::filesystem::copy_file(Program("e2e_plugin_host"), replacement);
+  RunOptions options;
+  options.command = {binary_, replacement, binary_};
+  options.debug_dirs = {root};
+  const RunResult result = RunUnder(options);
+  const ProcessReport& process = OnlyProcess(result);
+  const SiteReport* hidden = HeapSiteWithLive(process, 200);
+  ASSERT_NE(hidden, nullptr);
+  const Frame& frame = Headline(*hidden);
+  EXPECT_EQ(frame.function, "hidden_cache_fill") << frame.unresolved;
+  EXPECT_EQ(frame.line, LineOf("stripped_leak.c", "// HIDDEN LEAK LINE"));
+}
+
+}  // namespace
+}  // namespace dw::report
