@@ -31,8 +31,7 @@ void SkipField(const char*& cursor, const char* end) {
 
 bool SameMapping(const MapsLine& a, const MapsLine& b) {
   return a.entry.start == b.entry.start && a.entry.end == b.entry.end &&
-         a.entry.file_offset == b.entry.file_offset &&
-         a.entry.path_length == b.entry.path_length &&
+         a.entry.file_offset == b.entry.file_offset && a.entry.path_length == b.entry.path_length &&
          memcmp(a.path, b.path, a.entry.path_length) == 0;
 }
 
@@ -205,7 +204,8 @@ void UnloadedModules::Add(const MapsLine& line, const Snapshot& before) {
     }
   }
   pthread_mutex_lock(&mutex_);
-  if (records_ == nullptr) records_ = static_cast<Record*>(os::MapPages(sizeof(Record) * kCapacity));
+  if (records_ == nullptr)
+    records_ = static_cast<Record*>(os::MapPages(sizeof(Record) * kCapacity));
   if (records_ != nullptr) {
     Record& record = records_[next_];
     record.entry = line.entry;

@@ -185,8 +185,7 @@ bool Reporter::EnsureConnected() {
       // gives zeroes back without making every page of the array resident.
       for (uint64_t* last : last_sent_) {
         if (last != nullptr) {
-          madvise(last, size_t{sources_.stacks->max_sites()} * 2 * sizeof(uint64_t),
-                  MADV_DONTNEED);
+          madvise(last, size_t{sources_.stacks->max_sites()} * 2 * sizeof(uint64_t), MADV_DONTNEED);
         }
       }
       AppendHello();

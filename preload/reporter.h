@@ -115,9 +115,9 @@ class Reporter {
   uint64_t modules_hash_ = 0;   // hash of the last ModuleList sent on this connection
   uint64_t next_connect_ns_ = 0;
   uint32_t connect_backoff_ms_ = 0;
-  bool finished_ = false;  // the final census went out (or exit began): send nothing more
-  os::PageBuffer out_;     // bytes not yet accepted by the socket
-  os::PageBuffer maps_;    // scratch: /proc/self/maps
+  bool finished_ = false;     // the final census went out (or exit began): send nothing more
+  os::PageBuffer out_;        // bytes not yet accepted by the socket
+  os::PageBuffer maps_;       // scratch: /proc/self/maps
   os::PageBuffer build_ids_;  // scratch: the BuildIds entries of the ModuleList being written
   // Per kind, per site: the acquired/released values last sent on this connection.
   uint64_t* last_sent_[wire::kKindCount] = {};

@@ -12,8 +12,8 @@
 
 #include "preload/fd_tracker.h"
 #include "preload/heap_tracker.h"
-#include "preload/options.h"
 #include "preload/module_map.h"
+#include "preload/options.h"
 #include "preload/reporter.h"
 #include "preload/stack_table.h"
 #include "preload/thread_tracker.h"

@@ -30,10 +30,6 @@ int LibgccBacktrace(void** frames, int capacity) {
   return walk.count;
 }
 
-// The shim's own frames above the interposed function: Capture, the tracker, the hook. They
-// are dropped by address range, so this only bounds the scratch buffer.
-constexpr int kMaxShimFrames = 8;
-
 }  // namespace
 
 UnwindMethod Unwinder::Init(uintptr_t shim_begin, uintptr_t shim_end) {
@@ -70,13 +66,26 @@ UnwindMethod Unwinder::Init(uintptr_t shim_begin, uintptr_t shim_end) {
 uint32_t Unwinder::Capture(uintptr_t* frames, uint32_t max_depth) const {
   if (backtrace_ == nullptr || max_depth == 0) return 0;
   void* raw[wire::kMaxDepth + kMaxShimFrames];
-  int capacity = static_cast<int>(max_depth) + kMaxShimFrames;
-  int count = backtrace_(raw, capacity);
+  // Each frame unwound costs ~7 ns, so only as many of the shim's own frames are allowed for as
+  // have been seen; a capture that finds more unwinds again with room for them, which happens a
+  // few times per process, and so no stack is ever cut short by the shim's frames.
+  uint32_t slack = shim_slack_.load(std::memory_order_relaxed);
+  int count = 0;
   int first = 0;
-  while (first < count) {
-    auto ip = reinterpret_cast<uintptr_t>(raw[first]);
-    if (ip < shim_begin_ || ip >= shim_end_) break;
-    ++first;
+  for (;;) {
+    const int capacity = static_cast<int>(max_depth + slack);
+    count = backtrace_(raw, capacity);
+    first = 0;
+    while (first < count) {
+      auto ip = reinterpret_cast<uintptr_t>(raw[first]);
+      if (ip < shim_begin_ || ip >= shim_end_) break;
+      ++first;
+    }
+    const bool cut_short = count == capacity && count - first < static_cast<int>(max_depth);
+    if (!cut_short || slack >= kMaxShimFrames) break;
+    slack = static_cast<uint32_t>(first) + 1 < kMaxShimFrames ? static_cast<uint32_t>(first) + 1
+                                                              : kMaxShimFrames;
+    shim_slack_.store(slack, std::memory_order_relaxed);
   }
   uint32_t depth = 0;
   for (int i = first; i < count && depth < max_depth; ++i) {

@@ -13,6 +13,7 @@
 // into plain pass-through. Safe inside a hook: Capture() yes, with the guard held; Init() no.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace dw {
@@ -31,12 +32,18 @@ class Unwinder {
 
   UnwindMethod method() const { return method_; }
 
+  // The shim's own frames above the interposed function (the hook, the tracker, Capture) are
+  // unwound and then dropped by address range; at most this many are allowed for.
+  static constexpr uint32_t kMaxShimFrames = 8;
+
  private:
   using BacktraceFn = int (*)(void**, int);
   BacktraceFn backtrace_ = nullptr;
   UnwindMethod method_ = UnwindMethod::kNone;
   uintptr_t shim_begin_ = 0;
   uintptr_t shim_end_ = 0;
+  // How many shim frames a capture allows for: the most seen so far (grows, never shrinks).
+  mutable std::atomic<uint32_t> shim_slack_{2};
 };
 
 }  // namespace dw

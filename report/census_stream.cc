@@ -4,8 +4,8 @@
 #include <cstring>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace dw::report {
@@ -350,8 +350,8 @@ absl::Status CensusStreamDecoder::DecodeBuildIds(std::string_view payload, Modul
           absl::StrFormat("entry %d has a bad length %d", i, entry.length));
     }
     if (entry.module_index >= modules->size()) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "entry %d names module %d of %d", i, entry.module_index, modules->size()));
+      return absl::InvalidArgumentError(absl::StrFormat("entry %d names module %d of %d", i,
+                                                        entry.module_index, modules->size()));
     }
     (*modules)[entry.module_index].build_id =
         absl::BytesToHexString(absl::string_view(payload.data() + pos, entry.length));

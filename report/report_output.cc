@@ -47,6 +47,16 @@ void WriteFrame(JsonWriter& json, const Frame& frame) {
   json.String(frame.AddressHex());
   json.Key("inlined");
   json.Bool(frame.inlined);
+  // Added after v1's first release, as additive fields: enough to symbolise the frame elsewhere
+  // (pprof-style module+offset with the build-id), and why it is incomplete here.
+  json.Key("module_offset");
+  json.String(frame.module.empty() ? std::string() : fmt::format("0x{:x}", frame.module_offset));
+  json.Key("build_id");
+  json.String(frame.build_id);
+  json.Key("module_unloaded");
+  json.Bool(frame.module_unloaded);
+  json.Key("unresolved");
+  json.String(frame.unresolved);
   json.EndObject();
 }
 
@@ -659,6 +669,10 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
                  DriftStatusName(site.finding.status),
                  FormatSlope(site.finding.slope_per_hour, site.unit), confidence, live, to_limit,
                  FindingDetail(site), where);
+      if (!site.frames.empty() && !site.frames[site.headline].unresolved.empty()) {
+        // A frame without a name or a line says why, so the user knows what to install.
+        fmt::print(out, "{:>10}({})\n", "", site.frames[site.headline].unresolved);
+      }
       if (site.thread_state.has_value() && site.thread_state->Total() > 0) {
         fmt::print(out, "{:>10}{}\n", "", DescribeThreadState(*site.thread_state));
       }

@@ -206,8 +206,8 @@ std::string Symbolizer::FindDebugFile(const std::string& build_id) const {
   std::vector<std::string> roots = options_.debug_dirs;
   roots.push_back("/usr/lib/debug");
   for (const std::string& root : roots) {
-    std::string candidate = absl::StrCat(root, "/.build-id/", build_id.substr(0, 2), "/",
-                                         build_id.substr(2), ".debug");
+    std::string candidate =
+        absl::StrCat(root, "/.build-id/", build_id.substr(0, 2), "/", build_id.substr(2), ".debug");
     if (access(candidate.c_str(), R_OK) == 0) return candidate;
   }
   return "";
@@ -258,15 +258,17 @@ Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::s
   Dwarf_Addr dwarf_bias = 0;
   const bool has_dwarf = dwfl_module_getdwarf(loaded.module, &dwarf_bias) != nullptr;
   if (!has_dwarf) {
-    loaded.no_lines = absl::StrCat("no debug info for ", path,
-                                   build_id.empty() ? "" : absl::StrCat(" (build-id ", build_id, ")"));
+    loaded.no_lines =
+        absl::StrCat("no debug info for ", path,
+                     build_id.empty() ? "" : absl::StrCat(" (build-id ", build_id, ")"));
   }
   GElf_Addr elf_bias = 0;
   Elf* elf = dwfl_module_getelf(loaded.module, &elf_bias);
   if (!has_dwarf && elf != nullptr && !HasSection(elf, SHT_SYMTAB)) {
     loaded.no_symbols =
-        absl::StrCat(path, " is stripped and has no debug info: only its exported (.dynsym) "
-                           "functions have names");
+        absl::StrCat(path,
+                     " is stripped and has no debug info: only its exported (.dynsym) "
+                     "functions have names");
   }
   return slot.get();
 }
@@ -473,8 +475,8 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
       }
     }
     if (frame.unresolved.empty() && frame.file.empty()) {
-      frame.unresolved = !loaded->no_lines.empty() ? loaded->no_lines
-                                                   : std::string("no line information here");
+      frame.unresolved =
+          !loaded->no_lines.empty() ? loaded->no_lines : std::string("no line information here");
     }
   }
   frames_.emplace(key, frame);

@@ -27,13 +27,13 @@
 namespace dw::report {
 
 struct Frame {
-  uint64_t address = 0;        // the return address as sent by the shim
-  std::string function;        // demangled; empty when unresolved
-  std::string file;            // source file; empty without line information
-  int line = 0;                // 0 without line information
-  std::string module;          // path of the mapped file; empty when no mapping contains address
-  uint64_t module_offset = 0;  // address - load bias (an ELF virtual address), when module known
-  std::string build_id;        // hex build-id of the loaded image, when the shim sent it
+  uint64_t address = 0;          // the return address as sent by the shim
+  std::string function;          // demangled; empty when unresolved
+  std::string file;              // source file; empty without line information
+  int line = 0;                  // 0 without line information
+  std::string module;            // path of the mapped file; empty when no mapping contains address
+  uint64_t module_offset = 0;    // address - load bias (an ELF virtual address), when module known
+  std::string build_id;          // hex build-id of the loaded image, when the shim sent it
   bool module_unloaded = false;  // the module was unloaded by dlclose() before the census
   // Why the frame is incomplete: why `function` is empty, or, when only `file` is empty, why
   // there is no line information. Empty when fully resolved.

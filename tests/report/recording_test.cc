@@ -315,15 +315,20 @@ TEST(RecordingCliTest, ErrorsExitTwo) {
 }
 
 // Symbols come from the files a recording names, on the machine that replays it: the golden
-// recording's fake client lives in whatever build tree made it, so function, file and line are
-// blanked on both sides. Everything else (verdict, processes, kinds, live amounts, slopes,
-// modules, addresses) comes from the recorded bytes and must match exactly.
+// recording's fake client lives in whatever build tree made it, so function, file, line, the
+// offset in the module (which needs the file's program headers) and the reason a frame is
+// incomplete are blanked on both sides. Everything else (verdict, processes, kinds, live
+// amounts, slopes, modules, addresses) comes from the recorded bytes and must match exactly.
 std::string NormalizeSymbols(std::string json) {
   static const std::regex kFunction(R"re("function":"(?:[^"\\]|\\.)*")re");
   static const std::regex kFile(R"re("file":"(?:[^"\\]|\\.)*")re");
+  static const std::regex kOffset(R"re("module_offset":"(?:[^"\\]|\\.)*")re");
+  static const std::regex kUnresolved(R"re("unresolved":"(?:[^"\\]|\\.)*")re");
   static const std::regex kLine(R"re("line":-?[0-9]+)re");
   json = std::regex_replace(json, kFunction, R"("function":"?")");
   json = std::regex_replace(json, kFile, R"("file":"?")");
+  json = std::regex_replace(json, kOffset, R"("module_offset":"?")");
+  json = std::regex_replace(json, kUnresolved, R"("unresolved":"?")");
   return std::regex_replace(json, kLine, R"("line":0)");
 }
 

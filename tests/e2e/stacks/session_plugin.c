@@ -17,6 +17,4 @@ __attribute__((noinline)) static void remember_session(int id) {
   g_sessions = record;
 }
 
-void plugin_open_session(int id) {
-  remember_session(id);
-}
+void plugin_open_session(int id) { remember_session(id); }

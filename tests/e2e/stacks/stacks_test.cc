@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include "tests/e2e/e2e_support.h"
@@ -35,9 +38,7 @@ std::string TempPath(const std::string& name) {
   return (std::filesystem::path(testing::TempDir()) / name).lexically_normal().string();
 }
 
-void Shell(const std::string& command) {
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
-}
+void Shell(const std::string& command) { ASSERT_EQ(std::system(command.c_str()), 0) << command; }
 
 // The GNU build-id of an ELF file, as readelf prints it.
 std::string BuildIdOf(const std::string& path) {
@@ -101,6 +102,65 @@ TEST(StacksTest, PluginUnloadedBeforeAnyCensusIsStillNamed) {
   const SiteReport* site = HeapSiteWithLive(process, 400);
   ASSERT_NE(site, nullptr);
   EXPECT_TRUE(Headline(*site).module_unloaded);
+}
+
+// How far below the interposed function the user's frame is, in return addresses (frames the
+// unwinder must capture), for every site of `kind` whose stack reaches `function`. -1 if none.
+int DeepestUserFrame(const ProcessReport& process, const std::string& function, wire::Kind kind) {
+  int deepest = -1;
+  for (const SiteReport* site : FindSitesByFunction(process, function, kind)) {
+    int physical = 0;
+    for (size_t i = 0; i < site->frames.size(); ++i) {
+      if (i > 0 && site->frames[i].address != site->frames[i - 1].address) ++physical;
+      if (site->frames[i].function.starts_with(function)) break;
+    }
+    deepest = std::max(deepest, physical);
+  }
+  return deepest;
+}
+
+TEST(StacksTest, DefaultDepthReachesTheUsersFrameOnEveryDeepPath) {
+  // Captured at the maximum depth, so the distance is measured rather than cut off; each path
+  // the default depth must get through: operator new and the containers, stdio (fopen's FILE
+  // and its fd, popen's pipe, fork and exec), and pthread_create (the thread and the memory
+  // glibc allocates for it).
+  ASSERT_EQ(setenv("DRIFTWATCH_DEPTH", "64", 1), 0);
+  struct Path {
+    const char* program;
+    const char* function;
+    wire::Kind kind;
+  };
+  const Path paths[] = {
+      {"e2e_cxx_containers", "make_widgets", wire::Kind::kHeap},
+      {"e2e_cxx_containers", "fill_map", wire::Kind::kHeap},
+      {"e2e_cxx_containers", "grow_vector", wire::Kind::kHeap},
+      {"e2e_every_fd_function", "make_fopen", wire::Kind::kFds},
+      {"e2e_every_fd_function", "make_fopen", wire::Kind::kHeap},
+      {"e2e_every_fd_function", "make_popen", wire::Kind::kFds},
+      {"e2e_every_fd_function", "make_popen", wire::Kind::kHeap},
+      {"e2e_threads_lifecycle", "create_joined", wire::Kind::kThreads},
+      {"e2e_threads_lifecycle", "create_joined", wire::Kind::kHeap},
+  };
+  std::map<std::string, RunResult> runs;
+  int deepest = 0;
+  for (const Path& path : paths) {
+    auto [run, inserted] = runs.try_emplace(path.program);
+    if (inserted) run->second = RunProgram(path.program);
+    // popen's child is a process of its own; the paths are the program's.
+    const ProcessReport* program = nullptr;
+    for (const ProcessReport& process : run->second.processes) {
+      if (process.identity.pid == static_cast<uint32_t>(run->second.child_pid)) program = &process;
+    }
+    ASSERT_NE(program, nullptr) << path.program;
+    const int depth = DeepestUserFrame(*program, path.function, path.kind);
+    EXPECT_GE(depth, 0) << path.function << " has no site";
+    EXPECT_LT(depth, 16) << path.function << ": beyond DRIFTWATCH_DEPTH's default of 16";
+    std::printf("user frame of %s (%s) at capture depth %d\n", path.function, KindName(path.kind),
+                depth + 1);
+    deepest = std::max(deepest, depth + 1);
+  }
+  std::printf("deepest user frame: %d of the default 16\n", deepest);
+  unsetenv("DRIFTWATCH_DEPTH");
 }
 
 // The stripped-binary tests work on copies in their own folder.
