@@ -116,15 +116,17 @@ bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out) {
         program.p_filesz > size - program.p_offset) {
       continue;
     }
-    alignas(4) unsigned char notes[1024];
+    alignas(8) unsigned char notes[4096];
     const size_t length = program.p_filesz < sizeof(notes) ? program.p_filesz : sizeof(notes);
     if (!os::ReadOwnMemory(start + program.p_offset, notes, length)) return false;
-    // Each note: a header, the name padded to 4 bytes, the descriptor padded to 4 bytes.
+    // Each note: a header, the name padded, the descriptor padded: to 4 bytes, or to 8 in a
+    // segment aligned to 8 (such as .note.gnu.property's).
+    const size_t pad = program.p_align == 8 ? 7 : 3;
     for (size_t pos = 0; pos + sizeof(Elf64_Nhdr) <= length;) {
       Elf64_Nhdr note;
       memcpy(&note, notes + pos, sizeof(note));
       const size_t name_at = pos + sizeof(note);
-      const size_t descriptor_at = name_at + ((note.n_namesz + 3u) & ~size_t{3});
+      const size_t descriptor_at = name_at + ((note.n_namesz + pad) & ~pad);
       if (descriptor_at > length || note.n_descsz > length - descriptor_at) break;
       if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 &&
           memcmp(notes + name_at, "GNU", 4) == 0 && note.n_descsz > 0 &&
@@ -133,7 +135,7 @@ bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out) {
         memcpy(out.bytes, notes + descriptor_at, note.n_descsz);
         return true;
       }
-      pos = descriptor_at + ((note.n_descsz + 3u) & ~size_t{3});
+      pos = descriptor_at + ((note.n_descsz + pad) & ~pad);
     }
   }
   return false;

@@ -342,13 +342,16 @@ bool Reporter::AppendModules() {
   build_ids_.Clear();
   uint32_t index = 0;
   uint32_t build_id_count = 0;
+  bool build_ids_ok = true;
   auto add = [&](const MapsLine& line, const BuildId& build_id) {
     writer.Append(&line.entry, sizeof(line.entry));
     writer.Append(line.path, line.entry.path_length);
     if (build_id.length > 0) {
       wire::BuildIdEntry entry{index, build_id.length};
-      build_ids_.Append(&entry, sizeof(entry));
-      build_ids_.Append(build_id.bytes, build_id.length);
+      // All or nothing: a BuildIds record whose count disagrees with its entries would be
+      // rejected, so a failed append (no memory) drops the record, not the census.
+      build_ids_ok = build_ids_ok && build_ids_.Append(&entry, sizeof(entry)) &&
+                     build_ids_.Append(build_id.bytes, build_id.length);
       ++build_id_count;
     }
     ++index;
@@ -368,7 +371,7 @@ bool Reporter::AppendModules() {
   header.count = index;
   memcpy(out_.data() + header_at, &header, sizeof(header));
 
-  if (build_id_count > 0) {
+  if (build_id_count > 0 && build_ids_ok) {
     writer.Begin(wire::RecordType::kBuildIds);
     wire::BuildIdsHeader ids_header{build_id_count, 0};
     writer.Append(&ids_header, sizeof(ids_header));

@@ -53,7 +53,7 @@ struct ModuleMapping {
   bool deleted = false;
 
   // The mapping was removed by dlclose(); it is kept so that older sites still resolve.
-  bool unloaded() const { return false; }
+  bool unloaded() const { return (flags & wire::kModuleUnloaded) != 0; }
 };
 
 // A ModuleList is shared by every census and site that was decoded while it was in effect, so a

@@ -88,6 +88,18 @@ class StreamBuilder {
     return Record(wire::RecordType::kModuleList, payload);
   }
 
+  // One BuildIds record: (module_index, build-id bytes) per entry, each length set from its bytes.
+  StreamBuilder& BuildIds(const std::vector<std::pair<uint32_t, std::string>>& ids) {
+    wire::BuildIdsHeader header{static_cast<uint32_t>(ids.size()), 0};
+    std::string payload = Bytes(header);
+    for (const auto& [module_index, bytes] : ids) {
+      wire::BuildIdEntry entry{module_index, static_cast<uint32_t>(bytes.size())};
+      payload += Bytes(entry);
+      payload += bytes;
+    }
+    return Record(wire::RecordType::kBuildIds, payload);
+  }
+
   StreamBuilder& Site(uint32_t site_id, const std::vector<uint64_t>& frames) {
     wire::SiteDef def{site_id, static_cast<uint16_t>(frames.size()), 0};
     std::string payload = Bytes(def);

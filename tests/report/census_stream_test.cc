@@ -265,6 +265,149 @@ TEST(CensusStreamTest, NamesDetailBits) {
   EXPECT_THAT(TimerNotifyNames(wire::kTimerThread), ::testing::ElementsAre("thread"));
 }
 
+// A census whose ModuleList is followed by a BuildIds record naming two of its three entries.
+std::string BuildIdStream() {
+  StreamBuilder b;
+  b.Hello(5, 1, "/usr/bin/server");
+  b.Begin(0, 1'000'000'000)
+      .Modules({{.start = 0x1000, .end = 0x2000, .file_offset = 0, .path = "/usr/bin/server"},
+                {.start = 0x2000,
+                 .end = 0x3000,
+                 .file_offset = 0x1000,
+                 .flags = wire::kModuleRead | wire::kModuleExec,
+                 .path = "/usr/bin/server"},
+                {.start = 0x7000, .end = 0x8000, .file_offset = 0, .path = "/lib/libc.so.6"}})
+      .BuildIds({{0, std::string("\x01\xab\xCD\xef\x00\x7f\x80\xff", 8)},
+                 {2, std::string(wire::kMaxBuildIdLength, '\xA5')}})
+      .Site(1, {0x2010})
+      .End(0);
+  // A later ModuleList without BuildIds: a shim that could not read them this time.
+  b.Begin(1, 2'000'000'000)
+      .Modules({{.start = 0x1000, .end = 0x2000, .file_offset = 0, .path = "/usr/bin/server"}})
+      .Site(2, {0x2020})
+      .End(1);
+  return b.Take();
+}
+
+void ExpectBuildIds(const std::vector<Census>& censuses, const CensusStreamDecoder& decoder) {
+  ASSERT_EQ(censuses.size(), 2u);
+  const ModuleListPtr& modules = censuses[0].modules;
+  ASSERT_NE(modules, nullptr);
+  ASSERT_EQ(modules->size(), 3u);
+  EXPECT_EQ((*modules)[0].build_id, "01abcdef007f80ff") << "lowercase hex of the bytes";
+  EXPECT_EQ((*modules)[1].build_id, "") << "only the indexed entries carry one";
+  std::string a5s;
+  for (uint32_t i = 0; i < wire::kMaxBuildIdLength; ++i) a5s += "a5";
+  EXPECT_EQ((*modules)[2].build_id, a5s) << "the longest build-id allowed";
+
+  // A site defined after the BuildIds carries the amended list.
+  ASSERT_EQ(decoder.sites().at(1).modules, modules);
+  EXPECT_EQ((*decoder.sites().at(1).modules)[0].build_id, "01abcdef007f80ff");
+
+  // The next ModuleList has none of its own; the old list, still the first site's, keeps them.
+  const ModuleListPtr& later = censuses[1].modules;
+  ASSERT_NE(later, nullptr);
+  ASSERT_NE(later, modules);
+  ASSERT_EQ(later->size(), 1u);
+  EXPECT_EQ((*later)[0].build_id, "");
+  EXPECT_EQ(decoder.sites().at(2).modules, later);
+  EXPECT_EQ((*decoder.sites().at(1).modules)[2].build_id, a5s);
+}
+
+TEST(CensusStreamTest, BuildIdsAmendTheModuleListBeforeThem) {
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(BuildIdStream()).ok());
+  ASSERT_TRUE(decoder.Finish().ok());
+  ExpectBuildIds(decoder.TakeCensuses(), decoder);
+}
+
+TEST(CensusStreamTest, BuildIdsDecodeInEverySplit) {
+  const std::string stream = BuildIdStream();
+  for (size_t split = 0; split <= stream.size(); ++split) {
+    SCOPED_TRACE(split);
+    CensusStreamDecoder decoder;
+    ASSERT_TRUE(decoder.Feed(std::string_view(stream).substr(0, split)).ok());
+    std::vector<Census> censuses = decoder.TakeCensuses();
+    ASSERT_TRUE(decoder.Feed(std::string_view(stream).substr(split)).ok());
+    for (Census& census : decoder.TakeCensuses()) censuses.push_back(std::move(census));
+    ExpectBuildIds(censuses, decoder);
+  }
+}
+
+TEST(CensusStreamTest, BuildIdsMayAmendAModuleListOfUnloadedModules) {
+  // The shim appends dlclose'd modules to the ModuleList; their build-ids come the same way.
+  StreamBuilder b;
+  b.Hello(5, 1, "/usr/bin/host");
+  b.Begin(0, 1)
+      .Modules({{.start = 0x1000, .end = 0x2000, .file_offset = 0, .path = "/usr/bin/host"},
+                {.start = 0x9000,
+                 .end = 0xa000,
+                 .file_offset = 0,
+                 .flags = wire::kModuleRead | wire::kModuleUnloaded,
+                 .path = "/opt/plugins/session.so"}})
+      .BuildIds({{1, "\x12\x34"}})
+      .End(0);
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(b.Take()).ok());
+  const std::vector<Census> censuses = decoder.TakeCensuses();
+  ASSERT_EQ(censuses.size(), 1u);
+  EXPECT_EQ((*censuses[0].modules)[0].build_id, "");
+  EXPECT_EQ((*censuses[0].modules)[1].build_id, "1234");
+  EXPECT_TRUE((*censuses[0].modules)[1].unloaded());
+}
+
+TEST(CensusStreamTest, DeletedSuffixIsStrippedAndFlagged) {
+  StreamBuilder b;
+  b.Hello(5, 1, "/usr/bin/server");
+  b.Begin(0, 1)
+      .Modules({{.start = 0x1000, .end = 0x2000, .path = "/usr/bin/server (deleted)"},
+                {.start = 0x3000, .end = 0x4000, .path = "/tmp/x (deleted)/lib.so"},
+                {.start = 0x5000, .end = 0x6000, .path = "/lib/libc.so.6"},
+                {.start = 0x7000, .end = 0x8000, .path = "/lib/libc.so.6(deleted)"}})
+      .End(0);
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(b.Take()).ok());
+  const std::vector<Census> censuses = decoder.TakeCensuses();
+  ASSERT_EQ(censuses.size(), 1u);
+  const ModuleList& modules = *censuses[0].modules;
+  ASSERT_EQ(modules.size(), 4u);
+  EXPECT_EQ(modules[0].path, "/usr/bin/server");
+  EXPECT_TRUE(modules[0].deleted);
+  EXPECT_EQ(modules[1].path, "/tmp/x (deleted)/lib.so") << "only a trailing marker counts";
+  EXPECT_FALSE(modules[1].deleted);
+  EXPECT_EQ(modules[2].path, "/lib/libc.so.6");
+  EXPECT_FALSE(modules[2].deleted);
+  EXPECT_EQ(modules[3].path, "/lib/libc.so.6(deleted)") << "the kernel puts a space before it";
+  EXPECT_FALSE(modules[3].deleted);
+}
+
+TEST(CensusStreamTest, UnloadedFlagIsReported) {
+  StreamBuilder b;
+  b.Hello(5, 1, "/usr/bin/host");
+  b.Begin(0, 1)
+      .Modules({{.start = 0x1000,
+                 .end = 0x2000,
+                 .flags = wire::kModuleRead | wire::kModuleExec,
+                 .path = "/usr/bin/host"},
+                {.start = 0x9000,
+                 .end = 0xa000,
+                 .file_offset = 0x1000,
+                 .flags = wire::kModuleRead | wire::kModuleExec | wire::kModuleUnloaded,
+                 .path = "/opt/plugins/session.so"}})
+      .End(0);
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(b.Take()).ok());
+  const std::vector<Census> censuses = decoder.TakeCensuses();
+  ASSERT_EQ(censuses.size(), 1u);
+  const ModuleList& modules = *censuses[0].modules;
+  ASSERT_EQ(modules.size(), 2u);
+  EXPECT_FALSE(modules[0].unloaded());
+  EXPECT_TRUE(modules[1].unloaded());
+  EXPECT_EQ(modules[1].flags, wire::kModuleRead | wire::kModuleExec | wire::kModuleUnloaded);
+  EXPECT_EQ(modules[1].path, "/opt/plugins/session.so");
+  EXPECT_FALSE(modules[1].deleted);
+}
+
 // Each corrupt stream must fail with a message containing the given text, and stay failed.
 struct CorruptCase {
   const char* name;
@@ -465,6 +608,92 @@ std::vector<CorruptCase> CorruptCases() {
         StreamBuilder::Bytes(header) + StreamBuilder::Bytes(entry) + "futex" + "junk");
     cases.push_back({"states trailing", b.Take(), "4 trailing bytes after 1 entries"});
   }
+  // BuildIds: only right after a ModuleList, and every entry well-formed.
+  auto with_modules = [&] {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).Modules({{.start = 0x1000, .end = 0x2000, .path = "/a"},
+                           {.start = 0x3000, .end = 0x4000, .path = "/b"}});
+    return b;
+  };
+  auto build_ids_payload = [](uint32_t count, const std::vector<wire::BuildIdEntry>& entries,
+                              const std::string& bytes) {
+    std::string payload = StreamBuilder::Bytes(wire::BuildIdsHeader{count, 0});
+    for (const wire::BuildIdEntry& entry : entries) payload += StreamBuilder::Bytes(entry);
+    return payload + bytes;
+  };
+  {
+    StreamBuilder b = hello();
+    b.BuildIds({{0, "\x01"}});
+    cases.push_back({"build ids before any census", b.Take(), "not right after a ModuleList"});
+  }
+  {
+    StreamBuilder b = hello();
+    b.Begin(0, 1).BuildIds({{0, "\x01"}});
+    cases.push_back({"build ids after begin", b.Take(), "not right after a ModuleList"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.Site(1, {0x1010}).BuildIds({{0, "\x01"}});
+    cases.push_back({"build ids after site", b.Take(), "not right after a ModuleList"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.BuildIds({{0, "\x01"}}).BuildIds({{1, "\x02"}});
+    cases.push_back({"second build ids", b.Take(), "not right after a ModuleList"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.End(0).Begin(1, 2).BuildIds({{0, "\x01"}});
+    cases.push_back({"build ids in the next census", b.Take(), "not right after a ModuleList"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.Record(99, "future").BuildIds({{0, "\x01"}});
+    cases.push_back({"build ids after unknown", b.Take(), "not right after a ModuleList"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.Record(wire::RecordType::kBuildIds, "abc");
+    cases.push_back({"build ids header", b.Take(), "shorter than its header"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.Record(wire::RecordType::kBuildIds,
+             build_ids_payload(2, {{0, 2}}, "\x01\x02") + std::string("\x01\x00\x00", 3));
+    cases.push_back({"build id entry truncated", b.Take(), "entry 1 is truncated"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.Record(wire::RecordType::kBuildIds, build_ids_payload(1, {}, ""));
+    cases.push_back({"build id count", b.Take(), "entry 0 is truncated"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.BuildIds({{0, ""}});
+    cases.push_back({"build id length 0", b.Take(), "entry 0 has a bad length 0"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.BuildIds({{1, std::string(wire::kMaxBuildIdLength + 1, '\x11')}});
+    cases.push_back({"build id length 65", b.Take(), "entry 0 has a bad length 65"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.Record(wire::RecordType::kBuildIds, build_ids_payload(1, {{0, 20}}, "\x01\x02\x03"));
+    cases.push_back({"build id overruns", b.Take(), "entry 0 has a bad length 20"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.BuildIds({{0, "\x01"}, {2, "\x02"}});
+    cases.push_back({"build id index", b.Take(), "entry 1 names module 2 of 2"});
+  }
+  {
+    StreamBuilder b = with_modules();
+    b.Record(wire::RecordType::kBuildIds, build_ids_payload(1, {{1, 2}},
+                                                            "\xab\xcd"
+                                                            "xyz"));
+    cases.push_back({"build ids trailing", b.Take(), "3 trailing bytes after 1 entries"});
+  }
   return cases;
 }
 
@@ -473,7 +702,7 @@ TEST(CensusStreamTest, RejectsCorruptStreams) {
     SCOPED_TRACE(c.name);
     CensusStreamDecoder decoder;
     absl::Status status = decoder.Feed(c.stream);
-    ASSERT_FALSE(status.ok());
+    EXPECT_FALSE(status.ok());  // not ASSERT: every case is reported, not only the first
     EXPECT_THAT(std::string(status.message()), HasSubstr(c.message));
     // Sticky: later input cannot resurrect a corrupt connection.
     EXPECT_FALSE(decoder.Feed(StreamBuilder().Hello(1, 0, "/x").Take()).ok());
@@ -490,6 +719,19 @@ TEST(CensusStreamTest, ErrorNamesRecordAndOffset) {
   absl::Status status = decoder.Feed(b.Take());
   EXPECT_THAT(std::string(status.message()),
               HasSubstr("CensusEnd record at stream offset " + std::to_string(offset)));
+}
+
+TEST(CensusStreamTest, BuildIdsErrorNamesRecordAndOffset) {
+  StreamBuilder b;
+  b.Hello(1, 0, "/x").Begin(0, 1).Modules({{.start = 0x1000, .end = 0x2000, .path = "/a"}});
+  const size_t offset = b.bytes().size();
+  b.BuildIds({{1, "\x01"}});
+  CensusStreamDecoder decoder;
+  absl::Status status = decoder.Feed(b.Take());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(status.message()), "BuildIds record at stream offset " +
+                                               std::to_string(offset) +
+                                               ": entry 0 names module 1 of 1");
 }
 
 }  // namespace
