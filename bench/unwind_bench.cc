@@ -47,6 +47,9 @@ struct Run {
   StackBounds bounds;
   const dw::Unwinder* unwinder = nullptr;
   bool measured = false;
+  // False: capture right in UserFrameMarker, on a stack of frame-pointer code only, to show
+  // what a frame-pointer walk costs when nothing breaks its chain.
+  bool through_qsort = true;
   uintptr_t frames[dw::wire::kMaxDepth] = {};
   uint32_t count = 0;
 };
@@ -91,21 +94,6 @@ __attribute__((noinline)) uint32_t FramePointerWalk(const StackBounds& bounds, u
   return depth;
 }
 
-struct LibgccWalk {
-  uintptr_t* frames;
-  uint32_t capacity;
-  uint32_t count;
-};
-
-_Unwind_Reason_Code CollectLibgccFrame(struct _Unwind_Context* context, void* argument) {
-  auto* walk = static_cast<LibgccWalk*>(argument);
-  if (walk->count >= walk->capacity) return _URC_END_OF_STACK;
-  uintptr_t ip = _Unwind_GetIP(context);
-  if (ip == 0) return _URC_END_OF_STACK;
-  walk->frames[walk->count++] = ip;
-  return _URC_NO_REASON;
-}
-
 // One entry point for all methods, so each walks the same frames above it. gcc turns some of the
 // calls below into tail calls, so a method's first frame is either Capture or MeasureCaptures.
 __attribute__((noinline)) uint32_t Capture(const Run& run, uintptr_t* frames) {
@@ -114,11 +102,10 @@ __attribute__((noinline)) uint32_t Capture(const Run& run, uintptr_t* frames) {
       return FramePointerWalk(run.bounds, frames, run.depth);
     case Method::kShimUnwinder:
       return run.unwinder->Capture(frames, run.depth);
-    case Method::kLibgcc: {
-      LibgccWalk walk{frames, run.depth, 0};
-      _Unwind_Backtrace(CollectLibgccFrame, &walk);
-      return walk.count;
-    }
+    case Method::kLibgcc:
+      // The shim's own fallback, used when libunwind is missing.
+      return static_cast<uint32_t>(
+          dw::LibgccBacktrace(reinterpret_cast<void**>(frames), static_cast<int>(run.depth)));
     case Method::kGlibcBacktrace:
       return static_cast<uint32_t>(
           backtrace(reinterpret_cast<void**>(frames), static_cast<int>(run.depth)));
@@ -152,6 +139,12 @@ int CompareAndMeasure(const void* left, const void* right) {
 // The frame an allocation profile must attribute to: it called into a library without frame
 // pointers. noclone keeps its code in one piece inside its own section.
 __attribute__((noinline, noclone, section("dw_user_frame"))) void UserFrameMarker() {
+  if (current_run != nullptr && !current_run->through_qsort) {
+    current_run->measured = true;
+    MeasureCaptures(*current_run);
+    benchmark::ClobberMemory();  // keeps the call from being a tail call
+    return;
+  }
   int keys[] = {2, 1};
   qsort(keys, 2, sizeof(keys[0]), CompareAndMeasure);
   benchmark::DoNotOptimize(keys);  // also keeps the qsort call from being a tail call
@@ -195,9 +188,10 @@ const char* LibraryOf(const void* function) {
   return slash != nullptr ? slash + 1 : info.dli_fname;
 }
 
-void RunCaptures(benchmark::State& state, Method method, int levels) {
+void RunCaptures(benchmark::State& state, Method method, int levels, bool through_qsort = true) {
   Run run;
   run.state = &state;
+  run.through_qsort = through_qsort;
   run.method = method;
   run.depth = static_cast<uint32_t>(state.range(0));
   run.bounds = CallingThreadStack();
@@ -217,7 +211,8 @@ void RunCaptures(benchmark::State& state, Method method, int levels) {
   state.counters["reaches_user"] = ReachesUser(run) ? 1 : 0;
   switch (method) {
     case Method::kFramePointer:
-      state.SetLabel("bench-local walk");
+      state.SetLabel(through_qsort ? "bench-local walk, through qsort"
+                                   : "bench-local walk, frame-pointer code only");
       break;
     case Method::kShimUnwinder:
       state.SetLabel(run.unwinder->method() == dw::UnwindMethod::kLibunwind
@@ -238,8 +233,14 @@ void BM_FramePointerWalk(benchmark::State& state) {
 }
 BENCHMARK(BM_FramePointerWalk)->Arg(kShimDefaultDepth)->ArgName("depth");
 
-// dw::Unwinder asks libunwind for 8 frames more than `depth` (room for the shim's own frames,
-// which Init(0, 0) keeps), exactly as it does inside the shim.
+// The same walk with no library in the way: its real cost for a full stack, for comparison.
+void BM_FramePointerWalkNoLibraryFrames(benchmark::State& state) {
+  RunCaptures(state, Method::kFramePointer, kUserLevels, /*through_qsort=*/false);
+}
+BENCHMARK(BM_FramePointerWalkNoLibraryFrames)->Arg(kShimDefaultDepth)->ArgName("depth");
+
+// dw::Unwinder allows for as many shim frames as it has seen (none here, as Init(0, 0) drops
+// nothing, so its initial two), exactly as it does inside the shim.
 void BM_ShimUnwinder(benchmark::State& state) {
   RunCaptures(state, Method::kShimUnwinder, kUserLevels);
 }

@@ -60,7 +60,9 @@ class HandleTracker {
   uint32_t SiteDetail(uint32_t site) const {
     return site_detail_[site].load(std::memory_order_relaxed);
   }
-  uint64_t untracked_releases() const { return untracked_releases_.load(std::memory_order_relaxed); }
+  uint64_t untracked_releases() const {
+    return untracked_releases_.load(std::memory_order_relaxed);
+  }
   uint64_t table_overflowed() const { return table_overflowed_.load(std::memory_order_relaxed); }
 
   // In a fork child (see PointerTable::AfterForkChild).

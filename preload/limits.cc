@@ -103,7 +103,8 @@ wire::Limits ReadLimits() {
   limits.address_space_bytes = RlimitValue(RLIMIT_AS, false);
   limits.threads_max = ReadLimitFile("/proc/sys/kernel/threads-max");
   limits.pids_max = CgroupLimit("/sys/fs/cgroup", nullptr, "pids.max");
-  if (limits.pids_max == 0) limits.pids_max = CgroupLimit("/sys/fs/cgroup/pids", "pids", "pids.max");
+  if (limits.pids_max == 0)
+    limits.pids_max = CgroupLimit("/sys/fs/cgroup/pids", "pids", "pids.max");
   limits.memory_limit_bytes = CgroupLimit("/sys/fs/cgroup", nullptr, "memory.max");
   if (limits.memory_limit_bytes == 0) {
     limits.memory_limit_bytes =

@@ -29,10 +29,24 @@ void SkipField(const char*& cursor, const char* end) {
   while (cursor < end && *cursor == ' ') ++cursor;
 }
 
+// The path's length without the " (deleted)" the kernel appends once the file is unlinked or
+// renamed over: a still-mapped library replaced on disk during a dlclose is not unloaded.
+uint32_t PathLengthWithoutDeleted(const MapsLine& line) {
+  constexpr char kDeleted[] = " (deleted)";
+  constexpr uint32_t kDeletedLength = sizeof(kDeleted) - 1;
+  const uint32_t length = line.entry.path_length;
+  if (length > kDeletedLength &&
+      memcmp(line.path + length - kDeletedLength, kDeleted, kDeletedLength) == 0) {
+    return length - kDeletedLength;
+  }
+  return length;
+}
+
 bool SameMapping(const MapsLine& a, const MapsLine& b) {
+  const uint32_t length = PathLengthWithoutDeleted(a);
   return a.entry.start == b.entry.start && a.entry.end == b.entry.end &&
-         a.entry.file_offset == b.entry.file_offset && a.entry.path_length == b.entry.path_length &&
-         memcmp(a.path, b.path, a.entry.path_length) == 0;
+         a.entry.file_offset == b.entry.file_offset && length == PathLengthWithoutDeleted(b) &&
+         memcmp(a.path, b.path, length) == 0;
 }
 
 bool SamePath(const MapsLine& a, const char* path, uint32_t length) {
@@ -177,14 +191,21 @@ void UnloadedModules::AfterUnload(Snapshot& before) {
       code[code_count++] = line;
     });
     if (code_count > 0) {
+      // One number per unload, taken under the lock so that concurrent unloads get distinct
+      // ones, published once all of its mappings are recorded.
+      pthread_mutex_lock(&mutex_);
+      const uint64_t unload = generation_ + 1;
       ForEachRemoved(before.maps, after, [&](const MapsLine& line) {
         for (int i = 0; i < code_count; ++i) {
           if (SamePath(code[i], line.path, line.entry.path_length)) {
-            Add(line, before);
+            Add(line, before, unload);
             return;
           }
         }
       });
+      __atomic_store_n(&generation_, unload, __ATOMIC_RELEASE);
+      __atomic_fetch_add(&version_, 1, __ATOMIC_RELEASE);
+      pthread_mutex_unlock(&mutex_);
     }
   }
   after.Release();
@@ -192,7 +213,7 @@ void UnloadedModules::AfterUnload(Snapshot& before) {
   before.build_ids.Release();
 }
 
-void UnloadedModules::Add(const MapsLine& line, const Snapshot& before) {
+void UnloadedModules::Add(const MapsLine& line, const Snapshot& before, uint64_t unload) {
   if (line.entry.path_length >= kMaxPath) {
     __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
     return;
@@ -205,25 +226,37 @@ void UnloadedModules::Add(const MapsLine& line, const Snapshot& before) {
       if (images[i].start == line.entry.start) build_id = images[i].build_id;
     }
   }
-  pthread_mutex_lock(&mutex_);
   if (records_ == nullptr)
     records_ = static_cast<Record*>(os::MapPages(sizeof(Record) * kCapacity));
-  if (records_ != nullptr) {
-    Record& record = records_[next_];
-    record.entry = line.entry;
-    record.entry.flags |= wire::kModuleUnloaded;
-    record.build_id = build_id;
-    memcpy(record.path, line.path, line.entry.path_length);
-    next_ = (next_ + 1) % kCapacity;
-    if (count_ < kCapacity) {
-      ++count_;
-    } else {
-      __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
-    }
-    __atomic_fetch_add(&generation_, 1, __ATOMIC_RELEASE);
+  if (records_ == nullptr) {
+    __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  Record& record = records_[next_];
+  record.unload = unload;
+  record.entry = line.entry;
+  record.entry.flags = (line.entry.flags & 0xffffu) | wire::kModuleUnloaded |
+                       static_cast<uint32_t>((unload & 0xffffu) << wire::kModuleUnloadShift);
+  record.build_id = build_id;
+  memcpy(record.path, line.path, line.entry.path_length);
+  next_ = (next_ + 1) % kCapacity;
+  if (count_ < kCapacity) {
+    ++count_;
   } else {
     __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
   }
+}
+
+void UnloadedModules::Prune(uint64_t generation) {
+  pthread_mutex_lock(&mutex_);
+  bool pruned = false;
+  while (count_ > 0) {
+    const uint32_t oldest = (next_ + kCapacity - count_) % kCapacity;
+    if (records_[oldest].unload > generation) break;
+    --count_;
+    pruned = true;
+  }
+  if (pruned) __atomic_fetch_add(&version_, 1, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&mutex_);
 }
 

@@ -63,11 +63,22 @@ class UnloadedModules {
   template <typename Visit>
   void ForEach(Visit visit);
 
-  // Changes whenever a mapping is recorded: a ModuleList sent before that is out of date.
+  // How many dlclose() calls have unloaded code: a ModuleList sent before it changed is out of
+  // date. Stacks are stamped with it (SiteDef::module_generation); each recorded mapping
+  // carries the number of its own unload in its flags (wire::kModuleUnloadShift).
   uint64_t generation() const { return __atomic_load_n(&generation_, __ATOMIC_ACQUIRE); }
 
-  // Plugins unloaded beyond this many mappings push out the oldest.
-  static constexpr uint32_t kCapacity = 256;
+  // Census thread, once a census is sent: forgets the mappings of unloads numbered up to
+  // `generation`. Stacks captured since that generation was current cannot have been in them,
+  // and older stacks were defined (with a ModuleList that had them) by the censuses before.
+  void Prune(uint64_t generation);
+
+  // Changes whenever the recorded mappings change (an unload, or a prune).
+  uint64_t version() const { return __atomic_load_n(&version_, __ATOMIC_ACQUIRE); }
+
+  // Mappings unloaded within about two census intervals beyond this many push out the oldest
+  // (the collector then says the modules of the time are unknown rather than guess).
+  static constexpr uint32_t kCapacity = 4096;
   // Longer paths are not recorded (the mapping is counted in dropped()).
   static constexpr uint32_t kMaxPath = 512;
 
@@ -78,6 +89,7 @@ class UnloadedModules {
 
  private:
   struct Record {
+    uint64_t unload;  // the number of the unload that removed it
     wire::ModuleEntry entry;
     BuildId build_id;
     char path[kMaxPath];
@@ -86,13 +98,15 @@ class UnloadedModules {
     uint64_t start;
     BuildId build_id;
   };
-  void Add(const MapsLine& line, const Snapshot& before);
+  // pre: mutex_ held. `unload` numbers the dlclose that removed the mapping.
+  void Add(const MapsLine& line, const Snapshot& before, uint64_t unload);
 
   pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;
   Record* records_ = nullptr;  // kCapacity entries, mapped on first use
   uint32_t next_ = 0;          // ring position of the next record
   uint32_t count_ = 0;
   uint64_t generation_ = 0;
+  uint64_t version_ = 0;
   uint64_t dropped_ = 0;
 };
 

@@ -320,8 +320,14 @@ bool Reporter::AppendModules() {
   // Two passes over the same text: hash and count, then (only if it changed) encode.
   uint64_t hash = 0xCBF29CE484222325ull;
   if (unloaded != nullptr) {
+    // Unloads recorded before the previous census can no longer concern a stack not yet
+    // defined; one census of margin covers stacks captured while that census was being built.
     const uint64_t generation = unloaded->generation();
-    hash = HashBytes(hash, reinterpret_cast<const char*>(&generation), sizeof(generation));
+    unloaded->Prune(generation_before_last_census_);
+    generation_before_last_census_ = generation_at_last_census_;
+    generation_at_last_census_ = generation;
+    const uint64_t version = unloaded->version();
+    hash = HashBytes(hash, reinterpret_cast<const char*>(&version), sizeof(version));
   }
   uint32_t count = 0;
   for (const char* cursor = maps_.data(); cursor < end;) {
@@ -400,7 +406,7 @@ bool Reporter::AppendSiteDefinitions() {
     }
     if (stacks.IsDuplicate(id)) continue;
     uint32_t depth = stacks.Depth(id);
-    wire::SiteDef def{id, static_cast<uint16_t>(depth), 0};
+    wire::SiteDef def{id, static_cast<uint16_t>(depth), stacks.ModuleGeneration(id)};
     writer.Begin(wire::RecordType::kSiteDef);
     writer.Append(&def, sizeof(def));
     writer.Append(stacks.Frames(id), depth * sizeof(uint64_t));

@@ -113,6 +113,9 @@ class Reporter {
   uint64_t sequence_ = 0;
   uint32_t defined_up_to_ = 1;  // site ids below this are defined on this connection
   uint64_t modules_hash_ = 0;   // hash of the last ModuleList sent on this connection
+  // UnloadedModules::generation() at the last two censuses, to prune what they made stale.
+  uint64_t generation_at_last_census_ = 0;
+  uint64_t generation_before_last_census_ = 0;
   uint64_t next_connect_ns_ = 0;
   uint32_t connect_backoff_ms_ = 0;
   bool finished_ = false;     // the final census went out (or exit began): send nothing more

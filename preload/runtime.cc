@@ -22,10 +22,14 @@ __thread ThreadState t_state __asm__("dw_thread_state") __attribute__((tls_model
 constinit Runtime g_runtime;
 
 uint32_t CaptureSite() {
+  // Read before unwinding: every module on this stack is mapped while its code runs here, so
+  // any later unload has a higher number, and the collector can tell this stack's modules from
+  // others loaded at the same addresses since.
+  const auto module_generation = static_cast<uint16_t>(g_runtime.unloaded_modules.generation());
   uintptr_t frames[wire::kMaxDepth];
   uint32_t depth = g_runtime.unwinder.Capture(frames, g_runtime.options.depth);
   if (depth == 0) return StackTable::kNoSite;
-  return g_runtime.stacks.Intern(frames, depth);
+  return g_runtime.stacks.Intern(frames, depth, module_generation);
 }
 
 namespace {

@@ -38,7 +38,7 @@ bool StackTable::Matches(const Record& record, uint64_t hash, const uintptr_t* f
          memcmp(record.frames, frames, depth * sizeof(uintptr_t)) == 0;
 }
 
-uint32_t StackTable::Intern(const uintptr_t* frames, uint32_t depth) {
+uint32_t StackTable::Intern(const uintptr_t* frames, uint32_t depth, uint16_t module_generation) {
   if (depth > max_depth_) depth = max_depth_;
   const uint64_t hash = HashFrames(frames, depth);
   uint32_t mine = kNoSite;  // our record, written but not yet linked into the index
@@ -58,7 +58,8 @@ uint32_t StackTable::Intern(const uintptr_t* frames, uint32_t depth) {
           return kNoSite;
         }
         Record* record = RecordAt(mine);
-        record->depth = depth;
+        record->depth = static_cast<uint16_t>(depth);
+        record->module_generation = module_generation;
         record->hash = hash;
         memcpy(record->frames, frames, depth * sizeof(uintptr_t));
         // Published before it becomes reachable from the index, so every id a reader can find
@@ -90,6 +91,7 @@ bool StackTable::IsDuplicate(uint32_t id) const {
 }
 
 uint32_t StackTable::Depth(uint32_t id) const { return RecordAt(id)->depth; }
+uint16_t StackTable::ModuleGeneration(uint32_t id) const { return RecordAt(id)->module_generation; }
 const uintptr_t* StackTable::Frames(uint32_t id) const { return RecordAt(id)->frames; }
 
 }  // namespace dw

@@ -24,8 +24,10 @@ class StackTable {
   bool Init(uint32_t max_sites, uint32_t max_depth);
 
   // Returns the id for this stack, interning it on first sight, or kNoSite when the table is
-  // full (counted in overflowed()). `depth` is clamped to max_depth().
-  uint32_t Intern(const uintptr_t* frames, uint32_t depth);
+  // full (counted in overflowed()). `depth` is clamped to max_depth(). `module_generation` is
+  // how many dlclose() unloads had happened when the stack was captured (UnloadedModules), kept
+  // with a new stack so its addresses can be matched to the modules mapped at the time.
+  uint32_t Intern(const uintptr_t* frames, uint32_t depth, uint16_t module_generation = 0);
 
   // Reader side (census thread). ids below end_id() have been handed out; a definition is
   // readable once Published(id) is true. Some ids are never published: they lost an insert race
@@ -34,6 +36,7 @@ class StackTable {
   bool Published(uint32_t id) const;
   bool IsDuplicate(uint32_t id) const;
   uint32_t Depth(uint32_t id) const;
+  uint16_t ModuleGeneration(uint32_t id) const;
   const uintptr_t* Frames(uint32_t id) const;
 
   uint32_t max_sites() const { return max_sites_; }
@@ -44,7 +47,8 @@ class StackTable {
   enum RecordState : uint32_t { kEmpty = 0, kLive = 1, kDuplicate = 2 };
   struct Record {
     std::atomic<uint32_t> state;
-    uint32_t depth;
+    uint16_t depth;
+    uint16_t module_generation;
     uint64_t hash;
     uintptr_t frames[];  // max_depth_ entries
   };

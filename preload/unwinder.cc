@@ -24,13 +24,13 @@ _Unwind_Reason_Code CollectFrame(struct _Unwind_Context* context, void* argument
   return _URC_NO_REASON;
 }
 
+}  // namespace
+
 int LibgccBacktrace(void** frames, int capacity) {
   LibgccWalk walk{frames, capacity, 0};
   _Unwind_Backtrace(CollectFrame, &walk);
   return walk.count;
 }
-
-}  // namespace
 
 UnwindMethod Unwinder::Init(uintptr_t shim_begin, uintptr_t shim_end) {
   shim_begin_ = shim_begin;

@@ -129,6 +129,9 @@ struct ModuleEntry {
 static_assert(sizeof(ModuleEntry) == 32);
 inline constexpr uint32_t kModuleRead = 1, kModuleWrite = 2, kModuleExec = 4;
 inline constexpr uint32_t kModuleUnloaded = 8;
+// With kModuleUnloaded: bits 16-31 of `flags` number the unload that removed the mapping
+// (1, 2, ... modulo 2^16; see SiteDef::module_generation).
+inline constexpr uint32_t kModuleUnloadShift = 16;
 
 // BuildIds payload: a BuildIdsHeader, then `count` entries, each a BuildIdEntry followed by
 // `length` bytes of the NT_GNU_BUILD_ID note's descriptor. `module_index` is the entry's position
@@ -152,7 +155,10 @@ inline constexpr uint32_t kMaxBuildIdLength = 64;
 struct SiteDef {
   uint32_t site_id;
   uint16_t depth;
-  uint16_t reserved;
+  // The number of code unloads (dlclose) before the stack was captured, modulo 2^16: its
+  // addresses belong to the modules mapped then. Unloaded ModuleList entries carry the number
+  // of their own unload in the high half of `flags`. 0 from older shims.
+  uint16_t module_generation;
 };
 static_assert(sizeof(SiteDef) == 8);
 

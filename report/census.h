@@ -54,6 +54,10 @@ struct ModuleMapping {
 
   // The mapping was removed by dlclose(); it is kept so that older sites still resolve.
   bool unloaded() const { return (flags & wire::kModuleUnloaded) != 0; }
+  // For an unloaded mapping, the number of the unload that removed it (modulo 2^16).
+  uint16_t unload_number() const {
+    return unloaded() ? static_cast<uint16_t>(flags >> wire::kModuleUnloadShift) : 0;
+  }
 };
 
 // A ModuleList is shared by every census and site that was decoded while it was in effect, so a
@@ -64,7 +68,9 @@ using ModuleListPtr = std::shared_ptr<const ModuleList>;
 // A stack defined by a SiteDef record.
 struct SiteStack {
   std::vector<uint64_t> return_addresses;  // innermost first
-  ModuleListPtr modules;                   // module list in effect when the site was defined
+  // Code unloads (dlclose) before the stack was captured, modulo 2^16 (0 from older shims).
+  uint16_t module_generation = 0;
+  ModuleListPtr modules;  // module list in effect when the site was defined
 };
 
 // Cumulative counters of one site, as last sent.

@@ -383,6 +383,7 @@ absl::Status CensusStreamDecoder::DecodeSiteDef(std::string_view payload) {
         sizeof(def) + size_t{def.depth} * sizeof(uint64_t)));
   }
   SiteStack stack;
+  stack.module_generation = def.module_generation;
   stack.return_addresses.resize(def.depth);
   if (def.depth > 0) {
     std::memcpy(stack.return_addresses.data(), payload.data() + sizeof(def),

@@ -297,7 +297,8 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
           }
           if (auto it = record.sites.find(site_id); it != record.sites.end()) {
             site.frames =
-                symbolizer.Symbolize(it->second.return_addresses, it->second.modules.get());
+                symbolizer.Symbolize(it->second.return_addresses, it->second.modules.get(),
+                                     it->second.module_generation);
             site.headline = HeadlineFrame(site.frames);
           }
           if (const SiteSeries* points = series.Find({site.kind, site_id}); points != nullptr) {

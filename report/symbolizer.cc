@@ -118,13 +118,14 @@ absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::s
 namespace {
 
 // The mapping that starts the image `mapping` belongs to: the one with the lowest file offset in
-// the run of neighbouring entries from the same file. A ModuleList lists each image's mappings
-// next to each other (address order for live ones, unload order for unloaded ones), so two
-// images of one file, such as a plugin loaded again after a dlclose, stay apart.
+// the run of neighbouring entries from the same file and unload. A ModuleList lists each image's
+// mappings next to each other (address order for live ones, unload order for unloaded ones), so
+// two images of one file, such as a plugin loaded again after a dlclose, stay apart.
 size_t ImageStart(const ModuleList& modules, size_t index) {
   const ModuleMapping& mapping = modules[index];
   auto same_image = [&](size_t i) {
-    return modules[i].path == mapping.path && modules[i].unloaded() == mapping.unloaded();
+    return modules[i].path == mapping.path && modules[i].unloaded() == mapping.unloaded() &&
+           modules[i].unload_number() == mapping.unload_number();
   };
   size_t first = index;
   while (first > 0 && same_image(first - 1)) --first;
@@ -274,11 +275,11 @@ Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::s
 }
 
 std::vector<Frame> Symbolizer::Symbolize(std::span<const uint64_t> return_addresses,
-                                         const ModuleList* modules) {
+                                         const ModuleList* modules, uint16_t module_generation) {
   std::vector<Frame> frames;
   frames.reserve(return_addresses.size());
   for (uint64_t address : return_addresses) {
-    std::vector<Frame> expanded = SymbolizeWithInlines(address, modules);
+    std::vector<Frame> expanded = SymbolizeWithInlines(address, modules, module_generation);
     frames.insert(frames.end(), expanded.begin(), expanded.end());
   }
   return frames;
@@ -365,8 +366,9 @@ std::vector<Frame> InlineChain(Dwfl_Module* module, Dwarf_Addr file_pc, const Fr
 }  // namespace
 
 std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
-                                                    const ModuleList* modules) {
-  Frame physical = SymbolizeReturnAddress(return_address, modules);
+                                                    const ModuleList* modules,
+                                                    uint16_t module_generation) {
+  Frame physical = SymbolizeReturnAddress(return_address, modules, module_generation);
   if (physical.function.empty() || physical.module.empty() || physical.module_offset == 0) {
     return {physical};
   }
@@ -383,7 +385,8 @@ std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
   return chain;
 }
 
-Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules) {
+Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules,
+                                         uint16_t module_generation) {
   Frame frame;
   frame.address = return_address;
   if (modules == nullptr) {
@@ -393,16 +396,39 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
   // A return address points after the call; the call itself is one byte earlier. That matters
   // when the call is the last instruction of a function (noreturn callee) or of an inline range.
   const uint64_t pc = return_address > 0 ? return_address - 1 : 0;
-  // Live mappings first; a mapping dlclose() removed only if no live one covers the address
-  // (the newest such, as its addresses may have been reused more than once).
+  // The mapping that held this address when the stack was captured: of the mappings dlclose()
+  // removed after the capture, the first removed (a later one can only have been loaded there
+  // after it); if none, the live mapping. Unload numbers wrap at 2^16, so they are compared as
+  // differences.
   std::optional<size_t> found;
+  int best_distance = 0;
+  bool unloads_since = false;       // some module was unloaded after the capture
+  bool first_unload_known = false;  // ... and the first such unload is in the list
+  bool unloaded_here = false;       // some unloaded mapping covers the address
+  for (size_t i = 0; i < modules->size(); ++i) {
+    const ModuleMapping& m = (*modules)[i];
+    if (!m.unloaded()) continue;
+    const auto distance = static_cast<int16_t>(m.unload_number() - module_generation);
+    unloads_since |= distance > 0;
+    first_unload_known |= distance == 1;
+    if (pc < m.start || pc >= m.end) continue;
+    unloaded_here = true;
+    if (distance > 0 && (!found || distance < best_distance)) {
+      found = i;
+      best_distance = distance;
+    }
+  }
+  if (unloads_since && !first_unload_known && unloaded_here) {
+    // The shim had to drop the oldest unloaded modules (thousands of dlcloses within a census
+    // interval): whichever module is listed here now may not be the one that ran.
+    frame.unresolved =
+        "the module mapped here when the stack was captured is unknown: too many modules were "
+        "unloaded meanwhile";
+    return frame;
+  }
   for (size_t i = 0; i < modules->size() && !found; ++i) {
     const ModuleMapping& m = (*modules)[i];
     if (!m.unloaded() && pc >= m.start && pc < m.end) found = i;
-  }
-  for (size_t i = modules->size(); i > 0 && !found; --i) {
-    const ModuleMapping& m = (*modules)[i - 1];
-    if (m.unloaded() && pc >= m.start && pc < m.end) found = i - 1;
   }
   if (!found) {
     frame.unresolved = "no mapped file contains the address";

@@ -67,14 +67,18 @@ class Symbolizer {
 
   // Symbolises return addresses (innermost first), expanding each into the functions inlined
   // at that address (marked `inlined`) followed by the function that contains it. `modules`
-  // may be null (no ModuleList seen).
+  // may be null (no ModuleList seen). `module_generation` is the stack's (SiteStack): an
+  // address is looked up in the module that was mapped there when the stack was captured, which
+  // is the one unloaded first after it, if any, else the live one.
   std::vector<Frame> Symbolize(std::span<const uint64_t> return_addresses,
-                               const ModuleList* modules);
+                               const ModuleList* modules, uint16_t module_generation = 0);
   // One return address, as the function containing it (no inline expansion).
-  Frame SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules);
+  Frame SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules,
+                               uint16_t module_generation = 0);
   // One return address with its inlined functions, innermost first; the last frame is the
   // function containing the address, with the source line of the call it makes.
-  std::vector<Frame> SymbolizeWithInlines(uint64_t return_address, const ModuleList* modules);
+  std::vector<Frame> SymbolizeWithInlines(uint64_t return_address, const ModuleList* modules,
+                                          uint16_t module_generation = 0);
 
  private:
   struct LoadedModule;

@@ -498,5 +498,43 @@ TEST(UnloadedModulesTest, UnmappedDataFileIsNotAnUnloadedModule) {
   EXPECT_TRUE(RecordedMappings(unloaded).empty());
 }
 
+TEST(UnloadedModulesTest, LibraryReplacedOnDiskMeanwhileIsNotUnloaded) {
+  // Two copies of the plugin (two inodes, so the loader maps both). While one is dlclosed, the
+  // other's file is renamed over, as a deploy does: its maps lines gain " (deleted)", yet it is
+  // still loaded and must not be recorded as unloaded.
+  char dir_template[] = "/tmp/module_map_test_XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string kept = dir + "/kept.so";
+  const std::string closed = dir + "/closed.so";
+  const std::string replacement = dir + "/replacement.so";
+  for (const std::string& copy : {kept, closed, replacement}) {
+    ASSERT_EQ(std::system(("cp '" + PluginPath() + "' '" + copy + "'").c_str()), 0);
+  }
+  Handle kept_handle{dlopen(kept.c_str(), RTLD_NOW | RTLD_LOCAL)};
+  ASSERT_NE(kept_handle.handle, nullptr) << dlerror();
+  Handle closed_handle{dlopen(closed.c_str(), RTLD_NOW | RTLD_LOCAL)};
+  ASSERT_NE(closed_handle.handle, nullptr) << dlerror();
+  ASSERT_NE(closed_handle.handle, kept_handle.handle);
+
+  UnloadedModules unloaded;
+  UnloadedModules::Snapshot before;
+  ASSERT_TRUE(unloaded.BeforeUnload(before));
+  ASSERT_EQ(rename(replacement.c_str(), kept.c_str()), 0);
+  ASSERT_EQ(dlclose(closed_handle.release()), 0);
+  unloaded.AfterUnload(before);
+
+  bool closed_recorded = false;
+  for (const Recorded& recorded : RecordedMappings(unloaded)) {
+    EXPECT_EQ(recorded.path.find(kept), std::string::npos) << "still loaded: " << recorded.path;
+    closed_recorded |= recorded.path == closed;
+  }
+  EXPECT_TRUE(closed_recorded);
+  ASSERT_EQ(dlclose(kept_handle.release()), 0);
+  unlink(kept.c_str());
+  unlink(closed.c_str());
+  rmdir(dir.c_str());
+}
+
 }  // namespace
 }  // namespace dw

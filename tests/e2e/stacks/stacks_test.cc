@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "tests/e2e/e2e_support.h"
 
@@ -104,6 +105,38 @@ TEST(StacksTest, PluginUnloadedBeforeAnyCensusIsStillNamed) {
   EXPECT_TRUE(Headline(*site).module_unloaded);
 }
 
+TEST(StacksTest, PluginsReloadedAtTheSameAddressesKeepTheirOwnNames) {
+  // 600 rounds alternate two plugins that take the same addresses, across many censuses: each
+  // leak must be named from the plugin that was mapped when its stack was captured.
+  RunOptions options;
+  options.command = {Program("e2e_reload_host"), DW_PLUGIN_PATH, DW_OTHER_PLUGIN_PATH, "600"};
+  options.interval_ms = 50;
+  const RunResult result = RunUnder(options);
+  const ProcessReport& process = OnlyProcess(result);
+  ASSERT_GE(process.census_count, 3u) << "the rounds should span several censuses";
+  int64_t sessions = 0;
+  int64_t counters = 0;
+  for (const SiteReport& site : process.sites) {
+    if (site.kind != wire::Kind::kHeap || site.live == 0 || site.frames.empty()) continue;
+    const Frame& frame = Headline(site);
+    if (frame.module.find("plugin") == std::string::npos) continue;
+    if (frame.function == "remember_session") {
+      EXPECT_TRUE(frame.module.ends_with("libe2e_session_plugin.so")) << frame.module;
+      EXPECT_EQ(frame.line, LineOf("session_plugin.c", "// PLUGIN LEAK LINE"));
+      sessions += site.live;
+    } else if (frame.function == "add_counter") {
+      EXPECT_TRUE(frame.module.ends_with("libe2e_counter_plugin.so")) << frame.module;
+      EXPECT_EQ(frame.line, LineOf("counter_plugin.c", "// COUNTER LEAK LINE"));
+      counters += site.live;
+    } else {
+      ADD_FAILURE() << "a plugin site named " << frame.Describe() << " (" << frame.unresolved
+                    << ")";
+    }
+  }
+  EXPECT_EQ(sessions, 300 * 50);
+  EXPECT_EQ(counters, 300 * 20);
+}
+
 // How far below the interposed function the user's frame is, in return addresses (frames the
 // unwinder must capture), for every site of `kind` whose stack reaches `function`. -1 if none.
 int DeepestUserFrame(const ProcessReport& process, const std::string& function, wire::Kind kind) {
@@ -175,28 +208,40 @@ class StrippedBinaryTest : public testing::Test {
     std::filesystem::copy_file(Program("e2e_stripped_leak"), binary_);
   }
 
+  // Runs the copy and returns the headline frame of its heap site with `live` blocks: 300 for
+  // exported_cache_fill, 200 for the static hidden_cache_fill.
+  Frame Headline(int64_t live, std::vector<std::string> arguments = {},
+                 std::vector<std::string> debug_dirs = {}) {
+    RunOptions options;
+    options.command = {binary_};
+    options.command.insert(options.command.end(), arguments.begin(), arguments.end());
+    options.debug_dirs = std::move(debug_dirs);
+    const RunResult result = RunUnder(options);
+    const SiteReport* site = HeapSiteWithLive(OnlyProcess(result), live);
+    EXPECT_NE(site, nullptr) << "no heap site with " << live << " live blocks";
+    return site != nullptr ? site->frames.at(site->headline) : Frame{};
+  }
+
+  // Copies another program beside the binary, for the binary to rename over itself.
+  std::string Replacement() {
+    const std::string replacement = dir_ + "/replacement";
+    std::filesystem::copy_file(Program("e2e_plugin_host"), replacement);
+    return replacement;
+  }
+
   std::string dir_;
   std::string binary_;
 };
 
 TEST_F(StrippedBinaryTest, ExportedNamesRemainAndTheRestIsModulePlusOffset) {
   Shell("strip --strip-all '" + binary_ + "'");
-  RunOptions options;
-  options.command = {binary_};
-  const RunResult result = RunUnder(options);
-  const ProcessReport& process = OnlyProcess(result);
-
-  const SiteReport* exported = HeapSiteWithLive(process, 300);
-  ASSERT_NE(exported, nullptr);
-  const Frame& named = Headline(*exported);
+  const Frame named = Headline(300);
   EXPECT_EQ(named.function, "exported_cache_fill");
   EXPECT_TRUE(named.file.empty());
   EXPECT_NE(named.unresolved.find("no debug info for " + binary_), std::string::npos)
       << named.unresolved;
 
-  const SiteReport* hidden = HeapSiteWithLive(process, 200);
-  ASSERT_NE(hidden, nullptr);
-  const Frame& bare = Headline(*hidden);
+  const Frame bare = Headline(200);
   EXPECT_TRUE(bare.function.empty()) << bare.function;
   EXPECT_EQ(bare.module, binary_);
   EXPECT_GT(bare.module_offset, 0u);
@@ -210,14 +255,7 @@ TEST_F(StrippedBinaryTest, ExportedNamesRemainAndTheRestIsModulePlusOffset) {
 TEST_F(StrippedBinaryTest, SeparateDebugFileIsFoundByBuildId) {
   const std::string root = MakeDebugRoot(binary_, "debug_root_stripped");
   Shell("strip --strip-all '" + binary_ + "'");
-  RunOptions options;
-  options.command = {binary_};
-  options.debug_dirs = {root};
-  const RunResult result = RunUnder(options);
-  const ProcessReport& process = OnlyProcess(result);
-  const SiteReport* hidden = HeapSiteWithLive(process, 200);
-  ASSERT_NE(hidden, nullptr);
-  const Frame& frame = Headline(*hidden);
+  const Frame frame = Headline(200, {}, {root});
   EXPECT_EQ(frame.function, "hidden_cache_fill") << frame.unresolved;
   EXPECT_TRUE(frame.file.ends_with("stripped_leak.c")) << frame.file;
   EXPECT_EQ(frame.line, LineOf("stripped_leak.c", "// HIDDEN LEAK LINE"));
@@ -226,15 +264,7 @@ TEST_F(StrippedBinaryTest, SeparateDebugFileIsFoundByBuildId) {
 TEST_F(StrippedBinaryTest, BinaryReplacedWhileRunningIsNotMisread) {
   // The program renames another binary over itself before it exits, as a deploy does. The file
   // now at its path has other code at the same offsets: naming frames from it would be wrong.
-  const std::string replacement = dir_ + "/replacement";
-  std::filesystem::copy_file(Program("e2e_plugin_host"), replacement);
-  RunOptions options;
-  options.command = {binary_, replacement, binary_};
-  const RunResult result = RunUnder(options);
-  const ProcessReport& process = OnlyProcess(result);
-  const SiteReport* hidden = HeapSiteWithLive(process, 200);
-  ASSERT_NE(hidden, nullptr);
-  const Frame& frame = Headline(*hidden);
+  const Frame frame = Headline(200, {Replacement(), binary_});
   EXPECT_TRUE(frame.function.empty()) << "named from the replaced file: " << frame.function;
   EXPECT_EQ(frame.module, binary_);
   EXPECT_NE(frame.unresolved.find("has changed since it was loaded"), std::string::npos)
@@ -243,16 +273,7 @@ TEST_F(StrippedBinaryTest, BinaryReplacedWhileRunningIsNotMisread) {
 
 TEST_F(StrippedBinaryTest, BinaryReplacedWhileRunningIsReadFromItsDebugFile) {
   const std::string root = MakeDebugRoot(binary_, "debug_root_replaced");
-  const std::string replacement = dir_ + "/replacement";
-  std::filesystem::copy_file(Program("e2e_plugin_host"), replacement);
-  RunOptions options;
-  options.command = {binary_, replacement, binary_};
-  options.debug_dirs = {root};
-  const RunResult result = RunUnder(options);
-  const ProcessReport& process = OnlyProcess(result);
-  const SiteReport* hidden = HeapSiteWithLive(process, 200);
-  ASSERT_NE(hidden, nullptr);
-  const Frame& frame = Headline(*hidden);
+  const Frame frame = Headline(200, {Replacement(), binary_}, {root});
   EXPECT_EQ(frame.function, "hidden_cache_fill") << frame.unresolved;
   EXPECT_EQ(frame.line, LineOf("stripped_leak.c", "// HIDDEN LEAK LINE"));
 }
