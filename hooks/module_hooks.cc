@@ -8,6 +8,7 @@
 // change. No guard is held across the real call: the plugin's destructors run inside it, and
 // their frees must be recorded as usual.
 #include <dlfcn.h>
+#include <errno.h>
 
 #include "hooks/export.h"
 #include "hooks/real.h"
@@ -20,13 +21,18 @@ DW_EXPORT int dlclose(void* handle) noexcept {
   dw::UnloadedModules::Snapshot before;
   bool snapshot_taken = false;
   {
+    // The target sees errno exactly as dlclose leaves it: the snapshots make system calls.
+    const int saved_errno = errno;
     dw::HookScope scope;
     if (scope.entered() && dw::Tracking()) snapshot_taken = dw::OnModulesUnloading(before);
+    errno = saved_errno;
   }
   const int result = dw::real::dlclose(handle);
   if (snapshot_taken) {
+    const int saved_errno = errno;
     dw::HookScope scope;
     dw::OnModulesUnloaded(before);
+    errno = saved_errno;
   }
   return result;
 }

@@ -130,26 +130,30 @@ bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out) {
         program.p_filesz > size - program.p_offset) {
       continue;
     }
-    alignas(8) unsigned char notes[4096];
-    const size_t length = program.p_filesz < sizeof(notes) ? program.p_filesz : sizeof(notes);
-    if (!os::ReadOwnMemory(start + program.p_offset, notes, length)) return false;
     // Each note: a header, the name padded, the descriptor padded: to 4 bytes, or to 8 in a
-    // segment aligned to 8 (such as .note.gnu.property's).
-    const size_t pad = program.p_align == 8 ? 7 : 3;
-    for (size_t pos = 0; pos + sizeof(Elf64_Nhdr) <= length;) {
+    // segment aligned to 8 (such as .note.gnu.property's). Read piece by piece, straight into
+    // small variables: this runs in the dlclose hook, on whatever stack the target's thread has.
+    const uint64_t pad = program.p_align == 8 ? 7 : 3;
+    const uint64_t notes = start + program.p_offset;
+    constexpr int kMaxNotes = 64;
+    uint64_t pos = 0;
+    for (int n = 0; n < kMaxNotes && pos + sizeof(Elf64_Nhdr) <= program.p_filesz; ++n) {
       Elf64_Nhdr note;
-      memcpy(&note, notes + pos, sizeof(note));
-      const size_t name_at = pos + sizeof(note);
-      const size_t descriptor_at = name_at + ((note.n_namesz + pad) & ~pad);
-      if (descriptor_at > length || note.n_descsz > length - descriptor_at) break;
-      if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 &&
-          memcmp(notes + name_at, "GNU", 4) == 0 && note.n_descsz > 0 &&
-          note.n_descsz <= wire::kMaxBuildIdLength) {
+      if (!os::ReadOwnMemory(notes + pos, &note, sizeof(note))) return false;
+      const uint64_t name_at = pos + sizeof(note);
+      const uint64_t descriptor_at = name_at + ((uint64_t{note.n_namesz} + pad) & ~pad);
+      if (descriptor_at > program.p_filesz || note.n_descsz > program.p_filesz - descriptor_at) {
+        break;
+      }
+      char name[4];
+      if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 && note.n_descsz > 0 &&
+          note.n_descsz <= wire::kMaxBuildIdLength &&
+          os::ReadOwnMemory(notes + name_at, name, sizeof(name)) && memcmp(name, "GNU", 4) == 0) {
+        if (!os::ReadOwnMemory(notes + descriptor_at, out.bytes, note.n_descsz)) return false;
         out.length = note.n_descsz;
-        memcpy(out.bytes, notes + descriptor_at, note.n_descsz);
         return true;
       }
-      pos = descriptor_at + ((note.n_descsz + pad) & ~pad);
+      pos = descriptor_at + ((uint64_t{note.n_descsz} + pad) & ~pad);
     }
   }
   return false;
@@ -180,7 +184,7 @@ void UnloadedModules::AfterUnload(Snapshot& before) {
     // dependencies only it used). Their other mappings (read-only data, the ELF header, which
     // gives the load bias) are recorded with them; unrelated unmaps made meanwhile by other
     // threads are left out unless they are code.
-    constexpr int kMaxModulesPerUnload = 32;
+    constexpr int kMaxModulesPerUnload = 16;
     MapsLine code[kMaxModulesPerUnload];
     int code_count = 0;
     ForEachRemoved(before.maps, after, [&](const MapsLine& line) {
