@@ -9,6 +9,7 @@
 // their frees must be recorded as usual.
 #include <dlfcn.h>
 #include <errno.h>
+#include <sched.h>
 
 #include "hooks/export.h"
 #include "hooks/real.h"
@@ -16,8 +17,11 @@
 #include "preload/thread_state.h"
 
 DW_EXPORT int dlclose(void* handle) noexcept {
-  // Only reachable unresolved from dlsym itself; there is no real dlclose to call yet.
-  if (!dw::real::EnsureResolved() || dw::real::dlclose == nullptr) return -1;
+  // Another thread may be resolving the real functions right now (start-up): dlclose must not
+  // fail on the shim's account, so wait for it. Resolution never calls dlclose, so this thread
+  // is not the resolving one.
+  while (!dw::real::EnsureResolved()) sched_yield();
+  if (dw::real::dlclose == nullptr) return -1;  // no libc dlclose: nothing could be closed
   dw::UnloadedModules::Snapshot before;
   bool snapshot_taken = false;
   {
@@ -31,7 +35,7 @@ DW_EXPORT int dlclose(void* handle) noexcept {
   if (snapshot_taken) {
     const int saved_errno = errno;
     dw::HookScope scope;
-    dw::OnModulesUnloaded(before);
+    dw::OnModulesUnloaded(before, result == 0);
     errno = saved_errno;
   }
   return result;

@@ -24,7 +24,7 @@ void ResolveAll() {
     all_found = false;                                                                \
     DW_LOG(kError, "real " #name " not found; the shim will not track this process"); \
   }
-#define DW_VERSIONED_HOOK(name, tag, version, requirement)                                 \
+#define DW_VERSIONED_HOOK(name, tag, version, requirement)                                    \
   name##_##tag = reinterpret_cast<decltype(name##_##tag)>(dlvsym(RTLD_NEXT, #name, version)); \
   if (name##_##tag == nullptr && requirement) all_found = false;
 #include "hooks/hook_list.inc"

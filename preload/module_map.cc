@@ -3,6 +3,7 @@
 #include <elf.h>
 
 #include <cstring>
+#include <initializer_list>
 
 namespace dw {
 namespace {
@@ -105,11 +106,11 @@ bool NextMapsLine(const char*& cursor, const char* end, MapsLine& line) {
   return true;
 }
 
-bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out) {
+bool ReadBuildId(const os::OwnMemory& memory, uint64_t start, uint64_t end, BuildId& out) {
   out.length = 0;
   const uint64_t size = end - start;
   Elf64_Ehdr header;
-  if (end <= start || size < sizeof(header) || !os::ReadOwnMemory(start, &header, sizeof(header))) {
+  if (end <= start || size < sizeof(header) || !memory.Read(start, &header, sizeof(header))) {
     return false;
   }
   if (memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64 ||
@@ -123,7 +124,7 @@ bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out) {
   for (uint16_t i = 0; i < count; ++i) {
     const uint64_t at = header.e_phoff + uint64_t{i} * sizeof(Elf64_Phdr);
     Elf64_Phdr program;
-    if (at > size - sizeof(program) || !os::ReadOwnMemory(start + at, &program, sizeof(program))) {
+    if (at > size - sizeof(program) || !memory.Read(start + at, &program, sizeof(program))) {
       return false;
     }
     if (program.p_type != PT_NOTE || program.p_offset >= size ||
@@ -139,7 +140,7 @@ bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out) {
     uint64_t pos = 0;
     for (int n = 0; n < kMaxNotes && pos + sizeof(Elf64_Nhdr) <= program.p_filesz; ++n) {
       Elf64_Nhdr note;
-      if (!os::ReadOwnMemory(notes + pos, &note, sizeof(note))) return false;
+      if (!memory.Read(notes + pos, &note, sizeof(note))) return false;
       const uint64_t name_at = pos + sizeof(note);
       const uint64_t descriptor_at = name_at + ((uint64_t{note.n_namesz} + pad) & ~pad);
       if (descriptor_at > program.p_filesz || note.n_descsz > program.p_filesz - descriptor_at) {
@@ -148,8 +149,8 @@ bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out) {
       char name[4];
       if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 && note.n_descsz > 0 &&
           note.n_descsz <= wire::kMaxBuildIdLength &&
-          os::ReadOwnMemory(notes + name_at, name, sizeof(name)) && memcmp(name, "GNU", 4) == 0) {
-        if (!os::ReadOwnMemory(notes + descriptor_at, out.bytes, note.n_descsz)) return false;
+          memory.Read(notes + name_at, name, sizeof(name)) && memcmp(name, "GNU", 4) == 0) {
+        if (!memory.Read(notes + descriptor_at, out.bytes, note.n_descsz)) return false;
         out.length = note.n_descsz;
         return true;
       }
@@ -159,27 +160,55 @@ bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out) {
   return false;
 }
 
+bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out) {
+  const os::OwnMemory memory;
+  return ReadBuildId(memory, start, end, out);
+}
+
+bool IsCodeImage(const MapsLine& line, const char* rest, const char* end) {
+  if (line.entry.path_length == 0 || line.entry.file_offset != 0 ||
+      (line.entry.flags & wire::kModuleRead) == 0) {
+    return false;
+  }
+  for (const char* prefix : {"/dev/", "/memfd:", "/SYSV", "/proc/"}) {
+    const size_t length = strlen(prefix);
+    if (line.entry.path_length >= length && memcmp(line.path, prefix, length) == 0) return false;
+  }
+  if ((line.entry.flags & wire::kModuleExec) != 0) return true;
+  MapsLine next;
+  while (NextMapsLine(rest, end, next) && SamePath(next, line.path, line.entry.path_length)) {
+    if ((next.entry.flags & wire::kModuleExec) != 0) return true;
+  }
+  return false;
+}
+
 bool UnloadedModules::BeforeUnload(Snapshot& before) {
+  // Numbered before the real dlclose unmaps anything: a stack captured once the number is taken
+  // cannot be in this unload's modules (code that runs while its own module is unloaded is
+  // already broken), while a module loaded into their addresses right after the unmap is told
+  // apart from them by the collector.
+  before.unload = __atomic_add_fetch(&generation_, 1, __ATOMIC_ACQ_REL);
   if (!os::ReadFile("/proc/self/maps", before.maps)) {
     before.maps.Release();
     return false;
   }
+  const os::OwnMemory memory;
   const char* cursor = before.maps.data();
   const char* const end = cursor + before.maps.size();
   MapsLine line;
   while (NextMapsLine(cursor, end, line)) {
-    if (line.entry.path_length == 0 || line.entry.file_offset != 0) continue;
+    if (!IsCodeImage(line, cursor, end)) continue;
     SnapshotBuildId image{line.entry.start, {}};
-    if (ReadBuildId(line.entry.start, line.entry.end, image.build_id)) {
+    if (ReadBuildId(memory, line.entry.start, line.entry.end, image.build_id)) {
       before.build_ids.Append(&image, sizeof(image));
     }
   }
   return true;
 }
 
-void UnloadedModules::AfterUnload(Snapshot& before) {
+void UnloadedModules::AfterUnload(Snapshot& before, bool closed) {
   os::PageBuffer after;
-  if (os::ReadFile("/proc/self/maps", after)) {
+  if (closed && os::ReadFile("/proc/self/maps", after)) {
     // The code modules that went away: at most a few per dlclose (the plugin and the
     // dependencies only it used). Their other mappings (read-only data, the ELF header, which
     // gives the load bias) are recorded with them; unrelated unmaps made meanwhile by other
@@ -188,26 +217,26 @@ void UnloadedModules::AfterUnload(Snapshot& before) {
     MapsLine code[kMaxModulesPerUnload];
     int code_count = 0;
     ForEachRemoved(before.maps, after, [&](const MapsLine& line) {
-      if ((line.entry.flags & wire::kModuleExec) == 0 || code_count == kMaxModulesPerUnload) return;
+      if ((line.entry.flags & wire::kModuleExec) == 0) return;
       for (int i = 0; i < code_count; ++i) {
         if (SamePath(code[i], line.path, line.entry.path_length)) return;
+      }
+      if (code_count == kMaxModulesPerUnload) {
+        __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
+        return;
       }
       code[code_count++] = line;
     });
     if (code_count > 0) {
-      // One number per unload, taken under the lock so that concurrent unloads get distinct
-      // ones, published once all of its mappings are recorded.
       pthread_mutex_lock(&mutex_);
-      const uint64_t unload = generation_ + 1;
       ForEachRemoved(before.maps, after, [&](const MapsLine& line) {
         for (int i = 0; i < code_count; ++i) {
           if (SamePath(code[i], line.path, line.entry.path_length)) {
-            Add(line, before, unload);
+            Add(line, before, before.unload);
             return;
           }
         }
       });
-      __atomic_store_n(&generation_, unload, __ATOMIC_RELEASE);
       __atomic_fetch_add(&version_, 1, __ATOMIC_RELEASE);
       pthread_mutex_unlock(&mutex_);
     }
@@ -236,6 +265,14 @@ void UnloadedModules::Add(const MapsLine& line, const Snapshot& before, uint64_t
     __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
     return;
   }
+  if (count_ == kCapacity) {
+    // Full: the oldest record goes, and with it the completeness of its unload's history.
+    const uint64_t lost = records_[next_].unload;
+    if (lost + 1 > history_start_) __atomic_store_n(&history_start_, lost + 1, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
+  } else {
+    ++count_;
+  }
   Record& record = records_[next_];
   record.unload = unload;
   record.entry = line.entry;
@@ -244,15 +281,10 @@ void UnloadedModules::Add(const MapsLine& line, const Snapshot& before, uint64_t
   record.build_id = build_id;
   memcpy(record.path, line.path, line.entry.path_length);
   next_ = (next_ + 1) % kCapacity;
-  if (count_ < kCapacity) {
-    ++count_;
-  } else {
-    __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
-  }
 }
 
 void UnloadedModules::Prune(uint64_t generation) {
-  pthread_mutex_lock(&mutex_);
+  if (pthread_mutex_trylock(&mutex_) != 0) return;  // a dlclose is recording: next census
   bool pruned = false;
   while (count_ > 0) {
     const uint32_t oldest = (next_ + kCapacity - count_) % kCapacity;
@@ -260,7 +292,11 @@ void UnloadedModules::Prune(uint64_t generation) {
     --count_;
     pruned = true;
   }
-  if (pruned) __atomic_fetch_add(&version_, 1, __ATOMIC_RELEASE);
+  if (pruned) {
+    if (generation + 1 > history_start_)
+      __atomic_store_n(&history_start_, generation + 1, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&version_, 1, __ATOMIC_RELEASE);
+  }
   pthread_mutex_unlock(&mutex_);
 }
 

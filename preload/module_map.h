@@ -40,38 +40,55 @@ struct BuildId {
 };
 
 // Reads the NT_GNU_BUILD_ID note of the ELF image whose file offset 0 is mapped at
-// [start, end). Memory is read with process_vm_readv, so a mapping removed meanwhile makes it
-// return false rather than fault.
+// [start, end). Memory is read through os::OwnMemory, so a mapping removed meanwhile makes it
+// return false rather than fault. The second form opens its own reader.
+bool ReadBuildId(const os::OwnMemory& memory, uint64_t start, uint64_t end, BuildId& out);
 bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out);
+
+// Whether the mapping at `line` (file offset 0) is worth reading a build-id from: a regular
+// file that also has an executable mapping among the lines right after it in the maps text
+// (`rest`, `end`). Reading other files' first page would fault in memory the target never
+// touched: a shared memfd page charged to it, a huge page, a userfaultfd region, or a file on a
+// network file system that might block.
+bool IsCodeImage(const MapsLine& line, const char* rest, const char* end);
 
 class UnloadedModules {
  public:
   // The modules as they were just before a dlclose(), with their build-ids (an unmapped image
   // can no longer be read). Owned by the dlclose call; its memory is released by AfterUnload.
   struct Snapshot {
+    uint64_t unload = 0;  // this dlclose's number (generation() once it began)
     os::PageBuffer maps;
     os::PageBuffer build_ids;  // SnapshotBuildId entries
   };
 
-  // Call before the real dlclose(). False if /proc/self/maps could not be read.
+  // Call before the real dlclose(): numbers it and snapshots the modules. False if
+  // /proc/self/maps could not be read.
   bool BeforeUnload(Snapshot& before);
-  // Call after it: records every mapping of each code module that is no longer mapped.
-  void AfterUnload(Snapshot& before);
+  // Call after it, with whether it succeeded: records every mapping of each code module that is
+  // no longer mapped, and releases the snapshot.
+  void AfterUnload(Snapshot& before, bool closed = true);
 
   // Census thread: calls `visit(const MapsLine&, const BuildId&)` for each recorded mapping,
-  // oldest first, with the mutex held (so `visit` must not call into the loader).
+  // oldest first, with the mutex held (so `visit` must not call into the loader). With
+  // `try_only` (the exit path, which may run in a signal handler that interrupted a dlclose on
+  // this very thread) it gives up instead of waiting for the mutex, and returns false.
   template <typename Visit>
-  void ForEach(Visit visit);
+  bool ForEach(Visit visit, bool try_only = false);
 
-  // How many dlclose() calls have unloaded code: a ModuleList sent before it changed is out of
-  // date. Stacks are stamped with it (SiteDef::module_generation); each recorded mapping
-  // carries the number of its own unload in its flags (wire::kModuleUnloadShift).
+  // How many dlclose() calls have begun (each may unload code). Stacks are stamped with it
+  // (SiteDef::module_generation); each recorded mapping carries the number of its own unload in
+  // its flags (wire::kModuleUnloadShift).
   uint64_t generation() const { return __atomic_load_n(&generation_, __ATOMIC_ACQUIRE); }
 
   // Census thread, once a census is sent: forgets the mappings of unloads numbered up to
   // `generation`. Stacks captured since that generation was current cannot have been in them,
   // and older stacks were defined (with a ModuleList that had them) by the censuses before.
   void Prune(uint64_t generation);
+
+  // The lowest unload number whose mappings are all still listed: every unload numbered from it
+  // on is complete in ForEach (the collector can tell when a stack's history was pruned).
+  uint64_t history_start() const { return __atomic_load_n(&history_start_, __ATOMIC_ACQUIRE); }
 
   // Changes whenever the recorded mappings change (an unload, or a prune).
   uint64_t version() const { return __atomic_load_n(&version_, __ATOMIC_ACQUIRE); }
@@ -107,12 +124,17 @@ class UnloadedModules {
   uint32_t count_ = 0;
   uint64_t generation_ = 0;
   uint64_t version_ = 0;
+  uint64_t history_start_ = 1;
   uint64_t dropped_ = 0;
 };
 
 template <typename Visit>
-void UnloadedModules::ForEach(Visit visit) {
-  pthread_mutex_lock(&mutex_);
+bool UnloadedModules::ForEach(Visit visit, bool try_only) {
+  if (try_only) {
+    if (pthread_mutex_trylock(&mutex_) != 0) return false;
+  } else {
+    pthread_mutex_lock(&mutex_);
+  }
   const uint32_t first = (next_ + kCapacity - count_) % kCapacity;
   for (uint32_t i = 0; i < count_; ++i) {
     const Record& record = records_[(first + i) % kCapacity];
@@ -122,6 +144,7 @@ void UnloadedModules::ForEach(Visit visit) {
     visit(static_cast<const MapsLine&>(line), record.build_id);
   }
   pthread_mutex_unlock(&mutex_);
+  return true;
 }
 
 }  // namespace dw

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,11 +76,16 @@ void PageBuffer::Release() {
   capacity_ = 0;
 }
 
-bool ReadOwnMemory(uint64_t address, void* out, size_t bytes) {
-  iovec local{out, bytes};
-  iovec remote{reinterpret_cast<void*>(address), bytes};
-  return syscall(SYS_process_vm_readv, GetPid(), &local, 1, &remote, 1, 0) ==
-         static_cast<long>(bytes);
+OwnMemory::OwnMemory() : fd_(RawOpen("/proc/self/mem", O_RDONLY)) {}
+
+OwnMemory::~OwnMemory() {
+  if (fd_ >= 0) RawClose(fd_);
+}
+
+bool OwnMemory::Read(uint64_t address, void* out, size_t bytes) const {
+  if (fd_ < 0 || address > static_cast<uint64_t>(INT64_MAX)) return false;
+  const long got = syscall(SYS_pread64, fd_, out, bytes, static_cast<off_t>(address));
+  return got == static_cast<long>(bytes);
 }
 
 void PageBuffer::Consume(size_t bytes) {

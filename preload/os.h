@@ -54,9 +54,23 @@ bool ReadFile(const char* path, PageBuffer& out);
 // Returns the number of bytes read, or -1.
 ssize_t ReadSmallFile(const char* path, char* buffer, size_t capacity);
 
-// Copies `bytes` bytes of this process's memory at `address` into `out` without touching it
-// directly: an address unmapped meanwhile (a concurrent dlclose) gives false, never a fault.
-bool ReadOwnMemory(uint64_t address, void* out, size_t bytes);
+// Reads this process's memory without touching it directly, through /proc/self/mem: an address
+// unmapped meanwhile (a concurrent dlclose) gives an error, never a fault. Not process_vm_readv:
+// seccomp profiles such as systemd's @system-service forbid that debugging call, and may kill
+// the process for it.
+class OwnMemory {
+ public:
+  OwnMemory();
+  ~OwnMemory();
+  OwnMemory(const OwnMemory&) = delete;
+  OwnMemory& operator=(const OwnMemory&) = delete;
+
+  // Copies `bytes` bytes at `address` into `out`; false if any of it is not readable.
+  bool Read(uint64_t address, void* out, size_t bytes) const;
+
+ private:
+  int fd_ = -1;
+};
 
 pid_t GetPid();
 pid_t GetTid();

@@ -293,7 +293,7 @@ void Reporter::AppendCensus(bool final) {
     if (kind.untracked_releases != nullptr) begin.untracked_releases += kind.untracked_releases();
   }
   bool ok = writer.Add(wire::RecordType::kCensusBegin, &begin, sizeof(begin));
-  if (ok) ok = AppendModules();
+  if (ok) ok = AppendModules(final);
   if (ok) ok = AppendSiteDefinitions();
   if (ok) ok = AppendCounters();
   for (const CensusSources::WriteRecords write : sources_.record_writers) {
@@ -313,13 +313,14 @@ void Reporter::AppendCensus(bool final) {
   ++sequence_;
 }
 
-bool Reporter::AppendModules() {
+bool Reporter::AppendModules(bool final) {
   if (!os::ReadFile("/proc/self/maps", maps_)) return true;  // nothing to say this time
   const char* const end = maps_.data() + maps_.size();
   UnloadedModules* unloaded = sources_.unloaded_modules;
+  const uint64_t generation_before = unloaded != nullptr ? unloaded->generation() : 0;
   // Two passes over the same text: hash and count, then (only if it changed) encode.
   uint64_t hash = 0xCBF29CE484222325ull;
-  if (unloaded != nullptr) {
+  if (unloaded != nullptr && !final) {
     // Unloads recorded before the previous census can no longer concern a stack not yet
     // defined; one census of margin covers stacks captured while that census was being built.
     const uint64_t generation = unloaded->generation();
@@ -344,6 +345,10 @@ bool Reporter::AppendModules() {
   // The count is known only at the end (dlclose may record more meanwhile): patched in then.
   const size_t header_at = out_.size();
   wire::ModuleListHeader header{0, 0};
+  if (unloaded != nullptr) {
+    header.unload_history = static_cast<uint32_t>(unloaded->history_start() & 0xffffu) |
+                            static_cast<uint32_t>((generation_before & 0xffffu) << 16);
+  }
   writer.Append(&header, sizeof(header));
   build_ids_.Clear();
   uint32_t index = 0;
@@ -362,17 +367,22 @@ bool Reporter::AppendModules() {
     }
     ++index;
   };
+  const os::OwnMemory memory;
   for (const char* cursor = maps_.data(); cursor < end && index < count;) {
     MapsLine line;
     NextMapsLine(cursor, end, line);
     if (line.entry.path_length == 0) continue;
     BuildId build_id;
-    if (line.entry.file_offset == 0 && (line.entry.flags & wire::kModuleRead) != 0) {
-      ReadBuildId(line.entry.start, line.entry.end, build_id);
-    }
+    if (IsCodeImage(line, cursor, end))
+      ReadBuildId(memory, line.entry.start, line.entry.end, build_id);
     add(line, build_id);
   }
-  if (unloaded != nullptr) unloaded->ForEach(add);
+  // A dlclose (and perhaps a dlopen into the same addresses) since the maps were read: the
+  // build-ids may belong to other images than the lines say. Sent without them, and again
+  // with them next census.
+  bool complete = unloaded == nullptr || unloaded->generation() == generation_before;
+  if (!complete) build_ids_ok = false;
+  if (unloaded != nullptr && !unloaded->ForEach(add, /*try_only=*/final)) complete = false;
   if (!writer.End()) return false;
   header.count = index;
   memcpy(out_.data() + header_at, &header, sizeof(header));
@@ -384,7 +394,7 @@ bool Reporter::AppendModules() {
     writer.Append(build_ids_.data(), build_ids_.size());
     if (!writer.End()) return false;
   }
-  modules_hash_ = hash;
+  modules_hash_ = complete ? hash : 0;
   return true;
 }
 

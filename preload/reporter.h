@@ -90,7 +90,9 @@ class Reporter {
   bool StillOurSocket() const;
   void AppendHello();
   void AppendCensus(bool final);
-  bool AppendModules();
+  // `final`: the exit path, which may interrupt a dlclose on this very thread (a signal handler
+  // calling exit): it must not wait for the unloaded-module records.
+  bool AppendModules(bool final);
   bool AppendSiteDefinitions();
   bool AppendCounters();
   // Writes as much pending output as the socket takes, waiting up to `timeout_ms` for room.

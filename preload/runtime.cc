@@ -159,8 +159,8 @@ bool OnModulesUnloading(UnloadedModules::Snapshot& before) {
   return g_runtime.unloaded_modules.BeforeUnload(before);
 }
 
-void OnModulesUnloaded(UnloadedModules::Snapshot& before) {
-  g_runtime.unloaded_modules.AfterUnload(before);
+void OnModulesUnloaded(UnloadedModules::Snapshot& before, bool closed) {
+  g_runtime.unloaded_modules.AfterUnload(before, closed);
 }
 
 }  // namespace dw

@@ -39,6 +39,6 @@ void OnNestedHeapRealloc(const HeapTracker::Move& move, void* result, size_t siz
 // dlclose. OnModulesUnloading before the real call (it snapshots the modules and their
 // build-ids); if it returned true, OnModulesUnloaded after it, which records what was unmapped.
 bool OnModulesUnloading(UnloadedModules::Snapshot& before);
-void OnModulesUnloaded(UnloadedModules::Snapshot& before);
+void OnModulesUnloaded(UnloadedModules::Snapshot& before, bool closed);
 
 }  // namespace dw

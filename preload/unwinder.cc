@@ -85,7 +85,11 @@ uint32_t Unwinder::Capture(uintptr_t* frames, uint32_t max_depth) const {
     if (!cut_short || slack >= kMaxShimFrames) break;
     slack = static_cast<uint32_t>(first) + 1 < kMaxShimFrames ? static_cast<uint32_t>(first) + 1
                                                               : kMaxShimFrames;
-    shim_slack_.store(slack, std::memory_order_relaxed);
+    // Only ever raised, even when threads race: a lowered value would cost retries again.
+    uint32_t seen = shim_slack_.load(std::memory_order_relaxed);
+    while (seen < slack &&
+           !shim_slack_.compare_exchange_weak(seen, slack, std::memory_order_relaxed)) {
+    }
   }
   uint32_t depth = 0;
   for (int i = first; i < count && depth < max_depth; ++i) {

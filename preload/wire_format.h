@@ -117,7 +117,10 @@ static_assert(sizeof(CensusBegin) == 72);
 // precedence.
 struct ModuleListHeader {
   uint32_t count;
-  uint32_t reserved;
+  // Bits 0-15: the lowest unload number from which every unload's mappings are listed (older
+  // ones were pruned or dropped); bits 16-31: the number of dlclose calls begun so far. Both
+  // modulo 2^16, 0 from older shims. See SiteDef::module_generation.
+  uint32_t unload_history;
 };
 struct ModuleEntry {
   uint64_t start;

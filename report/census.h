@@ -62,7 +62,15 @@ struct ModuleMapping {
 
 // A ModuleList is shared by every census and site that was decoded while it was in effect, so a
 // site defined before a dlclose() can still be symbolised against the modules of its time.
-using ModuleList = std::vector<ModuleMapping>;
+struct ModuleList : std::vector<ModuleMapping> {
+  using std::vector<ModuleMapping>::vector;
+  // From the ModuleList header (absent from older shims: has_unload_history false): every
+  // unload numbered from `unload_history_start` on is complete in the list, and
+  // `unload_generation` dlclose calls had begun when it was sent (both modulo 2^16).
+  bool has_unload_history = false;
+  uint16_t unload_history_start = 0;
+  uint16_t unload_generation = 0;
+};
 using ModuleListPtr = std::shared_ptr<const ModuleList>;
 
 // A stack defined by a SiteDef record.

@@ -291,6 +291,11 @@ absl::Status CensusStreamDecoder::DecodeModuleList(std::string_view payload) {
   }
   auto modules = std::make_shared<ModuleList>();
   modules->reserve(header.count);
+  if (header.unload_history != 0) {
+    modules->has_unload_history = true;
+    modules->unload_history_start = static_cast<uint16_t>(header.unload_history & 0xffffu);
+    modules->unload_generation = static_cast<uint16_t>(header.unload_history >> 16);
+  }
   size_t pos = sizeof(header);
   for (uint32_t i = 0; i < header.count; ++i) {
     if (payload.size() - pos < sizeof(wire::ModuleEntry)) {

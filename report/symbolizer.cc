@@ -7,6 +7,7 @@
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,10 +22,24 @@
 namespace dw::report {
 namespace {
 
+// Symbol files are opened by the names a census stream gives: anything but a regular file (a
+// FIFO would block the collector forever, a device could have side effects) is refused.
+absl::Status CheckRegularFile(const std::string& path) {
+  struct stat status;
+  if (stat(path.c_str(), &status) != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  if (!S_ISREG(status.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a regular file"));
+  }
+  return absl::OkStatus();
+}
+
 // Reads the program headers of the ELF at `path` and returns the virtual address that file offset
 // `file_offset` is loaded at (PT_LOAD maps p_offset to p_vaddr).
 absl::StatusOr<uint64_t> VaddrOfFileOffset(const std::string& path, uint64_t file_offset) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (absl::Status regular = CheckRegularFile(path); !regular.ok()) return regular;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open: ", std::strerror(errno)));
   struct Closer {
     int fd;
@@ -127,13 +142,20 @@ size_t ImageStart(const ModuleList& modules, size_t index) {
     return modules[i].path == mapping.path && modules[i].unloaded() == mapping.unloaded() &&
            modules[i].unload_number() == mapping.unload_number();
   };
+  // An image's mappings go up in file offset; one that starts again lower is another image of
+  // the same file (dlmopen, or the file also mapped as data).
   size_t first = index;
-  while (first > 0 && same_image(first - 1)) --first;
-  size_t lowest = first;
-  for (size_t i = first; i < modules.size() && same_image(i); ++i) {
-    if (modules[i].file_offset < modules[lowest].file_offset) lowest = i;
+  while (first > 0 && same_image(first - 1) &&
+         modules[first - 1].file_offset < modules[first].file_offset) {
+    --first;
   }
-  return lowest;
+  return first;
+}
+
+// What identifies an image across processes: its path and build-id. Without a build-id, a file
+// deleted or replaced since it was mapped is another image than the one at the path now.
+std::string ImageKey(const std::string& path, const std::string& build_id, bool deleted) {
+  return absl::StrCat(path, "#", build_id.empty() && deleted ? "(deleted)" : build_id);
 }
 
 bool HasSection(Elf* elf, Elf64_Word type) {
@@ -173,6 +195,10 @@ struct Symbolizer::LoadedModule {
   void Open(const Dwfl_Callbacks* callbacks, const std::string& path) {
     Close();
     file = path;
+    if (absl::Status regular = CheckRegularFile(path); !regular.ok()) {
+      error = std::string(regular.message());
+      return;
+    }
     dwfl = dwfl_begin(callbacks);
     if (dwfl == nullptr) {
       error = absl::StrCat("dwfl_begin: ", dwfl_errmsg(-1));
@@ -216,7 +242,7 @@ std::string Symbolizer::FindDebugFile(const std::string& build_id) const {
 
 Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::string& build_id,
                                            bool deleted) {
-  auto& slot = loaded_[absl::StrCat(path, "#", build_id)];
+  auto& slot = loaded_[ImageKey(path, build_id, deleted)];
   if (slot != nullptr) return slot.get();
   slot = std::make_unique<LoadedModule>();
   LoadedModule& loaded = *slot;
@@ -373,7 +399,8 @@ std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
     return {physical};
   }
   const uint64_t file_pc = physical.module_offset - 1;
-  const auto key = std::make_pair(absl::StrCat(physical.module, "#", physical.build_id), file_pc);
+  // Only resolved frames get here, so their image was not deleted without a build-id.
+  const auto key = std::make_pair(ImageKey(physical.module, physical.build_id, false), file_pc);
   auto [it, inserted] = inline_chains_.try_emplace(key);
   if (inserted) {
     LoadedModule* loaded = Load(physical.module, physical.build_id, false);
@@ -402,28 +429,36 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
   // differences.
   std::optional<size_t> found;
   int best_distance = 0;
-  bool unloads_since = false;       // some module was unloaded after the capture
-  bool first_unload_known = false;  // ... and the first such unload is in the list
-  bool unloaded_here = false;       // some unloaded mapping covers the address
+  bool unloaded_here = false;  // some unloaded mapping covers the address
+  bool live_here = false;
   for (size_t i = 0; i < modules->size(); ++i) {
     const ModuleMapping& m = (*modules)[i];
-    if (!m.unloaded()) continue;
-    const auto distance = static_cast<int16_t>(m.unload_number() - module_generation);
-    unloads_since |= distance > 0;
-    first_unload_known |= distance == 1;
     if (pc < m.start || pc >= m.end) continue;
+    if (!m.unloaded()) {
+      live_here = true;
+      continue;
+    }
     unloaded_here = true;
+    const auto distance = static_cast<int16_t>(m.unload_number() - module_generation);
     if (distance > 0 && (!found || distance < best_distance)) {
       found = i;
       best_distance = distance;
     }
   }
-  if (unloads_since && !first_unload_known && unloaded_here) {
-    // The shim had to drop the oldest unloaded modules (thousands of dlcloses within a census
-    // interval): whichever module is listed here now may not be the one that ran.
+  // The shim keeps the unloads of the last census intervals or so. A stack older than that
+  // (sent again after a reconnect, or captured before thousands of dlcloses within one
+  // interval) may have run in a module that is no longer listed: whichever module is listed at
+  // the address now may not be the one that ran.
+  const bool unloads_since =
+      modules->has_unload_history &&
+      static_cast<int16_t>(modules->unload_generation - module_generation) > 0;
+  const bool history_complete =
+      !modules->has_unload_history ||
+      static_cast<int16_t>(modules->unload_history_start - module_generation) <= 1;
+  if (unloads_since && !history_complete && (unloaded_here || !live_here)) {
     frame.unresolved =
-        "the module mapped here when the stack was captured is unknown: too many modules were "
-        "unloaded meanwhile";
+        "the module mapped here when the stack was captured is unknown: more modules were "
+        "unloaded since than the shim keeps a record of";
     return frame;
   }
   for (size_t i = 0; i < modules->size() && !found; ++i) {
@@ -468,7 +503,7 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
 
   // The same code at the same file address, whatever the process: cached by file address.
   const uint64_t file_pc = pc - bias;
-  const auto key = std::make_pair(absl::StrCat(mapping.path, "#", image.build_id), file_pc);
+  const auto key = std::make_pair(ImageKey(mapping.path, image.build_id, image.deleted), file_pc);
   if (auto it = frames_.find(key); it != frames_.end()) {
     Frame cached = it->second;
     cached.address = return_address;

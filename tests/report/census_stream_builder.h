@@ -76,8 +76,9 @@ class StreamBuilder {
     return Record(wire::RecordType::kCensusBegin, Bytes(begin));
   }
 
-  StreamBuilder& Modules(const std::vector<TestModule>& modules) {
-    wire::ModuleListHeader header{static_cast<uint32_t>(modules.size()), 0};
+  // `unload_history`: the header's second word (0: none, as from older shims).
+  StreamBuilder& Modules(const std::vector<TestModule>& modules, uint32_t unload_history = 0) {
+    wire::ModuleListHeader header{static_cast<uint32_t>(modules.size()), unload_history};
     std::string payload = Bytes(header);
     for (const TestModule& module : modules) {
       wire::ModuleEntry entry{module.start, module.end, module.file_offset, module.flags,

@@ -381,6 +381,28 @@ TEST(CensusStreamTest, DeletedSuffixIsStrippedAndFlagged) {
   EXPECT_FALSE(modules[3].deleted);
 }
 
+TEST(CensusStreamTest, UnloadHistoryAndNumbersAreDecoded) {
+  StreamBuilder b;
+  b.Hello(5, 1, "/usr/bin/host");
+  b.Begin(0, 1)
+      .Modules({{.start = 0x9000,
+                 .end = 0xa000,
+                 .flags = wire::kModuleRead | wire::kModuleExec | wire::kModuleUnloaded |
+                          (7u << wire::kModuleUnloadShift),
+                 .path = "/opt/plugins/session.so"}},
+               /*unload_history=*/(9u << 16) | 6u)
+      .End(0);
+  CensusStreamDecoder decoder;
+  ASSERT_TRUE(decoder.Feed(b.Take()).ok());
+  const std::vector<Census> censuses = decoder.TakeCensuses();
+  ASSERT_EQ(censuses.size(), 1u);
+  const ModuleList& modules = *censuses[0].modules;
+  EXPECT_TRUE(modules.has_unload_history);
+  EXPECT_EQ(modules.unload_history_start, 6);
+  EXPECT_EQ(modules.unload_generation, 9);
+  EXPECT_EQ(modules[0].unload_number(), 7);
+}
+
 TEST(CensusStreamTest, UnloadedFlagIsReported) {
   StreamBuilder b;
   b.Hello(5, 1, "/usr/bin/host");

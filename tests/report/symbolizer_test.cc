@@ -3,6 +3,7 @@
 #include "report/symbolizer.h"
 
 #include <link.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
@@ -213,6 +214,76 @@ TEST(SymbolizerTest, UnresolvedFramesSayWhy) {
 
   const Frame no_list = symbolizer.SymbolizeReturnAddress(0x1234, nullptr);
   EXPECT_THAT(no_list.unresolved, HasSubstr("no module list"));
+}
+
+// This binary's mappings, as if an earlier image (`old_path`) had been unloaded from the same
+// addresses by unload number `unload` before it was loaded there.
+ModuleList WithUnloadedPredecessor(const std::string& old_path, uint16_t unload) {
+  ModuleList modules = ReadSelfMaps();
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  const std::string self(exe, n > 0 ? n : 0);
+  const size_t live = modules.size();
+  for (size_t i = 0; i < live; ++i) {
+    if (modules[i].path != self) continue;
+    ModuleMapping old = modules[i];
+    old.path = old_path;
+    old.flags |= wire::kModuleUnloaded | (uint32_t{unload} << wire::kModuleUnloadShift);
+    modules.push_back(old);
+  }
+  return modules;
+}
+
+TEST(SymbolizerTest, AddressesResolveInTheModuleMappedWhenTheStackWasCaptured) {
+  const uint64_t return_address = driftwatch_symbolizer_test_caller();
+  ModuleList modules = WithUnloadedPredecessor("/nonexistent/old_plugin.so", 3);
+  Symbolizer symbolizer;
+  // Captured before unload 3: the address was the old image's.
+  const Frame before = symbolizer.SymbolizeReturnAddress(return_address, &modules, 2);
+  EXPECT_EQ(before.module, "/nonexistent/old_plugin.so");
+  EXPECT_TRUE(before.module_unloaded);
+  EXPECT_TRUE(before.function.empty());
+  // Captured once unload 3 had begun: this binary, mapped there now.
+  const Frame after = symbolizer.SymbolizeReturnAddress(return_address, &modules, 3);
+  EXPECT_EQ(after.function, "driftwatch_symbolizer_test_caller") << after.unresolved;
+  EXPECT_FALSE(after.module_unloaded);
+  // Unload numbers wrap at 2^16: a stack from generation 65535 precedes unload 3 (65539).
+  EXPECT_EQ(symbolizer.SymbolizeReturnAddress(return_address, &modules, 65535).module,
+            "/nonexistent/old_plugin.so");
+}
+
+TEST(SymbolizerTest, AStackOlderThanTheUnloadHistoryIsNotGuessed) {
+  const uint64_t return_address = driftwatch_symbolizer_test_caller();
+  ModuleList modules = WithUnloadedPredecessor("/nonexistent/old_plugin.so", 8);
+  modules.has_unload_history = true;
+  modules.unload_history_start = 6;  // unloads 3 to 5 were pruned
+  modules.unload_generation = 9;
+  Symbolizer symbolizer;
+  const Frame old = symbolizer.SymbolizeReturnAddress(return_address, &modules, 2);
+  EXPECT_TRUE(old.function.empty()) << old.function;
+  EXPECT_NE(old.unresolved.find("is unknown"), std::string::npos) << old.unresolved;
+  // A stack captured within the history resolves as usual.
+  const Frame recent = symbolizer.SymbolizeReturnAddress(return_address, &modules, 8);
+  EXPECT_EQ(recent.function, "driftwatch_symbolizer_test_caller") << recent.unresolved;
+}
+
+TEST(SymbolizerTest, RefusesToOpenAnythingButARegularFile) {
+  // A stream naming a FIFO must not block the collector (opening one waits for a writer).
+  const std::string fifo = testing::TempDir() + "/symbolizer_fifo";
+  unlink(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ModuleList modules = {{.start = 0x400000,
+                         .end = 0x500000,
+                         .file_offset = 0,
+                         .flags = wire::kModuleRead | wire::kModuleExec,
+                         .path = fifo,
+                         .build_id = {},
+                         .deleted = false}};
+  Symbolizer symbolizer;
+  const Frame frame = symbolizer.SymbolizeReturnAddress(0x400123, &modules);
+  EXPECT_TRUE(frame.function.empty());
+  EXPECT_NE(frame.unresolved.find("not a regular file"), std::string::npos) << frame.unresolved;
+  unlink(fifo.c_str());
 }
 
 TEST(SymbolizerTest, DemangleDropsCompilerCloneSuffixes) {

@@ -174,6 +174,27 @@ TEST(ModuleMapTest, ParsesMapsLines) {
   EXPECT_FALSE(NextMapsLine(cursor, end, line));
 }
 
+TEST(ModuleMapTest, OnlyCodeImagesAreReadForBuildIds) {
+  // Reading the first page of anything else would touch memory the target never touched.
+  const std::string maps =
+      "7f0000000000-7f0000001000 r--p 00000000 08:01 11 /usr/lib/libcode.so\n"
+      "7f0000001000-7f0000002000 r-xp 00001000 08:01 11 /usr/lib/libcode.so\n"
+      "7f0000003000-7f0000004000 r--p 00000000 08:01 12 /srv/data/table.bin\n"
+      "7f0000004000-7f0000005000 rw-p 00001000 08:01 12 /srv/data/table.bin\n"
+      "7f0000006000-7f0000007000 r-xp 00000000 00:01 13 /memfd:jit (deleted)\n"
+      "7f0000008000-7f0000009000 r-xp 00000000 00:05 14 /dev/zero (deleted)\n"
+      "7f000000a000-7f000000b000 r-xp 00000000 08:01 15 /usr/bin/tool\n"
+      "7f000000b000-7f000000c000 r-xp 00001000 08:01 11 /usr/lib/libcode.so\n";
+  const char* cursor = maps.data();
+  const char* const end = cursor + maps.size();
+  std::vector<std::string> code;
+  MapsLine line;
+  while (NextMapsLine(cursor, end, line)) {
+    if (IsCodeImage(line, cursor, end)) code.emplace_back(line.path, line.entry.path_length);
+  }
+  EXPECT_EQ(code, (std::vector<std::string>{"/usr/lib/libcode.so", "/usr/bin/tool"}));
+}
+
 TEST(ModuleMapTest, ReadsTheBuildIdOfThisExecutable) {
   const std::string exe = RealPath("/proc/self/exe");
   ASSERT_FALSE(exe.empty());
@@ -423,8 +444,13 @@ TEST(UnloadedModulesTest, RecordsTheMappingsOfADlclosedLibrary) {
   ASSERT_EQ(HeaderMapping(Mappings(ReadProcMaps()), PluginPath()), nullptr)
       << "dlclose did not unmap the plugin";
 
-  EXPECT_NE(unloaded.generation(), generation);
+  // This dlclose was numbered when it began, and its mappings carry that number.
+  EXPECT_EQ(unloaded.generation(), generation + 1);
+  EXPECT_EQ(before.unload, generation + 1);
   const std::vector<Recorded> recorded = RecordedMappings(unloaded);
+  for (const Recorded& mapping : recorded) {
+    EXPECT_EQ(mapping.entry.flags >> wire::kModuleUnloadShift, generation + 1) << mapping.path;
+  }
   ASSERT_FALSE(recorded.empty());
   EXPECT_EQ(recorded.size(), plugin_mappings) << "every mapping of the plugin, nothing else";
   bool saw_code = false;
@@ -460,20 +486,20 @@ TEST(UnloadedModulesTest, DlcloseThatDoesNotUnloadRecordsNothing) {
   ASSERT_EQ(second.handle, first.handle);
 
   UnloadedModules unloaded;
-  const uint64_t generation = unloaded.generation();
+  const uint64_t version = unloaded.version();
   UnloadedModules::Snapshot before;
   ASSERT_TRUE(unloaded.BeforeUnload(before));
   ASSERT_EQ(dlclose(second.release()), 0);
   unloaded.AfterUnload(before);
   EXPECT_NE(HeaderMapping(Mappings(ReadProcMaps()), PluginPath()), nullptr) << "still loaded";
-  EXPECT_EQ(unloaded.generation(), generation);
+  EXPECT_EQ(unloaded.version(), version);
   EXPECT_TRUE(RecordedMappings(unloaded).empty());
 
   // The last reference does unload it, and only then is it recorded.
   ASSERT_TRUE(unloaded.BeforeUnload(before));
   ASSERT_EQ(dlclose(first.release()), 0);
   unloaded.AfterUnload(before);
-  EXPECT_NE(unloaded.generation(), generation);
+  EXPECT_NE(unloaded.version(), version);
   EXPECT_FALSE(RecordedMappings(unloaded).empty());
 }
 
@@ -488,13 +514,13 @@ TEST(UnloadedModulesTest, UnmappedDataFileIsNotAnUnloadedModule) {
   ASSERT_NE(file, MAP_FAILED);
 
   UnloadedModules unloaded;
-  const uint64_t generation = unloaded.generation();
+  const uint64_t version = unloaded.version();
   UnloadedModules::Snapshot before;
   ASSERT_TRUE(unloaded.BeforeUnload(before));
   munmap(file, kPage);  // goes away between the two snapshots, but is no code module
   unloaded.AfterUnload(before);
   unlink(path);
-  EXPECT_EQ(unloaded.generation(), generation);
+  EXPECT_EQ(unloaded.version(), version);
   EXPECT_TRUE(RecordedMappings(unloaded).empty());
 }
 
