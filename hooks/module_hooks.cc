@@ -1,9 +1,10 @@
 // module_hooks.cc: dlclose.
 //
 // A plugin can be loaded, allocate, and be unloaded between two censuses; the census that then
-// defines its sites would no longer list the plugin, and they could not be symbolised. So the
-// modules are snapshotted (with their build-ids) before the real dlclose and compared after it;
-// what went away is kept for every later ModuleList. dlopen is not interposed: glibc takes the
+// defines its sites would no longer list the plugin, and they could not be symbolised. So each
+// dlclose is numbered, the loaded objects (with their build-ids) and the maps are snapshotted
+// before the real dlclose, and the mappings of the objects gone after it are kept for the next
+// ModuleLists, with that number (preload/module_map.h). dlopen is not interposed: glibc takes the
 // caller's address to choose the namespace and the $ORIGIN search path, which a hook would
 // change. No guard is held across the real call: the plugin's destructors run inside it, and
 // their frees must be recorded as usual.

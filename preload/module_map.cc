@@ -1,9 +1,11 @@
 #include "preload/module_map.h"
 
 #include <elf.h>
+#include <link.h>
 
 #include <cstring>
 #include <initializer_list>
+#include <span>
 
 namespace dw {
 namespace {
@@ -30,48 +32,77 @@ void SkipField(const char*& cursor, const char* end) {
   while (cursor < end && *cursor == ' ') ++cursor;
 }
 
-// The path's length without the " (deleted)" the kernel appends once the file is unlinked or
-// renamed over: a still-mapped library replaced on disk during a dlclose is not unloaded.
-uint32_t PathLengthWithoutDeleted(const MapsLine& line) {
-  constexpr char kDeleted[] = " (deleted)";
-  constexpr uint32_t kDeletedLength = sizeof(kDeleted) - 1;
-  const uint32_t length = line.entry.path_length;
-  if (length > kDeletedLength &&
-      memcmp(line.path + length - kDeletedLength, kDeleted, kDeletedLength) == 0) {
-    return length - kDeletedLength;
-  }
-  return length;
-}
-
-bool SameMapping(const MapsLine& a, const MapsLine& b) {
-  const uint32_t length = PathLengthWithoutDeleted(a);
-  return a.entry.start == b.entry.start && a.entry.end == b.entry.end &&
-         a.entry.file_offset == b.entry.file_offset && length == PathLengthWithoutDeleted(b) &&
-         memcmp(a.path, b.path, length) == 0;
-}
-
 bool SamePath(const MapsLine& a, const char* path, uint32_t length) {
   return a.entry.path_length == length && memcmp(a.path, path, length) == 0;
 }
 
-// Walks two address-ordered maps texts side by side and calls `gone(line)` for each mapping of
-// `before` that `after` no longer has.
-template <typename Gone>
-void ForEachRemoved(const os::PageBuffer& before, const os::PageBuffer& after, Gone gone) {
-  const char* b = before.data();
-  const char* const b_end = b + before.size();
-  const char* a = after.data();
-  const char* const a_end = a + after.size();
-  MapsLine later;
-  bool have_later = NextMapsLine(a, a_end, later);
-  MapsLine earlier;
-  while (NextMapsLine(b, b_end, earlier)) {
-    if (earlier.entry.path_length == 0) continue;
-    while (have_later && later.entry.start < earlier.entry.start) {
-      have_later = NextMapsLine(a, a_end, later);
+// A loaded ELF object as dl_iterate_phdr shows it: enough to tell, after a dlclose, which
+// objects went away and which lines of the maps were theirs.
+struct LoadedImage {
+  uint64_t base;  // dlpi_addr
+  uint64_t low;   // start of its lowest PT_LOAD segment
+  uint64_t high;  // end of its highest
+  BuildId build_id;
+};
+
+// Reads an object's build-id note straight from memory: only called inside dl_iterate_phdr,
+// while the loader cannot unmap the object.
+void BuildIdInMemory(const dl_phdr_info& info, BuildId& out) {
+  out.length = 0;
+  for (ElfW(Half) i = 0; i < info.dlpi_phnum; ++i) {
+    const ElfW(Phdr)& program = info.dlpi_phdr[i];
+    if (program.p_type != PT_NOTE) continue;
+    const uint64_t pad = program.p_align == 8 ? 7 : 3;
+    const auto* notes = reinterpret_cast<const unsigned char*>(info.dlpi_addr + program.p_vaddr);
+    uint64_t pos = 0;
+    while (pos + sizeof(Elf64_Nhdr) <= program.p_filesz) {
+      Elf64_Nhdr note;
+      memcpy(&note, notes + pos, sizeof(note));
+      const uint64_t name_at = pos + sizeof(note);
+      const uint64_t descriptor_at = name_at + ((uint64_t{note.n_namesz} + pad) & ~pad);
+      if (descriptor_at > program.p_filesz || note.n_descsz > program.p_filesz - descriptor_at) {
+        break;
+      }
+      if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 && note.n_descsz > 0 &&
+          note.n_descsz <= wire::kMaxBuildIdLength && memcmp(notes + name_at, "GNU", 4) == 0) {
+        out.length = note.n_descsz;
+        memcpy(out.bytes, notes + descriptor_at, note.n_descsz);
+        return;
+      }
+      pos = descriptor_at + ((uint64_t{note.n_descsz} + pad) & ~pad);
     }
-    if (!have_later || !SameMapping(earlier, later)) gone(earlier);
   }
+}
+
+int ListImage(dl_phdr_info* info, size_t, void* data) {
+  LoadedImage image{info->dlpi_addr, UINT64_MAX, 0, {}};
+  for (ElfW(Half) i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& program = info->dlpi_phdr[i];
+    if (program.p_type != PT_LOAD) continue;
+    const uint64_t start = info->dlpi_addr + program.p_vaddr;
+    if (start < image.low) image.low = start;
+    if (start + program.p_memsz > image.high) image.high = start + program.p_memsz;
+  }
+  if (image.high == 0) return 0;
+  BuildIdInMemory(*info, image.build_id);
+  static_cast<os::PageBuffer*>(data)->Append(&image, sizeof(image));  // no room: not listed
+  return 0;
+}
+
+// The loaded objects, listed without system calls (beyond growing `out`).
+void ListLoadedImages(os::PageBuffer& out) {
+  out.Clear();
+  dl_iterate_phdr(ListImage, &out);
+}
+
+bool SameImage(const LoadedImage& a, const LoadedImage& b) {
+  return a.base == b.base && a.low == b.low && a.high == b.high &&
+         a.build_id.length == b.build_id.length &&
+         memcmp(a.build_id.bytes, b.build_id.bytes, a.build_id.length) == 0;
+}
+
+std::span<const LoadedImage> Images(const os::PageBuffer& buffer) {
+  return {reinterpret_cast<const LoadedImage*>(buffer.data()), buffer.size() / sizeof(LoadedImage)};
 }
 
 }  // namespace
@@ -188,76 +219,58 @@ bool UnloadedModules::BeforeUnload(Snapshot& before) {
   // already broken), while a module loaded into their addresses right after the unmap is told
   // apart from them by the collector.
   before.unload = __atomic_add_fetch(&generation_, 1, __ATOMIC_ACQ_REL);
+  // The objects (and their build-ids, which cannot be read once unmapped) from the loader, and
+  // their mappings, with the paths the kernel resolved, from the maps.
+  ListLoadedImages(before.images);
   if (!os::ReadFile("/proc/self/maps", before.maps)) {
     before.maps.Release();
+    before.images.Release();
     return false;
-  }
-  const os::OwnMemory memory;
-  const char* cursor = before.maps.data();
-  const char* const end = cursor + before.maps.size();
-  MapsLine line;
-  while (NextMapsLine(cursor, end, line)) {
-    if (!IsCodeImage(line, cursor, end)) continue;
-    SnapshotBuildId image{line.entry.start, {}};
-    if (ReadBuildId(memory, line.entry.start, line.entry.end, image.build_id)) {
-      before.build_ids.Append(&image, sizeof(image));
-    }
   }
   return true;
 }
 
 void UnloadedModules::AfterUnload(Snapshot& before, bool closed) {
-  os::PageBuffer after;
-  if (closed && os::ReadFile("/proc/self/maps", after)) {
-    // The code modules that went away: at most a few per dlclose (the plugin and the
-    // dependencies only it used). Their other mappings (read-only data, the ELF header, which
-    // gives the load bias) are recorded with them; unrelated unmaps made meanwhile by other
-    // threads are left out unless they are code.
-    constexpr int kMaxModulesPerUnload = 16;
-    MapsLine code[kMaxModulesPerUnload];
-    int code_count = 0;
-    ForEachRemoved(before.maps, after, [&](const MapsLine& line) {
-      if ((line.entry.flags & wire::kModuleExec) == 0) return;
-      for (int i = 0; i < code_count; ++i) {
-        if (SamePath(code[i], line.path, line.entry.path_length)) return;
+  if (closed) {
+    os::PageBuffer after;
+    ListLoadedImages(after);
+    bool locked = false;
+    for (const LoadedImage& image : Images(before.images)) {
+      bool still_loaded = false;
+      for (const LoadedImage& now : Images(after)) still_loaded |= SameImage(image, now);
+      if (still_loaded) continue;
+      if (!locked) {
+        pthread_mutex_lock(&mutex_);
+        locked = true;
       }
-      if (code_count == kMaxModulesPerUnload) {
-        __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
-        return;
+      // Every file mapping of the object: its code, data and the ELF header (which gives the
+      // load bias). Not mappings of other files that other threads unmapped meanwhile.
+      constexpr uint64_t kPage = 4096;
+      const uint64_t low = image.low & ~(kPage - 1);
+      const uint64_t high = (image.high + kPage - 1) & ~(kPage - 1);
+      const char* cursor = before.maps.data();
+      const char* const end = cursor + before.maps.size();
+      MapsLine line;
+      while (NextMapsLine(cursor, end, line)) {
+        if (line.entry.path_length == 0 || line.entry.start < low || line.entry.end > high)
+          continue;
+        Add(line, line.entry.file_offset == 0 ? image.build_id : BuildId{}, before.unload);
       }
-      code[code_count++] = line;
-    });
-    if (code_count > 0) {
-      pthread_mutex_lock(&mutex_);
-      ForEachRemoved(before.maps, after, [&](const MapsLine& line) {
-        for (int i = 0; i < code_count; ++i) {
-          if (SamePath(code[i], line.path, line.entry.path_length)) {
-            Add(line, before, before.unload);
-            return;
-          }
-        }
-      });
+    }
+    if (locked) {
       __atomic_fetch_add(&version_, 1, __ATOMIC_RELEASE);
       pthread_mutex_unlock(&mutex_);
     }
+    after.Release();
   }
-  after.Release();
   before.maps.Release();
-  before.build_ids.Release();
+  before.images.Release();
 }
 
-void UnloadedModules::Add(const MapsLine& line, const Snapshot& before, uint64_t unload) {
+void UnloadedModules::Add(const MapsLine& line, const BuildId& build_id, uint64_t unload) {
   if (line.entry.path_length >= kMaxPath) {
     __atomic_fetch_add(&dropped_, 1, __ATOMIC_RELAXED);
     return;
-  }
-  BuildId build_id;
-  if (line.entry.file_offset == 0) {
-    const auto* images = reinterpret_cast<const SnapshotBuildId*>(before.build_ids.data());
-    const size_t image_count = before.build_ids.size() / sizeof(SnapshotBuildId);
-    for (size_t i = 0; i < image_count; ++i) {
-      if (images[i].start == line.entry.start) build_id = images[i].build_id;
-    }
   }
   if (records_ == nullptr)
     records_ = static_cast<Record*>(os::MapPages(sizeof(Record) * kCapacity));

@@ -57,16 +57,18 @@ class UnloadedModules {
   // The modules as they were just before a dlclose(), with their build-ids (an unmapped image
   // can no longer be read). Owned by the dlclose call; its memory is released by AfterUnload.
   struct Snapshot {
-    uint64_t unload = 0;  // this dlclose's number (generation() once it began)
+    uint64_t unload = 0;    // this dlclose's number (generation() once it began)
+    os::PageBuffer images;  // the loaded objects, with their build-ids
     os::PageBuffer maps;
-    os::PageBuffer build_ids;  // SnapshotBuildId entries
   };
 
-  // Call before the real dlclose(): numbers it and snapshots the modules. False if
-  // /proc/self/maps could not be read.
+  // Call before the real dlclose(): numbers it and snapshots the loaded objects (with
+  // dl_iterate_phdr, which takes the loader's lock: never call this with the loader lock held
+  // elsewhere or from the census thread) and the maps. False if /proc/self/maps could not be
+  // read.
   bool BeforeUnload(Snapshot& before);
-  // Call after it, with whether it succeeded: records every mapping of each code module that is
-  // no longer mapped, and releases the snapshot.
+  // Call after it, with whether it succeeded: records every mapping of each object that is no
+  // longer loaded, and releases the snapshot.
   void AfterUnload(Snapshot& before, bool closed = true);
 
   // Census thread: calls `visit(const MapsLine&, const BuildId&)` for each recorded mapping,
@@ -111,12 +113,8 @@ class UnloadedModules {
     BuildId build_id;
     char path[kMaxPath];
   };
-  struct SnapshotBuildId {
-    uint64_t start;
-    BuildId build_id;
-  };
   // pre: mutex_ held. `unload` numbers the dlclose that removed the mapping.
-  void Add(const MapsLine& line, const Snapshot& before, uint64_t unload);
+  void Add(const MapsLine& line, const BuildId& build_id, uint64_t unload);
 
   pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;
   Record* records_ = nullptr;  // kCapacity entries, mapped on first use
