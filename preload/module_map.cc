@@ -213,6 +213,27 @@ bool IsCodeImage(const MapsLine& line, const char* rest, const char* end) {
   return false;
 }
 
+bool CodeMappingWalker::Next(MapsLine& line) {
+  while (NextMapsLine(cursor_, end_, line)) {
+    if (line.entry.path_length == 0) {
+      group_path_ = nullptr;
+      continue;
+    }
+    if (group_path_ == nullptr || !SamePath(line, group_path_, group_path_length_)) {
+      group_path_ = line.path;
+      group_path_length_ = line.entry.path_length;
+      // The first line of an image is its header, at offset 0; IsCodeImage looks for the
+      // executable mapping among the lines that follow.
+      MapsLine first = line;
+      first.entry.file_offset = 0;
+      first.entry.flags |= wire::kModuleRead;
+      group_is_code_ = IsCodeImage(first, cursor_, end_);
+    }
+    if (group_is_code_) return true;
+  }
+  return false;
+}
+
 bool UnloadedModules::BeforeUnload(Snapshot& before) {
   // Numbered before the real dlclose unmaps anything: a stack captured once the number is taken
   // cannot be in this unload's modules (code that runs while its own module is unloaded is

@@ -52,6 +52,27 @@ bool ReadBuildId(uint64_t start, uint64_t end, BuildId& out);
 // network file system that might block.
 bool IsCodeImage(const MapsLine& line, const char* rest, const char* end);
 
+// Walks the lines of maps text that belong to ELF code images: each run of consecutive lines of
+// one file that includes an executable mapping, all of its lines (the header and data too,
+// which the load bias needs). Data files, devices, memfds and anonymous mappings are skipped:
+// they resolve no stack, and a process that maps thousands of them (a JVM's jars, a database's
+// segments) would otherwise fill every ModuleList.
+class CodeMappingWalker {
+ public:
+  CodeMappingWalker(const char* begin, const char* end) : cursor_(begin), end_(end) {}
+  // The next line of a code image; false at the end.
+  bool Next(MapsLine& line);
+  // Where the walk is: the text after the line Next() last returned.
+  const char* rest() const { return cursor_; }
+
+ private:
+  const char* cursor_;
+  const char* end_;
+  const char* group_path_ = nullptr;  // the run of lines being walked
+  uint32_t group_path_length_ = 0;
+  bool group_is_code_ = false;
+};
+
 class UnloadedModules {
  public:
   // The modules as they were just before a dlclose(), with their build-ids (an unmapped image

@@ -331,10 +331,8 @@ bool Reporter::AppendModules(bool final) {
     hash = HashBytes(hash, reinterpret_cast<const char*>(&version), sizeof(version));
   }
   uint32_t count = 0;
-  for (const char* cursor = maps_.data(); cursor < end;) {
-    MapsLine line;
-    NextMapsLine(cursor, end, line);
-    if (line.entry.path_length == 0) continue;
+  MapsLine line;
+  for (CodeMappingWalker walker(maps_.data(), end); walker.Next(line);) {
     hash = HashBytes(hash, line.text, line.text_length);
     ++count;
   }
@@ -368,13 +366,11 @@ bool Reporter::AppendModules(bool final) {
     ++index;
   };
   const os::OwnMemory memory;
-  for (const char* cursor = maps_.data(); cursor < end && index < count;) {
-    MapsLine line;
-    NextMapsLine(cursor, end, line);
-    if (line.entry.path_length == 0) continue;
+  for (CodeMappingWalker walker(maps_.data(), end); index < count && walker.Next(line);) {
     BuildId build_id;
-    if (IsCodeImage(line, cursor, end))
+    if (IsCodeImage(line, walker.rest(), end)) {
       ReadBuildId(memory, line.entry.start, line.entry.end, build_id);
+    }
     add(line, build_id);
   }
   // A dlclose (and perhaps a dlopen into the same addresses) since the maps were read: the

@@ -109,8 +109,9 @@ struct CensusBegin {
 static_assert(sizeof(CensusBegin) == 72);
 
 // ModuleList payload: `count` entries, each a ModuleEntry followed by `path_length` bytes.
-// Every file-backed mapping of /proc/self/maps is listed, in address order, so a collector can
-// compute each module's load bias (start - offset of the mapping with the lowest offset). After
+// Every mapping of each code image (a file with an executable mapping) in /proc/self/maps is
+// listed, in address order, so a collector can compute each module's load bias (start - offset
+// of the mapping with the lowest offset); data files, devices and memfds are left out. After
 // them come the code modules that dlclose() has unmapped since the process started, flagged
 // kModuleUnloaded, oldest first: a site captured in a plugin that is gone by the next census still
 // resolves. Their addresses may since have been reused by a live mapping, which then takes

@@ -193,6 +193,14 @@ TEST(ModuleMapTest, OnlyCodeImagesAreReadForBuildIds) {
     if (IsCodeImage(line, cursor, end)) code.emplace_back(line.path, line.entry.path_length);
   }
   EXPECT_EQ(code, (std::vector<std::string>{"/usr/lib/libcode.so", "/usr/bin/tool"}));
+
+  // What a ModuleList lists: every line of the code images, none of the rest.
+  std::vector<uint64_t> listed;
+  for (CodeMappingWalker walker(maps.data(), end); walker.Next(line);) {
+    listed.push_back(line.entry.start);
+  }
+  EXPECT_EQ(listed, (std::vector<uint64_t>{0x7f0000000000, 0x7f0000001000, 0x7f000000a000,
+                                           0x7f000000b000}));
 }
 
 TEST(ModuleMapTest, ReadsTheBuildIdOfThisExecutable) {
