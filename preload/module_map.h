@@ -1,14 +1,16 @@
 // module_map.h: what a census says about the target's loaded modules.
 //
-// Three parts. NextMapsLine parses /proc/self/maps, whose file-backed mappings a ModuleList
-// lists. ReadBuildId reads the GNU build-id of an ELF image as it sits in memory, so the
-// collector can check that it symbolises the very file that was loaded, not whatever is at the
-// path now. UnloadedModules keeps the code mappings that dlclose() removed, so that a site
-// captured inside a plugin still resolves when the plugin is gone before the next census.
+// Three parts. NextMapsLine and CodeMappingWalker read /proc/self/maps, whose code images a
+// ModuleList lists. ReadBuildId reads the GNU build-id of an ELF image as it sits in memory, so
+// the collector can check that it symbolises the very file that was loaded, not whatever is at
+// the path now. UnloadedModules numbers each dlclose() and keeps the mappings of the objects it
+// removed, so that a site captured inside a plugin still resolves when the plugin is gone (or
+// another took its addresses) by the census that defines the site.
 //
-// Thread-safety: NextMapsLine and ReadBuildId are thread-safe. UnloadedModules serialises on a
-// mutex taken only by the dlclose hook (outside the real dlclose, so never inside the loader's
-// lock) and by the census thread; no allocation hook ever takes it. Allocation: none from the
+// Thread-safety: NextMapsLine, CodeMappingWalker and ReadBuildId are thread-safe.
+// UnloadedModules serialises on a mutex taken only by the dlclose hook (outside the real
+// dlclose, so never inside the loader's lock) and by the census thread, which on the exit path
+// only tries it; no allocation hook ever takes it. Allocation: none from the
 // target's heap (mmap). Safe inside a hook: in the dlclose hook only (it makes system calls and
 // takes a mutex); never on the allocation path.
 #pragma once
