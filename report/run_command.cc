@@ -138,11 +138,14 @@ const SiteReport* ProcessReport::FindSite(wire::Kind kind, uint32_t site_id) con
   return nullptr;
 }
 
+// libc and its old satellites, the C++ runtime, the loader, the shim, and the allocators a
+// service may load (their operator new or aligned helpers can sit above the user's frame).
 bool IsRuntimeFrame(const Frame& frame) {
   const std::string base = Basename(frame.module);
   for (const char* prefix :
        {"libc.so", "libstdc++.so", "libgcc_s", "ld-linux", "libdriftwatch.so", "libc-",
-        "libpthread.so", "libpthread-", "librt.so", "librt-", "libdl.so", "libdl-"}) {
+        "libpthread.so", "libpthread-", "librt.so", "librt-", "libdl.so", "libdl-",
+        "libjemalloc.so", "libtcmalloc", "libmimalloc.so", "libsnmalloc", "libhoard"}) {
     if (base.starts_with(prefix)) return true;
   }
   return false;

@@ -282,6 +282,12 @@ TEST(ReportOutputTest, HeadlineIsTheUsersFunction) {
                               "/srv/server"),
                            At("spawn_worker(int)", "/srv/server")}),
             4u);
+  // An allocator's operator new (tcmalloc, jemalloc and mimalloc ship their own).
+  EXPECT_EQ(HeadlineFrame({At("tc_new", "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"),
+                           At("je_malloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
+                           At("mi_new", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"),
+                           At("Cache::Insert", "/srv/server")}),
+            3u);
   // timer_create in the old librt.
   EXPECT_EQ(HeadlineFrame({At("timer_create", "/lib/x86_64-linux-gnu/librt.so.1"),
                            At("arm_request_timeout", "/srv/server")}),
