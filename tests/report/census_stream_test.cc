@@ -356,6 +356,17 @@ TEST(CensusStreamTest, BuildIdsMayAmendAModuleListOfUnloadedModules) {
   EXPECT_TRUE((*censuses[0].modules)[1].unloaded());
 }
 
+// Decodes a stream of one census and returns its module list; null (and a test failure) if
+// the stream does not decode to exactly that.
+ModuleListPtr OnlyModuleList(StreamBuilder& b) {
+  CensusStreamDecoder decoder;
+  const absl::Status status = decoder.Feed(b.Take());
+  EXPECT_TRUE(status.ok()) << status;
+  const std::vector<Census> censuses = decoder.TakeCensuses();
+  EXPECT_EQ(censuses.size(), 1u);
+  return censuses.size() == 1 ? censuses[0].modules : nullptr;
+}
+
 TEST(CensusStreamTest, DeletedSuffixIsStrippedAndFlagged) {
   StreamBuilder b;
   b.Hello(5, 1, "/usr/bin/server");
@@ -365,11 +376,9 @@ TEST(CensusStreamTest, DeletedSuffixIsStrippedAndFlagged) {
                 {.start = 0x5000, .end = 0x6000, .path = "/lib/libc.so.6"},
                 {.start = 0x7000, .end = 0x8000, .path = "/lib/libc.so.6(deleted)"}})
       .End(0);
-  CensusStreamDecoder decoder;
-  ASSERT_TRUE(decoder.Feed(b.Take()).ok());
-  const std::vector<Census> censuses = decoder.TakeCensuses();
-  ASSERT_EQ(censuses.size(), 1u);
-  const ModuleList& modules = *censuses[0].modules;
+  const ModuleListPtr decoded = OnlyModuleList(b);
+  ASSERT_NE(decoded, nullptr);
+  const ModuleList& modules = *decoded;
   ASSERT_EQ(modules.size(), 4u);
   EXPECT_EQ(modules[0].path, "/usr/bin/server");
   EXPECT_TRUE(modules[0].deleted);
@@ -392,11 +401,9 @@ TEST(CensusStreamTest, UnloadHistoryAndNumbersAreDecoded) {
                  .path = "/opt/plugins/session.so"}},
                /*unload_history=*/(9u << 16) | 6u)
       .End(0);
-  CensusStreamDecoder decoder;
-  ASSERT_TRUE(decoder.Feed(b.Take()).ok());
-  const std::vector<Census> censuses = decoder.TakeCensuses();
-  ASSERT_EQ(censuses.size(), 1u);
-  const ModuleList& modules = *censuses[0].modules;
+  const ModuleListPtr decoded = OnlyModuleList(b);
+  ASSERT_NE(decoded, nullptr);
+  const ModuleList& modules = *decoded;
   EXPECT_TRUE(modules.has_unload_history);
   EXPECT_EQ(modules.unload_history_start, 6);
   EXPECT_EQ(modules.unload_generation, 9);
@@ -417,11 +424,9 @@ TEST(CensusStreamTest, UnloadedFlagIsReported) {
                  .flags = wire::kModuleRead | wire::kModuleExec | wire::kModuleUnloaded,
                  .path = "/opt/plugins/session.so"}})
       .End(0);
-  CensusStreamDecoder decoder;
-  ASSERT_TRUE(decoder.Feed(b.Take()).ok());
-  const std::vector<Census> censuses = decoder.TakeCensuses();
-  ASSERT_EQ(censuses.size(), 1u);
-  const ModuleList& modules = *censuses[0].modules;
+  const ModuleListPtr decoded = OnlyModuleList(b);
+  ASSERT_NE(decoded, nullptr);
+  const ModuleList& modules = *decoded;
   ASSERT_EQ(modules.size(), 2u);
   EXPECT_FALSE(modules[0].unloaded());
   EXPECT_TRUE(modules[1].unloaded());
