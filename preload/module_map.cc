@@ -45,13 +45,26 @@ struct LoadedImage {
   BuildId build_id;
 };
 
+// Whether [vaddr, vaddr + size) lies inside one of the object's loaded segments, and so is
+// mapped: a note outside every PT_LOAD is in the file only.
+bool IsLoaded(const dl_phdr_info& info, uint64_t vaddr, uint64_t size) {
+  for (ElfW(Half) i = 0; i < info.dlpi_phnum; ++i) {
+    const ElfW(Phdr)& segment = info.dlpi_phdr[i];
+    if (segment.p_type == PT_LOAD && vaddr >= segment.p_vaddr && size <= segment.p_filesz &&
+        vaddr - segment.p_vaddr <= segment.p_filesz - size) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Reads an object's build-id note straight from memory: only called inside dl_iterate_phdr,
 // while the loader cannot unmap the object.
 void BuildIdInMemory(const dl_phdr_info& info, BuildId& out) {
   out.length = 0;
   for (ElfW(Half) i = 0; i < info.dlpi_phnum; ++i) {
     const ElfW(Phdr)& program = info.dlpi_phdr[i];
-    if (program.p_type != PT_NOTE) continue;
+    if (program.p_type != PT_NOTE || !IsLoaded(info, program.p_vaddr, program.p_filesz)) continue;
     const uint64_t pad = program.p_align == 8 ? 7 : 3;
     const auto* notes = reinterpret_cast<const unsigned char*>(info.dlpi_addr + program.p_vaddr);
     uint64_t pos = 0;
