@@ -292,9 +292,14 @@ void Reporter::AppendCensus(bool final) {
     if (kind.table_overflowed != nullptr) begin.table_overflowed += kind.table_overflowed();
     if (kind.untracked_releases != nullptr) begin.untracked_releases += kind.untracked_releases();
   }
+  // Only stacks interned before the maps are read are defined in this census: their modules
+  // were mapped when they were captured, so they are in the module list (or among the unloaded
+  // ones). A stack interned meanwhile, perhaps in a library dlopen'd meanwhile, waits for the
+  // next census and its module list.
+  const uint32_t definable = sources_.stacks->end_id();
   bool ok = writer.Add(wire::RecordType::kCensusBegin, &begin, sizeof(begin));
   if (ok) ok = AppendModules(final);
-  if (ok) ok = AppendSiteDefinitions();
+  if (ok) ok = AppendSiteDefinitions(definable);
   if (ok) ok = AppendCounters();
   for (const CensusSources::WriteRecords write : sources_.record_writers) {
     if (ok && write != nullptr) ok = write(writer);
@@ -394,9 +399,8 @@ bool Reporter::AppendModules(bool final) {
   return true;
 }
 
-bool Reporter::AppendSiteDefinitions() {
+bool Reporter::AppendSiteDefinitions(uint32_t end) {
   const StackTable& stacks = *sources_.stacks;
-  const uint32_t end = stacks.end_id();
   RecordWriter writer(out_);
   uint32_t id = defined_up_to_;
   for (; id < end; ++id) {

@@ -93,7 +93,8 @@ class Reporter {
   // `final`: the exit path, which may interrupt a dlclose on this very thread (a signal handler
   // calling exit): it must not wait for the unloaded-module records.
   bool AppendModules(bool final);
-  bool AppendSiteDefinitions();
+  // Defines the stacks with ids below `end` not yet defined on this connection.
+  bool AppendSiteDefinitions(uint32_t end);
   bool AppendCounters();
   // Writes as much pending output as the socket takes, waiting up to `timeout_ms` for room.
   // False if the connection broke.
