@@ -76,11 +76,38 @@ absl::StatusOr<uint64_t> VaddrOfFileOffset(const std::string& path, uint64_t fil
 
 std::string Frame::AddressHex() const { return absl::StrFormat("0x%x", address); }
 
+std::string ShortFunctionName(std::string_view name) {
+  std::string_view rest = name;
+  // Qualifiers after the parameter list of a member function.
+  for (bool stripped = true; stripped;) {
+    stripped = false;
+    for (std::string_view qualifier : {" const", " volatile", " &&", " &", " noexcept"}) {
+      if (rest.ends_with(qualifier)) {
+        rest.remove_suffix(qualifier.size());
+        stripped = true;
+      }
+    }
+  }
+  if (!rest.ends_with(')')) return std::string(name);
+  // The parameter list is the last balanced (...): cut at its opening parenthesis, which keeps
+  // "operator()" whole and skips parentheses inside the parameters (function pointers).
+  int depth = 0;
+  for (size_t i = rest.size(); i > 0; --i) {
+    const char c = rest[i - 1];
+    if (c == ')') ++depth;
+    if (c == '(' && --depth == 0) {
+      return i > 1 ? std::string(rest.substr(0, i - 1)) : std::string(name);
+    }
+  }
+  return std::string(name);
+}
+
 std::string Frame::Describe() const {
   if (!function.empty()) {
     const char* inlined_note = inlined ? " [inlined]" : "";
-    if (!file.empty()) return absl::StrFormat("%s (%s:%d)%s", function, file, line, inlined_note);
-    return absl::StrCat(function, inlined_note);
+    const std::string name = ShortFunctionName(function);
+    if (!file.empty()) return absl::StrFormat("%s (%s:%d)%s", name, file, line, inlined_note);
+    return absl::StrCat(name, inlined_note);
   }
   if (!module.empty()) return absl::StrFormat("%s+0x%x", module, module_offset);
   return AddressHex();

@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -43,7 +44,8 @@ struct Frame {
   bool inlined = false;
 
   std::string AddressHex() const;
-  // "function (file:line)", "function", or "module+0xoffset" as available.
+  // "function (file:line)", "function", or "module+0xoffset" as available, for people: the
+  // function without its parameter list (ShortFunctionName); `function` keeps it all.
   std::string Describe() const;
 };
 
@@ -105,6 +107,11 @@ class Symbolizer {
   // Inline chains per (image key, file address); empty when nothing is inlined there.
   absl::flat_hash_map<std::pair<std::string, uint64_t>, std::vector<Frame>> inline_chains_;
 };
+
+// A demangled C++ name without its parameter list and the qualifiers after it, as a table
+// shows it: "ns::Cache::Insert(std::string const&) const" is "ns::Cache::Insert". Namespaces
+// and template arguments stay: they tell which code it is.
+std::string ShortFunctionName(std::string_view name);
 
 // Demangles a C++ symbol; returns the input when it is not a mangled name.
 std::string Demangle(const char* symbol);

@@ -286,6 +286,21 @@ TEST(SymbolizerTest, RefusesToOpenAnythingButARegularFile) {
   unlink(fifo.c_str());
 }
 
+TEST(SymbolizerTest, ShortNamesDropTheParameterListOnly) {
+  EXPECT_EQ(ShortFunctionName("demo::(anonymous namespace)::SessionRegistry::Remember(unsigned "
+                              "long, demo::(anonymous namespace)::Request const&, long)"),
+            "demo::(anonymous namespace)::SessionRegistry::Remember");
+  EXPECT_EQ(ShortFunctionName("std::vector<int, std::allocator<int> >::push_back(int const&)"),
+            "std::vector<int, std::allocator<int> >::push_back");
+  EXPECT_EQ(ShortFunctionName("Handler::operator()(int) const"), "Handler::operator()");
+  EXPECT_EQ(ShortFunctionName("operator new(unsigned long)"), "operator new");
+  EXPECT_EQ(ShortFunctionName("Run(void (*)(int), int) &&"), "Run");
+  EXPECT_EQ(ShortFunctionName("main"), "main");
+  EXPECT_EQ(ShortFunctionName("fill_map()"), "fill_map");
+  EXPECT_EQ(ShortFunctionName("(anonymous namespace)::Work(int)"), "(anonymous namespace)::Work");
+  EXPECT_EQ(ShortFunctionName("odd)"), "odd)");  // unbalanced: left alone
+}
+
 TEST(SymbolizerTest, DemangleDropsCompilerCloneSuffixes) {
   EXPECT_EQ(Demangle("probe_backend.isra.0"), "probe_backend");
   EXPECT_EQ(Demangle("parse.constprop.0.isra.0"), "parse");
