@@ -137,6 +137,32 @@ TEST(StacksTest, PluginsReloadedAtTheSameAddressesKeepTheirOwnNames) {
   EXPECT_EQ(counters, 300 * 20);
 }
 
+TEST(StacksTest, LibcFramesGetLinesFromItsDebugFileUnderUsrLibDebug) {
+  // Debian's libc is stripped; libc6-dbg (scripts/setup) puts its DWARF in
+  // /usr/lib/debug/.build-id/, found by the build-id the shim read from the loaded libc.
+  RunResult result = RunProgram("e2e_exact_counts");
+  const ProcessReport& process = OnlyProcess(result);
+  const Frame* libc_frame = nullptr;
+  for (const SiteReport& site : process.sites) {
+    for (const Frame& frame : site.frames) {
+      if (frame.module.find("/libc.so.6") != std::string::npos && !frame.inlined &&
+          frame.function.starts_with("__libc_start")) {
+        libc_frame = &frame;
+      }
+    }
+  }
+  ASSERT_NE(libc_frame, nullptr) << "no stack reaches __libc_start_main";
+  ASSERT_FALSE(libc_frame->build_id.empty());
+  const std::string debug_file = "/usr/lib/debug/.build-id/" + libc_frame->build_id.substr(0, 2) +
+                                 "/" + libc_frame->build_id.substr(2) + ".debug";
+  ASSERT_TRUE(std::filesystem::exists(debug_file))
+      << debug_file << " is missing: libc6-dbg is not installed (scripts/setup installs it)";
+  EXPECT_FALSE(libc_frame->file.empty())
+      << libc_frame->Describe() << ": " << libc_frame->unresolved;
+  EXPECT_GT(libc_frame->line, 0);
+  EXPECT_TRUE(libc_frame->unresolved.empty()) << libc_frame->unresolved;
+}
+
 // How far below the interposed function the user's frame is, in return addresses (frames the
 // unwinder must capture), for every site of `kind` whose stack reaches `function`. -1 if none.
 int DeepestUserFrame(const ProcessReport& process, const std::string& function, wire::Kind kind) {
