@@ -5,9 +5,10 @@
 // deadlocked that way reading /proc with fscanf).
 //
 // Thread-safety: all functions are thread-safe. Allocation: none from the target's heap; page
-// memory comes from mmap. Safe inside a hook: MapPages/UnmapPages only (they are system calls,
-// so hooks use them on rare paths such as table growth, never per call). The /proc readers run on
-// the census thread only.
+// memory comes from mmap. Safe inside a hook: MapPages/UnmapPages, and the /proc readers
+// (ReadFile, OwnMemory) in the dlclose hook; all are system calls, so hooks use them only on
+// rare paths such as table growth or a dlclose, never per allocation. Otherwise the /proc
+// readers run on the census thread.
 #pragma once
 
 #include <sys/types.h>
