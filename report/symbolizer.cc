@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 
 #include "absl/strings/escaping.h"
@@ -241,6 +242,13 @@ struct Symbolizer::LoadedModule {
 };
 
 Symbolizer::Symbolizer(SymbolizerOptions options) : options_(std::move(options)) {
+  // libdwfl reads a relative entry as relative to each binary's own folder (".debug"); the
+  // user meant the current one.
+  for (std::string& dir : options_.debug_dirs) {
+    std::error_code error;
+    const std::filesystem::path absolute = std::filesystem::absolute(dir, error);
+    if (!error) dir = absolute.lexically_normal().string();
+  }
   debuginfo_path_ = ":.debug";
   for (const std::string& dir : options_.debug_dirs) absl::StrAppend(&debuginfo_path_, ":", dir);
   absl::StrAppend(&debuginfo_path_, ":/usr/lib/debug");

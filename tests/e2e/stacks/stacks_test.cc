@@ -287,6 +287,18 @@ TEST_F(StrippedBinaryTest, SeparateDebugFileIsFoundByBuildId) {
   EXPECT_EQ(frame.line, LineOf("stripped_leak.c", "// HIDDEN LEAK LINE"));
 }
 
+TEST_F(StrippedBinaryTest, RelativeDebugDirIsTheCurrentFolders) {
+  // `--debug-dir debug` means ./debug, not a folder beside each binary.
+  const std::string root = MakeDebugRoot(binary_, "debug_root_relative");
+  Shell("strip --strip-all '" + binary_ + "'");
+  const std::filesystem::path previous = std::filesystem::current_path();
+  std::filesystem::current_path(std::filesystem::path(root).parent_path());
+  const Frame frame = Headline(200, {}, {std::filesystem::path(root).filename().string()});
+  std::filesystem::current_path(previous);
+  EXPECT_EQ(frame.function, "hidden_cache_fill") << frame.unresolved;
+  EXPECT_EQ(frame.line, LineOf("stripped_leak.c", "// HIDDEN LEAK LINE"));
+}
+
 TEST_F(StrippedBinaryTest, BinaryReplacedWhileRunningIsNotMisread) {
   // The program renames another binary over itself before it exits, as a deploy does. The file
   // now at its path has other code at the same offsets: naming frames from it would be wrong.
