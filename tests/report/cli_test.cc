@@ -33,7 +33,8 @@ TEST(CliTest, Help) {
 TEST(CliTest, UsageErrorsExitTwo) {
   for (const char* args :
        {"", "frobnicate", "run", "run --bogus -- true", "run --duration -- true",
-        "run --duration abc -- true", "run --interval 0 -- true", "run --json", "run --"}) {
+        "run --duration abc -- true", "run --interval 0 -- true", "run --json", "run --",
+        "run --debug-dir", "run --debug-dir= -- true", "report --debug-dir"}) {
     SCOPED_TRACE(args);
     Outcome outcome = RunCli(args, kShimEnv);
     EXPECT_EQ(outcome.exit_code, 2);
@@ -41,6 +42,8 @@ TEST(CliTest, UsageErrorsExitTwo) {
   }
   Outcome bad_flag = RunCli("run --bogus -- true");
   EXPECT_THAT(bad_flag.output, HasSubstr("driftwatch: error: unknown option --bogus"));
+  Outcome empty_debug_dir = RunCli("run --debug-dir= -- true", kShimEnv);
+  EXPECT_THAT(empty_debug_dir.output, HasSubstr("--debug-dir wants a directory"));
 }
 
 TEST(CliTest, SetUpErrorsExitTwo) {
