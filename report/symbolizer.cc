@@ -144,6 +144,12 @@ std::string Demangle(const char* symbol) {
   return StripCloneSuffixes(std::move(result));
 }
 
+absl::StatusOr<uint64_t> ImageLoadBias(const ModuleMapping& first, const std::string& elf_file) {
+  absl::StatusOr<uint64_t> vaddr = VaddrOfFileOffset(elf_file, first.file_offset);
+  if (!vaddr.ok()) return vaddr.status();
+  return first.start - *vaddr;
+}
+
 absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::string& path) {
   const ModuleMapping* lowest = nullptr;
   for (const ModuleMapping& mapping : modules) {
@@ -153,9 +159,7 @@ absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::s
     }
   }
   if (lowest == nullptr) return absl::NotFoundError("module not in the module list");
-  absl::StatusOr<uint64_t> vaddr = VaddrOfFileOffset(path, lowest->file_offset);
-  if (!vaddr.ok()) return vaddr.status();
-  return lowest->start - *vaddr;
+  return ImageLoadBias(*lowest, path);
 }
 
 namespace {
@@ -516,13 +520,13 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
   auto bias_it = biases_.find(bias_key);
   if (bias_it == biases_.end()) {
     // The debug file found by build-id has the same program headers as the loaded image.
-    const absl::StatusOr<uint64_t> vaddr = VaddrOfFileOffset(
-        loaded->module != nullptr ? loaded->file : mapping.path, image.file_offset);
+    const absl::StatusOr<uint64_t> value =
+        ImageLoadBias(image, loaded->module != nullptr ? loaded->file : mapping.path);
     LoadBias bias;
-    if (vaddr.ok()) {
-      bias.value = image.start - *vaddr;
+    if (value.ok()) {
+      bias.value = *value;
     } else {
-      bias.error = std::string(vaddr.status().message());
+      bias.error = std::string(value.status().message());
     }
     bias_it = biases_.emplace(bias_key, std::move(bias)).first;
   }

@@ -55,6 +55,11 @@ struct Frame {
 // executables (bias 0) alike. Mappings dlclose() removed are not considered.
 absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::string& path);
 
+// The load bias of an image from its first mapping (the lowest file offset) and the ELF file
+// whose program headers describe it: the file itself, or its debug file. ComputeLoadBias and the
+// Symbolizer both use it.
+absl::StatusOr<uint64_t> ImageLoadBias(const ModuleMapping& first, const std::string& elf_file);
+
 struct SymbolizerOptions {
   // Searched for <dir>/.build-id/xx/yyyy.debug before /usr/lib/debug.
   std::vector<std::string> debug_dirs;
