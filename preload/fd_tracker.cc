@@ -33,31 +33,11 @@ bool StartsWith(const char* text, const char* prefix) {
   return strncmp(text, prefix, strlen(prefix)) == 0;
 }
 
-// "/proc/self/fd/<fd>" into `out` (at least 32 bytes), without snprintf (not safe in hooks).
-void FdLinkPath(int fd, char* out) {
-  static constexpr char kPrefix[] = "/proc/self/fd/";
-  memcpy(out, kPrefix, sizeof(kPrefix) - 1);
-  char digits[12];
-  int count = 0;
-  unsigned int value = static_cast<unsigned int>(fd);
-  do {
-    digits[count++] = static_cast<char>('0' + value % 10);
-    value /= 10;
-  } while (value != 0);
-  char* cursor = out + sizeof(kPrefix) - 1;
-  while (count > 0) *cursor++ = digits[--count];
-  *cursor = '\0';
-}
-
 // Anonymous inodes have no file type in st_mode; only the /proc link names them
 // ("anon_inode:[eventfd]"). Unlinked regular files may be memfds ("/memfd:name (deleted)").
 uint32_t ClassifyByLink(int fd, uint32_t otherwise) {
-  char path[32];
-  FdLinkPath(fd, path);
   char link[64];
-  long length = syscall(SYS_readlink, path, link, sizeof(link) - 1);
-  if (length <= 0) return otherwise;
-  link[length] = '\0';
+  if (os::ReadProcessFdLink(fd, link, sizeof(link)) <= 0) return otherwise;
   if (StartsWith(link, "/memfd:")) return wire::kFdMemfd;
   if (StartsWith(link, "pidfd:")) return wire::kFdPidfd;  // pidfs on newer kernels
   if (!StartsWith(link, "anon_inode:")) return otherwise;
@@ -78,9 +58,23 @@ uint32_t ClassifyByLink(int fd, uint32_t otherwise) {
   return wire::kFdOtherAnon;
 }
 
+// The socket's address family. On the census thread's private table the program's descriptor is
+// borrowed for the question (pidfd_getfd), since only a descriptor can be asked.
+uint32_t ClassifySocket(int fd) {
+  const bool borrowed = os::HasPrivateFdTable();
+  const int asked = borrowed ? os::BorrowProcessFd(fd) : fd;
+  int domain = 0;
+  const bool known = asked >= 0 && os::SocketDomain(asked, &domain);
+  if (borrowed && asked >= 0) os::Close(asked);
+  return known ? SocketType(domain) : wire::kFdSocketOther;
+}
+
 uint32_t Classify(int fd, bool opened_from_path) {
   struct stat status;
-  if (syscall(SYS_fstat, fd, &status) != 0) return wire::kFdUnknown;
+  // From a private table the program's descriptor is seen through /proc/self/fd.
+  const bool found =
+      os::HasPrivateFdTable() ? os::StatProcessFd(fd, &status) : os::Fstat(fd, &status);
+  if (!found) return wire::kFdUnknown;
   switch (status.st_mode & S_IFMT) {
     case S_IFREG:
       // Only an unlinked file can be a memfd; a path never names one.
@@ -94,14 +88,8 @@ uint32_t Classify(int fd, bool opened_from_path) {
       return wire::kFdBlockDevice;
     case S_IFIFO:
       return wire::kFdPipe;
-    case S_IFSOCK: {
-      int domain = 0;
-      socklen_t length = sizeof(domain);
-      if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) != 0) {
-        return wire::kFdSocketOther;
-      }
-      return SocketType(domain);
-    }
+    case S_IFSOCK:
+      return ClassifySocket(fd);
     case 0:
       return ClassifyByLink(fd, wire::kFdOtherAnon);
     default:
@@ -121,7 +109,10 @@ void StartCensusIfDue() {
   if (g_runtime.reporter.start_pending()) g_runtime.reporter.StartIfDue();
 }
 
-bool IsOpen(int fd) { return syscall(SYS_fcntl, fd, F_GETFD) != -1 || errno != EBADF; }
+bool IsOpen(int fd) {
+  if (os::HasPrivateFdTable()) return os::ProcessFdIsOpen(fd);
+  return syscall(SYS_fcntl, fd, F_GETFD) != -1 || errno != EBADF;
+}
 
 // Releases every tracked descriptor in [first, last] for which should_release(fd) holds.
 template <typename Filter>
@@ -271,7 +262,8 @@ void ReconcileFds() {
       for (const char* digit = entry->d_name; *digit >= '0' && *digit <= '9'; ++digit) {
         fd = fd * 10 + (*digit - '0');
       }
-      if (fd == directory || fd == census_socket) continue;  // the shim's own
+      if (fd == census_socket) continue;  // the shim's own
+      if (fd == directory && !os::HasPrivateFdTable()) continue;
       HandleTracker::Handle handle;
       if (handles.Lookup(static_cast<uint64_t>(fd), &handle)) continue;
       // Open but unknown: created where no hook could see it. A descriptor a hook is about to

@@ -2,8 +2,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +43,30 @@ uint64_t ParseUnsigned(const char*& cursor) {
   return value;
 }
 
+// Set on a thread whose descriptor table is its own (the census thread, when the kernel allows).
+__thread bool t_private_fd_table = false;
+
+// Standard error as it was when the shim started: device and inode, or 0/0 if fd 2 was closed.
+dev_t g_stderr_device = 0;
+ino_t g_stderr_inode = 0;
+
+void ProcessFdPath(int fd, char (&path)[32]) {
+  static constexpr char kPrefix[] = "/proc/self/fd/";
+  char digits[12];
+  int count = 0;
+  unsigned value = static_cast<unsigned>(fd);
+  do {
+    digits[count++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  size_t at = 0;
+  for (char c : kPrefix) {
+    if (c != '\0') path[at++] = c;
+  }
+  while (count > 0) path[at++] = digits[--count];
+  path[at] = '\0';
+}
+
 }  // namespace
 
 void* MapPages(size_t bytes) {
@@ -47,6 +77,14 @@ void* MapPages(size_t bytes) {
 
 void UnmapPages(void* address, size_t bytes) {
   if (address != nullptr) munmap(address, RoundUpToPages(bytes));
+}
+
+void DiscardPages(void* address, size_t bytes) {
+  if (address != nullptr) madvise(address, RoundUpToPages(bytes), MADV_DONTNEED);
+}
+
+ssize_t ReadLink(const char* path, char* buffer, size_t capacity) {
+  return syscall(SYS_readlinkat, AT_FDCWD, path, buffer, capacity);
 }
 
 bool PageBuffer::Reserve(size_t extra) {
@@ -193,8 +231,173 @@ uint32_t CountOpenFds() {
     }
   }
   RawClose(dir);
-  // The directory fd we opened to count is not the target's.
+  // The directory fd we opened to count is not the target's, unless it went to our own table.
+  if (t_private_fd_table) return count;
   return count > 0 ? count - 1 : 0;
+}
+
+}  // namespace dw::os
+
+namespace dw::os {
+
+bool IsSecureExecution() { return getauxval(AT_SECURE) != 0; }
+
+void FutexWaitUntil(const std::atomic<uint32_t>* word, uint32_t expected, uint64_t deadline_ns) {
+  timespec deadline{static_cast<time_t>(deadline_ns / 1000000000u),
+                    static_cast<long>(deadline_ns % 1000000000u)};
+  // FUTEX_WAIT_BITSET takes an absolute deadline, so a wake-up by a signal costs no drift.
+  syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, &deadline, nullptr,
+          FUTEX_BITSET_MATCH_ANY);
+}
+
+void FutexWakeAll(const std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT32_MAX, nullptr, nullptr, 0);
+}
+
+void SleepNs(uint64_t ns) {
+  timespec duration{static_cast<time_t>(ns / 1000000000u), static_cast<long>(ns % 1000000000u)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, 0, &duration, &duration) == EINTR) {
+  }
+}
+
+bool TakePrivateFdTable() {
+  // first = 0: the kernel copies no descriptor into the new table, so this thread never holds
+  // a reference to one of the program's files (a pipe it closes must still reach EOF).
+  if (syscall(SYS_close_range, 0u, ~0u, CLOSE_RANGE_UNSHARE) != 0) return false;
+  t_private_fd_table = true;
+  return true;
+}
+
+bool HasPrivateFdTable() { return t_private_fd_table; }
+
+bool TaskExists(pid_t tid) {
+  char path[40] = "/proc/self/task/";
+  char digits[12];
+  int count = 0;
+  unsigned value = static_cast<unsigned>(tid);
+  do {
+    digits[count++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  size_t at = strlen(path);
+  while (count > 0) path[at++] = digits[--count];
+  path[at] = '\0';
+  struct stat status;
+  return syscall(SYS_newfstatat, AT_FDCWD, path, &status, 0) == 0;
+}
+
+bool ProcessFdIsOpen(int fd) {
+  char path[32];
+  ProcessFdPath(fd, path);
+  struct stat status;
+  return syscall(SYS_newfstatat, AT_FDCWD, path, &status, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+bool StatProcessFd(int fd, struct stat* out) {
+  char path[32];
+  ProcessFdPath(fd, path);
+  return syscall(SYS_newfstatat, AT_FDCWD, path, out, 0) == 0;
+}
+
+ssize_t ReadProcessFdLink(int fd, char* buffer, size_t capacity) {
+  char path[32];
+  ProcessFdPath(fd, path);
+  long length = syscall(SYS_readlinkat, AT_FDCWD, path, buffer, capacity - 1);
+  if (length < 0) return -1;
+  buffer[length] = '\0';
+  return length;
+}
+
+int BorrowProcessFd(int fd) {
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, syscall(SYS_getpid), 0));
+  if (pidfd < 0) return -1;
+  const int borrowed = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  RawClose(pidfd);
+  return borrowed;
+}
+
+bool SocketDomain(int fd, int* domain) {
+  socklen_t length = sizeof(*domain);
+  return syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, domain, &length) == 0;
+}
+
+int Close(int fd) { return static_cast<int>(syscall(SYS_close, fd)); }
+
+bool Fstat(int fd, struct stat* out) { return syscall(SYS_fstat, fd, out) == 0; }
+
+int MoveFdAtOrAbove(int fd, int floor) {
+  int moved = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor));
+  syscall(SYS_close, fd);
+  return moved;
+}
+
+int ConnectUnixSocket(const char* path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  size_t length = strnlen(path, sizeof(address.sun_path));
+  if (length == sizeof(address.sun_path)) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(address.sun_path, path, length);
+  int fd =
+      static_cast<int>(syscall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd < 0) return -1;
+  if (syscall(SYS_connect, fd, &address, sizeof(address)) != 0) {
+    const int error = errno;
+    syscall(SYS_close, fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+bool PeerCredentials(int fd, pid_t* pid, uid_t* uid) {
+  ucred credentials{};
+  socklen_t length = sizeof(credentials);
+  if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) {
+    return false;
+  }
+  *pid = credentials.pid;
+  *uid = credentials.uid;
+  return true;
+}
+
+ssize_t SendNoSignal(int fd, const void* data, size_t bytes) {
+  return syscall(SYS_sendto, fd, data, bytes, MSG_NOSIGNAL | MSG_DONTWAIT, nullptr, 0);
+}
+
+void WaitWritable(int fd, int timeout_ms) {
+  pollfd wait{fd, POLLOUT, 0};
+  syscall(SYS_poll, &wait, 1, timeout_ms);
+}
+
+void RememberStderr() {
+  struct stat status;
+  if (syscall(SYS_fstat, 2, &status) != 0) return;
+  g_stderr_device = status.st_dev;
+  g_stderr_inode = status.st_ino;
+}
+
+void WriteToStartupStderr(const char* data, size_t bytes) {
+  if (g_stderr_inode == 0) return;
+  struct stat status;
+  if (!StatProcessFd(2, &status) || status.st_dev != g_stderr_device ||
+      status.st_ino != g_stderr_inode) {
+    return;
+  }
+  if (!t_private_fd_table) {
+    ssize_t ignored = syscall(SYS_write, 2, data, bytes);
+    (void)ignored;
+    return;
+  }
+  // Our table has no fd 2: reopen the program's through /proc. A socket cannot be reopened;
+  // the line is then dropped.
+  int fd = RawOpen("/proc/self/fd/2", O_WRONLY | O_APPEND | O_NOCTTY);
+  if (fd < 0) return;
+  ssize_t ignored = syscall(SYS_write, fd, data, bytes);
+  (void)ignored;
+  RawClose(fd);
 }
 
 }  // namespace dw::os

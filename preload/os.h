@@ -11,8 +11,10 @@
 // readers run on the census thread.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -22,6 +24,8 @@ namespace dw::os {
 // Returns nullptr on failure.
 void* MapPages(size_t bytes);
 void UnmapPages(void* address, size_t bytes);
+// Gives pages back to the kernel; they read as zeroes afterwards.
+void DiscardPages(void* address, size_t bytes);
 
 // A growable byte buffer in mmap'd memory, for the census thread's messages and /proc reads.
 class PageBuffer {
@@ -35,6 +39,9 @@ class PageBuffer {
   void Consume(size_t bytes);
   // Returns the memory to the kernel; the buffer is empty and reusable afterwards.
   void Release();
+  // Forgets the memory without unmapping it: for a fork child, whose copy of the buffer may
+  // have been caught half-grown by the fork (the mapping stays, a copy-on-write leftover).
+  void Forget() { *this = PageBuffer(); }
 
   const char* data() const { return data_; }
   char* data() { return data_; }
@@ -54,6 +61,9 @@ bool ReadFile(const char* path, PageBuffer& out);
 // Reads at most `capacity - 1` bytes of a small file into `buffer`, NUL-terminated.
 // Returns the number of bytes read, or -1.
 ssize_t ReadSmallFile(const char* path, char* buffer, size_t capacity);
+
+// Reads a symbolic link (e.g. /proc/self/exe), not NUL-terminated; the length or -1.
+ssize_t ReadLink(const char* path, char* buffer, size_t capacity);
 
 // Reads this process's memory without touching it directly, through /proc/self/mem: an address
 // unmapped meanwhile (a concurrent dlclose) gives an error, never a fault. Not process_vm_readv:
@@ -75,8 +85,64 @@ class OwnMemory {
 
 pid_t GetPid();
 pid_t GetTid();
+// True while task `tid` of this process exists (/proc/self/task/<tid>).
+bool TaskExists(pid_t tid);
 uint64_t MonotonicNs();
 uint64_t RealtimeNs();
+// True if the process was started set-uid, set-gid or with capabilities (AT_SECURE): its
+// environment is the caller's, so nothing in it may steer where the shim sends data.
+bool IsSecureExecution();
+
+// ---- Waiting (the census thread's sleep; the exit path's bounded wait) ----
+
+// Sleeps while `*word == expected`, until FutexWake or the CLOCK_MONOTONIC `deadline_ns`.
+void FutexWaitUntil(const std::atomic<uint32_t>* word, uint32_t expected, uint64_t deadline_ns);
+void FutexWakeAll(const std::atomic<uint32_t>* word);
+void SleepNs(uint64_t ns);
+
+// ---- Descriptors ----
+
+// Gives the calling thread a descriptor table of its own, empty, without ever holding a
+// reference to the process's descriptors (close_range with CLOSE_RANGE_UNSHARE, Linux 5.9).
+// Afterwards the files this thread opens take no number from the program, and the program's
+// close_range or dup2 cannot touch them. False if the kernel or a seccomp filter refuses it;
+// the thread then still shares the program's table.
+bool TakePrivateFdTable();
+// True on a thread that TakePrivateFdTable() succeeded on.
+bool HasPrivateFdTable();
+// The process's descriptor `fd` seen from any thread, private table or not, through
+// /proc/self/fd (no descriptor is created): whether it is open, and its stat.
+bool ProcessFdIsOpen(int fd);
+bool StatProcessFd(int fd, struct stat* out);
+// Reads the target of /proc/self/fd/<fd> (e.g. "anon_inode:[eventfd]"), NUL-terminated.
+ssize_t ReadProcessFdLink(int fd, char* buffer, size_t capacity);
+
+// A duplicate, in the calling thread's table, of the process's descriptor `fd` (pidfd_getfd:
+// for a private-table thread to ask a socket its family). -1 if the kernel refuses.
+int BorrowProcessFd(int fd);
+// SO_DOMAIN of a socket.
+bool SocketDomain(int fd, int* domain);
+
+int Close(int fd);
+bool Fstat(int fd, struct stat* out);
+// Moves `fd` to the lowest free number at or above `floor` (close-on-exec) and closes the
+// original; returns the new number or -1 (the original is closed either way).
+int MoveFdAtOrAbove(int fd, int floor);
+
+// A non-blocking, close-on-exec Unix stream socket connected to `path`, or -1 with errno.
+int ConnectUnixSocket(const char* path);
+// The credentials of a connected Unix socket's peer (for a client: of the listener).
+bool PeerCredentials(int fd, pid_t* pid, uid_t* uid);
+// send() with MSG_NOSIGNAL | MSG_DONTWAIT; -1 with errno as send(2).
+ssize_t SendNoSignal(int fd, const void* data, size_t bytes);
+// Waits up to `timeout_ms` for room to write on `fd`.
+void WaitWritable(int fd, int timeout_ms);
+
+// Writes to the program's standard error only if it is still the file it was at start-up
+// (RememberStderr, called once in the shim's constructor): a daemon that pointed fd 2 at a
+// client socket or a log of its own must not get our lines. Works from a private-table thread.
+void RememberStderr();
+void WriteToStartupStderr(const char* data, size_t bytes);
 
 struct ProcessStat {
   pid_t ppid = 0;

@@ -5,6 +5,8 @@
 
 #include <atomic>
 
+#include "preload/os.h"
+
 namespace dw {
 namespace {
 
@@ -48,8 +50,7 @@ void EmitLog(LogLevel level, const LogLine& line) {
   for (size_t i = 0; i < line.size(); ++i) out << line.data()[i];
   out << '\n';
   // One write: either the whole line or nothing; a failed write to stderr is not our business.
-  ssize_t ignored = write(2, out.data(), out.size());
-  (void)ignored;
+  os::WriteToStartupStderr(out.data(), out.size());
 }
 
 }  // namespace dw

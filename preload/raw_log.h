@@ -49,7 +49,8 @@ enum class LogLevel { kError = 0, kWarning = 1, kInfo = 2 };
 
 // Sets the threshold from DRIFTWATCH_LOG (0 errors, 1 warnings (default), 2 info).
 void SetLogLevel(LogLevel level);
-// Writes "driftwatch[pid]: <line>\n" to fd 2 if the level is enabled and the budget allows.
+// Writes "driftwatch[pid]: <line>\n" to the program's stderr, only while fd 2 is still the file
+// it was at start-up (os::WriteToStartupStderr), if the level is enabled and the budget allows.
 void EmitLog(LogLevel level, const LogLine& line);
 
 }  // namespace dw

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -12,6 +13,8 @@
 #include "preload/runtime_internal.h"
 #include "preload/thread_state.h"
 #include "preload/wire_format.h"
+
+extern "C" int __cxa_atexit(void (*function)(void*), void* argument, void* library_handle);
 
 namespace dw {
 
@@ -34,16 +37,9 @@ uint32_t CaptureSite() {
 
 namespace {
 
-// Fork handlers run on the forking thread, outside any hook: the guard keeps what they do (and
-// what glibc does for them) out of the target's census.
-void ForkPrepare() {
-  HookScope scope;
-  g_runtime.reporter.PrepareFork();
-}
-void ForkParent() {
-  HookScope scope;
-  g_runtime.reporter.ParentAfterFork();
-}
+// The fork handler runs on the forking thread, outside any hook: the guard keeps what it does
+// (and what glibc does for it) out of the target's census. There is no prepare handler: fork
+// never waits for the census thread.
 void ForkChild() {
   HookScope scope;
   g_runtime.heap.AfterForkChild();
@@ -54,7 +50,7 @@ void ForkChild() {
   g_runtime.reporter.ChildAfterFork();
 }
 
-void FlushAtExit() {
+void FlushAtExit(void*) {
   HookScope scope;
   g_runtime.reporter.FinalFlush();
 }
@@ -82,6 +78,10 @@ constexpr uint32_t KindIndex(wire::Kind kind) { return static_cast<uint32_t>(kin
 
 void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
   Runtime& runtime = g_runtime;
+  os::RememberStderr();
+  // A set-uid program's environment is its caller's: it must not choose where this process's
+  // memory layout is sent (reached through /etc/ld.so.preload, say). Silently dormant.
+  if (os::IsSecureExecution()) return;
   LoadOptions(runtime.options);
   if (!runtime.options.enabled()) return;
   const uint32_t max_sites = runtime.options.max_sites;
@@ -97,6 +97,9 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
   if (!InitThreadTracking()) {
     DW_LOG(kWarning, "cannot create the thread-exit key; threads are counted only from /proc");
   }
+  // Main's own exit (pthread_exit) must be seen too: the census thread then knows to end when
+  // it is the last thread left.
+  WatchThisThreadsExit();
 
   CensusSources sources;
   sources.stacks = &runtime.stacks;
@@ -112,14 +115,21 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
   sources.reconcilers[1] = ReconcileThreads;
   sources.record_writers[0] = WriteLimits;
   sources.record_writers[1] = WriteThreadStates;
-  if (!runtime.reporter.Start(runtime.options.socket_path, runtime.options.interval_ms,
-                              static_cast<uint16_t>(runtime.options.depth), sources)) {
+  Reporter::Config config;
+  config.socket_path = runtime.options.socket_path;
+  config.interval_ms = runtime.options.interval_ms;
+  config.depth = static_cast<uint16_t>(runtime.options.depth);
+  config.startup_uid = getuid();
+  if (!runtime.reporter.Init(config, sources)) {
+    DW_LOG(kError, "cannot map the census buffers; not tracking");
     return;  // stays dormant: hooks only forward
   }
-  pthread_atfork(ForkPrepare, ForkParent, ForkChild);
-  // Registered before main, so it runs after the target's own exit handlers and static
-  // destructors: the final census shows what was still live at the very end.
-  atexit(FlushAtExit);
+  pthread_atfork(nullptr, nullptr, ForkChild);
+  // Registered with no library handle, before glibc registers the loader's own finaliser
+  // (which runs every library's destructors): exit handlers run last-registered first, so this
+  // runs after the target's handlers and after every library destructor. A handler tied to our
+  // library would run with our destructors, before those of libraries loaded after us.
+  __cxa_atexit(FlushAtExit, nullptr, nullptr);
   runtime.tracking.store(true, std::memory_order_release);
   DW_LOG(kInfo, "tracking; census every " << runtime.options.interval_ms << " ms to "
                                           << runtime.options.socket_path);
@@ -162,5 +172,9 @@ bool OnModulesUnloading(UnloadedModules::Snapshot& before) {
 void OnModulesUnloaded(UnloadedModules::Snapshot& before, bool closed) {
   g_runtime.unloaded_modules.AfterUnload(before, closed);
 }
+
+bool OnSingleThreadedCallBegin() { return g_runtime.reporter.StepAside(); }
+
+void OnSingleThreadedCallEnd() { g_runtime.reporter.Return(); }
 
 }  // namespace dw

@@ -116,6 +116,7 @@ void ExitKeyDestructor(void* value) {
   // (pthread_join is a cancellation point) never ran that hook's guard release.
   HookScope scope;
   g_runtime.threads.Exited(pthread_self());
+  g_runtime.reporter.ThreadExiting();
   errno = saved_errno;
 }
 
@@ -471,6 +472,13 @@ bool InitThreadTracking() {
   return true;
 }
 
+void WatchThisThreadsExit() {
+  if (g_key_state.load(std::memory_order_acquire) != kKeyReady) return;
+  // A non-null value is what makes glibc call the destructor at exit.
+  pthread_setspecific(g_exit_key,
+                      reinterpret_cast<void*>(uintptr_t{PTHREAD_DESTRUCTOR_ITERATIONS}));
+}
+
 ThreadStartPool::Slot* OnThreadCreating(ThreadStartPool::Routine routine, void* arg,
                                         const pthread_attr_t* attr) {
   const int saved_errno = errno;
@@ -511,9 +519,7 @@ void* ThreadTrampoline(void* opaque) {
     if (threads.pool().AwaitRecorded(slot, ThreadTracker::kStartWaitNs)) {
       threads.pool().Free(slot);
       threads.Started(pthread_self(), static_cast<uint32_t>(os::GetTid()));
-      // A non-null value is what makes glibc call the destructor at exit.
-      pthread_setspecific(g_exit_key,
-                          reinterpret_cast<void*>(uintptr_t{PTHREAD_DESTRUCTOR_ITERATIONS}));
+      WatchThisThreadsExit();
     }
     errno = saved_errno;
   }

@@ -219,6 +219,9 @@ void OnThreadJoined(pthread_t thread, uint64_t target);
 // Creates the exit-detection key and registers the fork handler. Idempotent and lock-free;
 // best called once at start-up (InitRuntime), otherwise done lazily by the first creation.
 bool InitThreadTracking();
+// Makes the calling thread's exit (pthread_exit, cancellation) reach the key destructor, as
+// threads created through the hook do; for the main thread, called once at start-up.
+void WatchThisThreadsExit();
 
 // Census-thread reconciliation with /proc/self/task (a CensusSources reconciler).
 void ReconcileThreads();

@@ -1,0 +1,55 @@
+// namespace_hooks.cc: unshare and setns, which the kernel refuses (EINVAL) to a multithreaded
+// process for a user namespace, and setns for a mount namespace too. A program that is
+// single-threaded without the shim must stay able to make them: the census thread steps aside
+// for the call and comes back one interval later (preload/reporter.h).
+#include <errno.h>
+#include <sched.h>
+
+#include "hooks/export.h"
+#include "hooks/real.h"
+#include "preload/runtime.h"
+#include "preload/thread_state.h"
+
+namespace {
+
+// The namespaces and sharing flags for which unshare needs a single-threaded caller.
+constexpr int kSingleThreadedUnshare = CLONE_NEWUSER | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM;
+
+// Runs `call` with the census thread out of the way when `needed`.
+template <typename Call>
+int WithoutCensusThread(bool needed, Call call) {
+  bool stepped_aside = false;
+  if (needed) {
+    dw::HookScope scope;
+    stepped_aside = scope.entered() && dw::Tracking() && dw::OnSingleThreadedCallBegin();
+  }
+  const int result = call();
+  if (stepped_aside) {
+    const int saved_errno = errno;
+    dw::HookScope scope;
+    dw::OnSingleThreadedCallEnd();
+    errno = saved_errno;
+  }
+  return result;
+}
+
+}  // namespace
+
+DW_EXPORT int unshare(int flags) noexcept {
+  if (!dw::real::EnsureResolved() || dw::real::unshare == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return WithoutCensusThread((flags & kSingleThreadedUnshare) != 0,
+                             [&] { return dw::real::unshare(flags); });
+}
+
+DW_EXPORT int setns(int fd, int namespace_type) noexcept {
+  if (!dw::real::EnsureResolved() || dw::real::setns == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  // 0 lets the kernel take the type from the descriptor: it may be a user or mount namespace.
+  const bool needed = namespace_type == 0 || (namespace_type & (CLONE_NEWUSER | CLONE_NEWNS)) != 0;
+  return WithoutCensusThread(needed, [&] { return dw::real::setns(fd, namespace_type); });
+}

@@ -1,0 +1,175 @@
+// lifecycle_test.cc: the shim inside a process's whole life: start-up (unshare), threads
+// (pthread_exit from main), children (fork, _Fork, vfork), descriptors (lowest-free), exit
+// (library destructors) and whom it sends to. Each case once hung, broke or misreported a
+// program (docs/ARCHITECTURE.md, "Lifecycle").
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "tests/e2e/e2e_support.h"
+
+namespace dw::report::e2e {
+namespace {
+
+std::string Program(const std::string& name) { return std::string(DW_PROGRAM_DIR) + "/" + name; }
+
+// Runs a program under `driftwatch run`'s machinery at `interval_ms`, stopping it after
+// `limit_s` at the latest (a hang shows as ended_by_us).
+RunResult RunAt(const std::string& name, uint32_t interval_ms, double limit_s,
+                std::vector<std::string> arguments = {}) {
+  RunOptions options;
+  options.command = {Program(name)};
+  options.command.insert(options.command.end(), arguments.begin(), arguments.end());
+  options.interval_ms = interval_ms;
+  options.duration_s = limit_s;
+  options.kill_grace_s = 1.0;
+  options.shim_path = DW_SHIM_PATH;
+  options.forward_signals = false;
+  absl::StatusOr<RunResult> result = RunUnderShim(options);
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *std::move(result) : RunResult{};
+}
+
+void ExpectCleanExit(const RunResult& result, int code = 0) {
+  EXPECT_FALSE(result.ended_by_us) << "the program had to be stopped: it hung";
+  EXPECT_FALSE(result.child_exit.signaled) << "signal " << result.child_exit.signal;
+  EXPECT_EQ(result.child_exit.code, code);
+}
+
+TEST(LifecycleTest, MainEndingWithPthreadExitStillExits) {
+  RunResult result = RunAt("lifecycle_pthread_exit_main", 100, 20);
+  ExpectCleanExit(result);
+  EXPECT_LT(result.duration_s, 5.0);
+  ASSERT_EQ(result.processes.size(), 1u);
+  EXPECT_TRUE(result.processes[0].saw_final);
+}
+
+TEST(LifecycleTest, UnshareUserNamespaceAtStartWorks) {
+  RunResult result = RunAt("lifecycle_unshare_early", 100, 20);
+  ExpectCleanExit(result);  // 3: EINVAL, the process was multithreaded
+  ASSERT_EQ(result.processes.size(), 1u);
+  EXPECT_GE(result.processes[0].census_count, 2u);
+}
+
+TEST(LifecycleTest, UnshareCommandWorks) {
+  // util-linux's unshare, as a user would run it.
+  RunOptions options;
+  options.command = {"unshare", "-U", "true"};
+  options.interval_ms = 100;
+  options.duration_s = 20;
+  options.shim_path = DW_SHIM_PATH;
+  options.forward_signals = false;
+  absl::StatusOr<RunResult> bare_check = RunUnderShim(options);
+  ASSERT_TRUE(bare_check.ok()) << bare_check.status();
+  if (std::system("unshare -U true 2>/dev/null") != 0) GTEST_SKIP() << "no user namespaces here";
+  ExpectCleanExit(*bare_check);
+}
+
+TEST(LifecycleTest, ChildrenOfUnderscoreForkExitAndLeaveTheParentsStreamWhole) {
+  RunResult result = RunAt("lifecycle_fork_without_handlers", 10, 60, {"24"});
+  ExpectCleanExit(result);  // otherwise: the number of children that hung in exit()
+  ASSERT_EQ(result.processes.size(), 1u) << "a child's census went into the parent's stream";
+  const ProcessReport& parent = result.processes[0];
+  EXPECT_EQ(parent.stream_error, "");
+  EXPECT_TRUE(parent.saw_final);
+}
+
+TEST(LifecycleTest, VforkChildExitDoesNotStopTheParentsReporting) {
+  RunResult result = RunAt("lifecycle_vfork_exit", 100, 20);
+  ExpectCleanExit(result);
+  ASSERT_EQ(result.processes.size(), 1u);
+  // 1.5 s of leaking after the child's exit(): about 15 censuses. No final one: the child's
+  // exit() ran, and used up, the exit handlers on the parent's memory (the shim's among them),
+  // so the parent's own exit runs none.
+  EXPECT_GE(result.processes[0].census_count, 8u);
+}
+
+TEST(LifecycleTest, FinalCensusComesAfterLibraryDestructors) {
+  RunResult result = RunAt("lifecycle_uses_fd_keeper", 100, 20);
+  ExpectCleanExit(result);
+  const ProcessReport& process = OnlyProcess(result);
+  SiteTotals kept = TotalsAt(process, "fd_keeper_open", wire::Kind::kFds);
+  EXPECT_EQ(kept.acquired, 50u);
+  EXPECT_EQ(kept.live, 0) << "descriptors the library's destructor closed are reported open";
+}
+
+TEST(LifecycleTest, LowestFreeDescriptorIsNeverTaken) {
+  RunResult result = RunAt("lifecycle_lowest_fd", 10, 30, {"3"});
+  // The exit status counts the times open() did not return the number just closed.
+  ExpectCleanExit(result, 0);
+  ASSERT_EQ(result.processes.size(), 1u);
+  EXPECT_GE(result.processes[0].census_count, 50u);
+}
+
+TEST(LifecycleTest, ChildrenYoungerThanAnIntervalSendNothingAtExit) {
+  RunResult result = RunAt("lifecycle_quick_fork_children", 1000, 20);
+  ExpectCleanExit(result);
+  EXPECT_EQ(result.processes.size(), 1u);
+}
+
+// A listener run by another user, in a directory anyone may write to, as an attacker's socket
+// would be: the shim of a root process connects, sees who listens, and sends nothing.
+TEST(LifecycleTest, NothingIsSentToAnotherUsersCollector) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to run the listener as another user";
+  char dir[] = "/tmp/dw-untrusted-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  ASSERT_EQ(chmod(dir, 01777), 0);
+  const std::string path = std::string(dir) + "/census.sock";
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t listener = fork();
+  if (listener == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    int server = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strcpy(address.sun_path, path.c_str());
+    if (bind(server, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) _exit(4);
+    listen(server, 16);
+    (void)!write(ready[1], "x", 1);
+    size_t received = 0;
+    pollfd wait{server, POLLIN, 0};
+    while (poll(&wait, 1, 3000) > 0) {
+      int connection = accept(server, nullptr, nullptr);
+      char buffer[4096];
+      ssize_t got;
+      while ((got = read(connection, buffer, sizeof(buffer))) > 0) received += got;
+      close(connection);
+    }
+    _exit(received > 0 ? 1 : 0);
+  }
+  char byte;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  const pid_t target = fork();
+  if (target == 0) {
+    const std::string preload = std::string("LD_PRELOAD=") + DW_SHIM_PATH;
+    const std::string socket = "DRIFTWATCH_SOCKET=" + path;
+    char* environment[] = {const_cast<char*>(preload.c_str()), const_cast<char*>(socket.c_str()),
+                           const_cast<char*>("DRIFTWATCH_INTERVAL_MS=50"),
+                           const_cast<char*>("DRIFTWATCH_LOG=0"), nullptr};
+    const std::string program = Program("lifecycle_vfork_exit");
+    char* arguments[] = {const_cast<char*>(program.c_str()), nullptr};
+    execve(program.c_str(), arguments, environment);
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(target, &status, 0), target);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(waitpid(listener, &status, 0), listener);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the shim sent its census to another user's socket";
+  unlink(path.c_str());
+  rmdir(dir);
+}
+
+}  // namespace
+}  // namespace dw::report::e2e
