@@ -5,7 +5,7 @@
 //   fault_target steady ITERATIONS SLEEP_US
 //     Each iteration: replaces one of 64 live heap blocks, writes to /dev/null, sends bytes
 //     through a pipe and reads them back, folds everything into a checksum; then sleeps.
-//     stderr: max_iteration_us=, work_ms=, total_ms=, end_realtime_us=
+//     stderr: max_iteration_us=, work_ms=, total_ms=, open_fds= (at the end), end_realtime_us=
 //   fault_target nofile ROUNDS SLEEP_US
 //     Each round opens /dev/null until open fails, sleeps while holding every fd (the census
 //     thread then has none left), checks each fd is still its /dev/null, prints how many it
@@ -15,6 +15,7 @@
 //     fork_exit_avg_us=, fork_exit_max_us=.
 // Exit code 5 when all went as planned (distinct from 0 so a lost exit code shows).
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -76,6 +77,17 @@ static uint64_t Work(long i, char** blocks, uint64_t hash) {
   return Fold(hash, echo, (size_t)got);
 }
 
+// Open fds, not counting the one used to list them.
+static int OpenFds(void) {
+  DIR* directory = opendir("/proc/self/fd");
+  if (directory == NULL) return -1;
+  int count = 0;
+  for (struct dirent* entry; (entry = readdir(directory)) != NULL;)
+    count += entry->d_name[0] != '.';
+  closedir(directory);
+  return count - 1;
+}
+
 static int Steady(long iterations, long sleep_us) {
   char* blocks[kLiveBlocks] = {0};
   uint64_t hash = 0xCBF29CE484222325ull;
@@ -97,9 +109,12 @@ static int Steady(long iterations, long sleep_us) {
   for (int i = 0; i < kLiveBlocks; ++i) free(blocks[i]);
   printf("done iterations=%ld checksum=%016llx\n", iterations, (unsigned long long)hash);
   fflush(stdout);
-  fprintf(stderr, "max_iteration_us=%lld work_ms=%lld total_ms=%lld end_realtime_us=%lld\n",
+  int open_fds = OpenFds();
+  fprintf(stderr,
+          "max_iteration_us=%lld work_ms=%lld total_ms=%lld open_fds=%d end_realtime_us=%lld\n",
           (long long)max_us, (long long)(work_us / 1000),
-          (long long)((NowUs(CLOCK_MONOTONIC) - start) / 1000), (long long)NowUs(CLOCK_REALTIME));
+          (long long)((NowUs(CLOCK_MONOTONIC) - start) / 1000), open_fds,
+          (long long)NowUs(CLOCK_REALTIME));
   return kExitCode;
 }
 

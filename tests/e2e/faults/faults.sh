@@ -109,6 +109,14 @@ check_target() {
   if [ -n "$max_us" ] && [ "$max_us" -gt $((max_iteration_ms * 1000)) ]; then
     fail "$name: slowest iteration took ${max_us} us (bound ${max_iteration_ms} ms)"
   fi
+  # The shim holds a few fds of its own (its socket, libunwind's pipe); more after reconnecting
+  # is a leak, one per connection.
+  local fds bare_fds
+  fds=$(sed -n 's/.*open_fds=\([0-9]*\).*/\1/p' "$work/$name.err")
+  bare_fds=$(sed -n 's/.*open_fds=\([0-9]*\).*/\1/p' "$work/bare.err")
+  if [ -n "$fds" ] && [ -n "$bare_fds" ] && [ "$fds" -gt $((bare_fds + 4)) ]; then
+    fail "$name: $fds fds open at the end, $bare_fds in the bare run"
+  fi
   if [ "$exit_delay_ms" -gt "$max_exit_delay_ms" ]; then
     fail "$name: exit delayed by ${exit_delay_ms} ms (bound ${max_exit_delay_ms} ms)"
   fi
