@@ -30,11 +30,13 @@ mkdir -p "$out" "$work/home"
 export HOME=$work/home
 server_pid=""
 cleanup() {
+  # The server runs in its own process group (setsid): the whole group goes, workers included.
   if [ -n "$server_pid" ]; then
-    kill -TERM "$server_pid" 2> /dev/null
+    kill -TERM -- "-$server_pid" 2> /dev/null
     sleep 0.5
-    kill -KILL "$server_pid" 2> /dev/null
+    kill -KILL -- "-$server_pid" 2> /dev/null
   fi
+  cleanup_case
   if [ -n "$keep_dir" ]; then
     mkdir -p "$keep_dir" && cp -r "$out/." "$keep_dir/" 2> /dev/null
   fi
@@ -72,6 +74,7 @@ filter_out() { cat; }   # removes truly nondeterministic parts of stdout
 filter_err() { cat; }   # ... of stderr
 filter_client() { cat; } # ... of the client's output (server cases)
 client() { :; }         # server cases: drives the server at 127.0.0.1:$port; bounded
+cleanup_case() { :; }   # stops what prepare() started outside the run (always called at exit)
 port=$(free_port) || { echo "FAIL: no free loopback port"; exit 1; }
 export port run inputs
 # shellcheck source=/dev/null
@@ -108,6 +111,7 @@ stop_server() {
   kill -KILL "$pid" 2> /dev/null
   wait "$pid"
   server_rc=$?
+  kill -KILL -- "-$pid" 2> /dev/null  # anything of its group left behind
   server_pid=""
 }
 
@@ -124,7 +128,8 @@ run_mode() {
   local stdout=$out/$mode.out stderr=$out/$mode.err
   [ "$mode" = dw ] && stdout=$out/dw.raw stderr=$out/dw.rawerr
   if ((${#server[@]} > 0)); then
-    (cd "$run" && exec "${prefix[@]}" "${server[@]}" < /dev/null > "$stdout" 2> "$stderr") &
+    # setsid without a fork (the subshell is no group leader): $! is the server, or driftwatch.
+    (cd "$run" && exec setsid "${prefix[@]}" "${server[@]}" < /dev/null > "$stdout" 2> "$stderr") &
     server_pid=$!
     if wait_port; then
       export -f client
@@ -251,5 +256,5 @@ else
   echo "ok: $case_name: identical bare and under driftwatch (exit $bare_rc, $processes processes heard from, ${elapsed_ms} ms)"
   result=pass
 fi
-echo "RESULT $result processes=$processes target_exit=$target_exit verdict=$verdict note=${note// /_}"
+echo "RESULT $result processes=$processes target_exit=$target_exit verdict=$verdict note=$note"
 [ "$result" = pass ]

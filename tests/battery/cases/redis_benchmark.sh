@@ -9,6 +9,7 @@ prepare() {
   return 1
 }
 command=(redis-benchmark -h 127.0.0.1 -p "$port" -n 10000 -c 40 --threads 2 --csv -t set,get,lpush,mset)
+cleanup_case() { [ -f "$run/redis.pid" ] && kill -KILL "$(cat "$run/redis.pid")" 2> /dev/null; }
 post() { redis-cli -p "$port" dbsize; redis-cli -p "$port" shutdown nosave > /dev/null 2>&1; sleep 0.2; }
 # Throughput and latency are measurements: their numbers are replaced.
 filter_out() { sed -E 's/[0-9]+(\.[0-9]+)?/N/g'; }
