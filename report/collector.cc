@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "report/process_tree.h"
 
 namespace dw::report {
 namespace {
@@ -18,6 +20,22 @@ std::string ErrnoText() { return std::strerror(errno); }
 
 // Bytes read from one connection per poll round, so one chatty process cannot starve the others.
 constexpr size_t kReadBudgetPerRound = 1 << 20;
+// How long the listener is left out of poll() when not even the reserve fd could take a peer.
+constexpr auto kListenerPause = std::chrono::milliseconds(100);
+
+PeerInfo PeerCredentials(int fd) {
+  ucred credentials{};
+  socklen_t size = sizeof(credentials);
+  PeerInfo peer;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &size) == 0) {
+    peer.pid = credentials.pid;
+    peer.uid = credentials.uid;
+    peer.gid = credentials.gid;
+  } else {
+    peer.uid = static_cast<uid_t>(-1);  // unknown: never our uid, so the admission check decides
+  }
+  return peer;
+}
 
 }  // namespace
 
@@ -54,9 +72,17 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create() {
     return absl::InternalError(
         absl::StrCat("cannot bind ", collector->socket_path_, ": ", ErrnoText()));
   }
+  // Children that switch uid must reach and connect to the socket; the directory stays unlistable
+  // and every peer's credentials are checked on accept (Admit).
+  if (chmod(collector->dir_.c_str(), 0711) != 0 ||
+      chmod(collector->socket_path_.c_str(), 0777) != 0) {
+    return absl::InternalError(absl::StrCat("cannot open ", collector->socket_path_,
+                                            " to the run's children: ", ErrnoText()));
+  }
   if (listen(collector->listen_fd_, SOMAXCONN) != 0) {
     return absl::InternalError(absl::StrCat("listen: ", ErrnoText()));
   }
+  collector->reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
   return collector;
 }
 
@@ -69,6 +95,7 @@ Collector::~Collector() {
     if (connection->fd >= 0) close(connection->fd);
   }
   if (listen_fd_ >= 0) close(listen_fd_);
+  if (reserve_fd_ >= 0) close(reserve_fd_);
   if (!socket_path_.empty()) unlink(socket_path_.c_str());
   if (!dir_.empty()) rmdir(dir_.c_str());
 }
@@ -81,7 +108,9 @@ size_t Collector::open_connections() const {
 
 absl::StatusOr<bool> Collector::PollOnce(int timeout_ms, std::span<pollfd> extra) {
   std::vector<pollfd> fds(extra.begin(), extra.end());
-  fds.push_back({.fd = listen_fd_, .events = POLLIN, .revents = 0});
+  // A negative fd is skipped by poll(): the listener rests while paused.
+  const bool paused = Clock::now() < listener_paused_until_;
+  fds.push_back({.fd = paused ? -1 : listen_fd_, .events = POLLIN, .revents = 0});
   std::vector<Connection*> polled;
   for (auto& connection : connections_) {
     if (connection->fd < 0) continue;
@@ -109,15 +138,42 @@ absl::StatusOr<bool> Collector::PollOnce(int timeout_ms, std::span<pollfd> extra
 void Collector::AcceptAll() {
   while (true) {
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN: nothing pending; other errors: try again next round
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) TurnAwayOne();
+      return;  // EAGAIN: nothing pending; other errors: try again next round
+    }
+    PeerInfo peer = PeerCredentials(fd);
+    if (!Admit(fd, peer)) continue;
     auto connection = std::make_unique<Connection>();
     connection->fd = fd;
+    connection->record.peer = peer;
     connection->id = static_cast<uint32_t>(connections_.size());
     if (tap_ != nullptr) tap_->OnOpen(connection->id);
     // Read right away: a short-lived process may already have written everything and closed.
     ReadFrom(*connection);
     connections_.push_back(std::move(connection));
   }
+}
+
+bool Collector::Admit(int fd, PeerInfo& peer) {
+  if (peer.uid == geteuid() || (admission_ && admission_(peer))) return true;
+  close(fd);
+  peer.exe = ProcessExe(peer.pid);
+  refused_.push_back(peer);
+  return false;
+}
+
+void Collector::TurnAwayOne() {
+  if (reserve_fd_ >= 0) close(reserve_fd_);
+  const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) {
+    PeerInfo peer = PeerCredentials(fd);
+    close(fd);
+    peer.exe = ProcessExe(peer.pid);
+    turned_away_.push_back(peer);
+  }
+  reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || reserve_fd_ < 0) listener_paused_until_ = Clock::now() + kListenerPause;
 }
 
 bool Collector::ReadFrom(Connection& connection) {

@@ -1,17 +1,28 @@
 // collector.h: the listening side of the census protocol, one poll loop for all connections.
 //
-// A Collector owns a fresh private directory (mkdtemp, mode 0700) holding the socket census.sock,
-// accepts any number of connections (the target, its children and each exec image connect on
-// their own), reads them non-blocking and decodes each with its own CensusStreamDecoder. A
-// connection's EOF is normal: the process exited. A corrupt stream ends only that connection.
+// A Collector owns a fresh directory (mkdtemp, then mode 0711: others may reach the socket by its
+// exact name but not list the directory) holding the socket census.sock (mode 0777, so that a
+// child of the run that switched to another uid can connect), accepts any number of connections
+// (the target, its children and each exec image connect on their own), reads them non-blocking
+// and decodes each with its own CensusStreamDecoder. A connection's EOF is normal: the process
+// exited. A corrupt stream ends only that connection.
+//
+// Who may connect (docs/SECURITY.md): a peer whose SO_PEERCRED uid is ours, or one the admission
+// check (set_admission: `driftwatch run` asks whether the pid belongs to the run) accepts. Anyone
+// else is closed at once, unread, and listed in refused(). When accept() fails for want of fds
+// (EMFILE, ENFILE), a reserve fd is given up to accept the peer and close it, so the listener
+// stops being readable instead of waking poll() forever; the peer is listed in turned_away().
 //
 // Thread-safety: not thread-safe; driven by one thread. Allocation: yes (collector code).
 // Never runs inside a hook.
 #pragma once
 
 #include <poll.h>
+#include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -28,8 +39,18 @@
 
 namespace dw::report {
 
+// The credentials of a connecting peer (SO_PEERCRED: as they were at connect time) and its
+// executable when it was refused or turned away.
+struct PeerInfo {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string exe;  // filled for refused and turned-away peers only
+};
+
 // Everything received on one connection, i.e. from one process image.
 struct ConnectionRecord {
+  std::optional<PeerInfo> peer;    // absent for offline (replayed) connections
   std::optional<HelloInfo> hello;  // absent if the peer never sent a Hello
   std::optional<Census> latest;    // the last complete census
   ProcessSeries series;
@@ -83,6 +104,15 @@ class Collector {
   // Not owned; null (the default) for none. Set before the first PollOnce().
   void set_tap(Tap* tap) { tap_ = tap; }
 
+  // Decides about peers whose uid is not ours; unset (the default), they are all refused.
+  using Admission = std::function<bool(const PeerInfo& peer)>;
+  void set_admission(Admission admission) { admission_ = std::move(admission); }
+
+  // Peers closed unread because the admission check refused them, in order.
+  const std::vector<PeerInfo>& refused() const { return refused_; }
+  // Peers accepted and closed at once because the collector had no fd left for them.
+  const std::vector<PeerInfo>& turned_away() const { return turned_away_; }
+
   // Offline connections (CreateOffline): the replay of Tap events. OpenOffline() returns the new
   // connection's id (0, 1, 2, ...). Feeding or ending a connection that already ended (a corrupt
   // stream ends it early, as live) does nothing. Ids must come from OpenOffline().
@@ -99,8 +129,16 @@ class Collector {
     ConnectionRecord record;
   };
 
+  using Clock = std::chrono::steady_clock;
+
   Collector() = default;
   void AcceptAll();
+  // SO_PEERCRED of `fd`, and whether the peer may connect; closes `fd` and lists the peer when
+  // not.
+  bool Admit(int fd, PeerInfo& peer);
+  // accept() failed with EMFILE or ENFILE: frees the reserve fd to take the first pending peer
+  // and close it, so poll() does not wake at once forever; pauses the listener if even that fails.
+  void TurnAwayOne();
   // Returns true when something was read or the connection ended.
   bool ReadFrom(Connection& connection);
   // What happens to bytes and to the end of a connection, live or offline.
@@ -112,6 +150,11 @@ class Collector {
   std::string dir_;
   std::string socket_path_;
   int listen_fd_ = -1;
+  int reserve_fd_ = -1;  // /dev/null, given up to accept one peer when fds run out
+  Clock::time_point listener_paused_until_{};
+  Admission admission_;
+  std::vector<PeerInfo> refused_;
+  std::vector<PeerInfo> turned_away_;
   std::vector<std::unique_ptr<Connection>> connections_;
   Tap* tap_ = nullptr;
 };

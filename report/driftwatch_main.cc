@@ -4,8 +4,9 @@
 //                  [--debug-dir DIR] -- COMMAND [ARGS...]
 //   driftwatch report [--json FILE] [--warmup S] [--budget LIST] [--debug-dir DIR] RECORDING
 //
-// Exit codes: 0 no drift, 1 drift found, 2 usage or set-up error, 3 COMMAND failed before the run
-// ended. Single-threaded; never runs inside a hook.
+// Exit codes (kExit* in run_command.h): 0 steady, 1 drift found, 2 usage or set-up error (a
+// COMMAND the shim cannot load into included), 3 COMMAND failed before the run ended,
+// 4 inconclusive. Single-threaded; never runs inside a hook.
 
 #include <cstdio>
 #include <memory>
@@ -24,8 +25,6 @@
 namespace dw::report {
 namespace {
 
-constexpr int kExitUsage = 2;
-
 constexpr char kMainUsage[] =
     "usage: driftwatch run [--duration S] [--interval MS] [--json FILE] [--record FILE]\n"
     "                      [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
@@ -40,8 +39,10 @@ constexpr char kMainUsage[] =
     "  run     run COMMAND under the driftwatch shim and report sites that keep growing\n"
     "  report  analyse a recording made with 'run --record' again, offline\n"
     "\n"
-    "exit codes: 0 no drift, 1 drift found, 2 usage or set-up error,\n"
-    "            3 COMMAND failed (crash or non-zero exit) before the run ended\n";
+    "exit codes: 0 steady (no drift), 1 drift found, 2 usage or set-up error (also a\n"
+    "            COMMAND the shim cannot load into: static, set-ID), 3 COMMAND failed (crash\n"
+    "            or non-zero exit) before the run ended, 4 inconclusive (too few censuses,\n"
+    "            or a process of the run never sent one)\n";
 
 constexpr char kRunUsage[] =
     "usage: driftwatch run [--duration S] [--interval MS] [--json FILE] [--record FILE]\n"
@@ -69,8 +70,10 @@ constexpr char kRunUsage[] =
     "environment:\n"
     "  DRIFTWATCH_SHIM  path of libdriftwatch.so (default: next to the driftwatch binary)\n"
     "\n"
-    "exit codes: 0 no drift, 1 drift found, 2 usage or set-up error,\n"
-    "            3 COMMAND failed (crash or non-zero exit) before the run ended\n";
+    "exit codes: 0 steady (no drift), 1 drift found, 2 usage or set-up error (also a\n"
+    "            COMMAND the shim cannot load into: static, set-ID), 3 COMMAND failed (crash\n"
+    "            or non-zero exit) before the run ended, 4 inconclusive (too few censuses,\n"
+    "            or a process of the run never sent one)\n";
 
 int UsageError(std::string_view message) {
   fmt::print(stderr, "driftwatch: error: {}\n(see 'driftwatch run --help')\n", message);
@@ -239,8 +242,9 @@ constexpr char kReportUsage[] =
     "  --debug-dir DIR also look for separate debug files in DIR/.build-id/ (repeatable)\n"
     "  -h, --help      show this help\n"
     "\n"
-    "exit codes: 0 no drift, 1 drift found, 2 usage error or a missing, corrupt or unsupported\n"
-    "            recording, 3 the recorded COMMAND failed before the run ended\n";
+    "exit codes: 0 steady, 1 drift found, 2 usage error or a missing, corrupt or unsupported\n"
+    "            recording, 3 the recorded COMMAND failed before the run ended,\n"
+    "            4 inconclusive (too few censuses)\n";
 
 int ReportUsageError(std::string_view message) {
   fmt::print(stderr, "driftwatch: error: {}\n(see 'driftwatch report --help')\n", message);

@@ -356,6 +356,85 @@ std::string RssSentence(const RssFinding& finding) {
       LimitClause(wire::Kind::kHeap, finding.limit));
 }
 
+namespace {
+
+std::string InconclusiveReason(const RunResult& result) {
+  if (!result.unheard.empty()) {
+    return fmt::format("{} process{} of the run never sent a census (listed below)",
+                       result.unheard.size(), result.unheard.size() == 1 ? "" : "es");
+  }
+  return result.processes.empty()
+             ? "no census arrived (the shim did not load, or the command ended at once)"
+             : "too few censuses to judge (run longer or lower --interval)";
+}
+
+// Processes the collector did not hear from, and connections it refused or turned away.
+void PrintUnheard(const RunResult& result, std::FILE* out) {
+  if (!result.unheard.empty()) {
+    fmt::print(out, "  not heard from ({}): their resources are not in this report\n",
+               result.unheard.size());
+    for (const UnheardProcess& process : result.unheard) {
+      fmt::print(out, "    pid {} uid {} {}: {}\n", process.pid, process.uid, process.exe,
+                 process.reason);
+    }
+  }
+  if (result.turned_away > 0) {
+    fmt::print(out,
+               "  warning: {} census connection{} turned away: driftwatch ran out of file "
+               "descriptors (raise 'ulimit -n')\n",
+               result.turned_away, result.turned_away == 1 ? " was" : "s were");
+  }
+  if (!result.refused.empty()) {
+    fmt::print(out, "  warning: {} census connection{} refused (not from a process of the run):",
+               result.refused.size(), result.refused.size() == 1 ? "" : "s");
+    constexpr size_t kMaxListed = 5;
+    for (size_t i = 0; i < result.refused.size() && i < kMaxListed; ++i) {
+      const PeerInfo& peer = result.refused[i];
+      fmt::print(out, "{} pid {} uid {} {}", i == 0 ? "" : ",", peer.pid, peer.uid, peer.exe);
+    }
+    fmt::print(out, "{}\n", result.refused.size() > kMaxListed ? ", ..." : "");
+  }
+}
+
+void WriteUnheardJson(const RunResult& result, JsonWriter& json) {
+  json.Key("notes");
+  json.BeginArray();
+  for (const std::string& note : result.notes) json.String(note);
+  json.EndArray();
+  json.Key("unheard_processes");
+  json.BeginArray();
+  for (const UnheardProcess& process : result.unheard) {
+    json.BeginObject();
+    json.Key("pid");
+    json.Int(process.pid);
+    json.Key("uid");
+    json.UInt(process.uid);
+    json.Key("exe");
+    json.String(process.exe);
+    json.Key("reason");
+    json.String(process.reason);
+    json.EndObject();
+  }
+  json.EndArray();
+  json.Key("refused_connections");
+  json.BeginArray();
+  for (const PeerInfo& peer : result.refused) {
+    json.BeginObject();
+    json.Key("pid");
+    json.Int(peer.pid);
+    json.Key("uid");
+    json.UInt(peer.uid);
+    json.Key("exe");
+    json.String(peer.exe);
+    json.EndObject();
+  }
+  json.EndArray();
+  json.Key("turned_away_connections");
+  json.UInt(result.turned_away);
+}
+
+}  // namespace
+
 std::string RenderVerdictJson(const RunResult& result) {
   JsonWriter json;
   json.BeginObject();
@@ -503,6 +582,7 @@ std::string RenderVerdictJson(const RunResult& result) {
     json.EndObject();
   }
   json.EndArray();
+  WriteUnheardJson(result, json);
   json.EndObject();
   return json.str() + "\n";
 }
@@ -555,12 +635,11 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
                  result.processes.size(), result.processes.size() == 1 ? "" : "es");
       break;
     case Verdict::kInconclusive:
-      fmt::print(out, "driftwatch: inconclusive: {}\n",
-                 result.processes.empty()
-                     ? "no census arrived (static binary, or the shim did not load?)"
-                     : "too few censuses to judge (run longer or lower --interval)");
+      fmt::print(out, "driftwatch: inconclusive: {}\n", InconclusiveReason(result));
       break;
   }
+  for (const std::string& note : result.notes) fmt::print(out, "  note: {}\n", note);
+  PrintUnheard(result, out);
   fmt::print(out, "  command ran {:.1f} s, census interval {} ms, {}{}\n", result.duration_s,
              result.interval_ms, DescribeExit(result.child_exit),
              result.ended_by_us ? " (stopped by driftwatch)" : "");

@@ -1,6 +1,7 @@
 #include "report/run_command.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,8 +16,13 @@
 #include <filesystem>
 #include <limits>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "fmt/format.h"
+#include "report/launch_check.h"
+#include "report/run_watch.h"
 #include "report/shim_locator.h"
 
 extern char** environ;
@@ -49,8 +55,25 @@ absl::StatusOr<std::string> ResolveCommand(const std::string& name) {
   return absl::NotFoundError(absl::StrCat("command not found in PATH: ", name));
 }
 
+// LD_PRELOAD for the command: sanitizer runtimes first (theirs must be the first library loaded),
+// then the shim, so that its interposers win over any other preloaded allocator hooks, then the
+// rest of the caller's LD_PRELOAD.
+std::string PreloadList(const std::string& shim, const std::string& previous,
+                        const std::vector<std::string>& sanitizers) {
+  std::vector<std::string> first(sanitizers.begin(), sanitizers.end()), rest;
+  for (absl::string_view entry :
+       absl::StrSplit(previous, absl::ByAnyChar(": "), absl::SkipEmpty())) {
+    (IsSanitizerRuntime(std::string_view(entry.data(), entry.size())) ? first : rest)
+        .emplace_back(entry);
+  }
+  first.push_back(shim);
+  first.insert(first.end(), rest.begin(), rest.end());
+  return absl::StrJoin(first, ":");
+}
+
 std::vector<std::string> BuildEnvironment(const std::string& shim, const std::string& socket,
-                                          uint32_t interval_ms) {
+                                          uint32_t interval_ms,
+                                          const std::vector<std::string>& sanitizers) {
   std::vector<std::string> env;
   std::string previous_preload;
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
@@ -64,10 +87,7 @@ std::vector<std::string> BuildEnvironment(const std::string& shim, const std::st
     }
     env.emplace_back(var);
   }
-  // The shim goes first so that its interposers win over any other preloaded allocator hooks.
-  env.push_back(previous_preload.empty()
-                    ? absl::StrCat("LD_PRELOAD=", shim)
-                    : absl::StrCat("LD_PRELOAD=", shim, ":", previous_preload));
+  env.push_back(absl::StrCat("LD_PRELOAD=", PreloadList(shim, previous_preload, sanitizers)));
   env.push_back(absl::StrCat("DRIFTWATCH_SOCKET=", socket));
   env.push_back(absl::StrCat("DRIFTWATCH_INTERVAL_MS=", interval_ms));
   return env;
@@ -116,6 +136,219 @@ std::string Basename(const std::string& path) {
   const size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
+
+absl::Status CheckOptions(const RunOptions& options) {
+  if (options.command.empty()) return absl::InvalidArgumentError("no command to run");
+  if (options.interval_ms == 0) return absl::InvalidArgumentError("interval must be positive");
+  if (options.duration_s.has_value() &&
+      !(*options.duration_s > 0 && std::isfinite(*options.duration_s))) {
+    return absl::InvalidArgumentError("duration must be a positive number of seconds");
+  }
+  return absl::OkStatus();
+}
+
+// Makes the calling process a child subreaper for the duration of the run, then restores it.
+class SubreaperGuard {
+ public:
+  SubreaperGuard() {
+    prctl(PR_GET_CHILD_SUBREAPER, &previous_);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+  }
+  ~SubreaperGuard() { prctl(PR_SET_CHILD_SUBREAPER, previous_); }
+  SubreaperGuard(const SubreaperGuard&) = delete;
+  SubreaperGuard& operator=(const SubreaperGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+// Forks and execs the command. Everything the child needs is built before fork: between fork
+// and exec only async-signal-safe calls are allowed. The child reports a failed execve through a
+// close-on-exec pipe; EOF means exec worked.
+absl::StatusOr<pid_t> StartCommand(const std::string& executable,
+                                   const std::vector<std::string>& command,
+                                   const std::vector<std::string>& env, const sigset_t& old_mask) {
+  std::vector<char*> envp;
+  for (const std::string& var : env) envp.push_back(const_cast<char*>(var.c_str()));
+  envp.push_back(nullptr);
+  std::vector<char*> argv;
+  for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  int exec_pipe[2];
+  if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno)));
+  }
+  const pid_t child = fork();
+  if (child < 0) {
+    const int error = errno;
+    close(exec_pipe[0]);
+    close(exec_pipe[1]);
+    return absl::InternalError(absl::StrCat("fork: ", ErrnoText(error)));
+  }
+  if (child == 0) {
+    close(exec_pipe[0]);
+    sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+    execve(executable.c_str(), argv.data(), envp.data());
+    const int error = errno;
+    ssize_t ignored = write(exec_pipe[1], &error, sizeof(error));
+    (void)ignored;
+    _exit(127);
+  }
+  close(exec_pipe[1]);
+  int exec_error = 0;
+  ssize_t got;
+  do {
+    got = read(exec_pipe[0], &exec_error, sizeof(exec_error));
+  } while (got < 0 && errno == EINTR);
+  close(exec_pipe[0]);
+  if (got == static_cast<ssize_t>(sizeof(exec_error))) {
+    waitpid(child, nullptr, 0);
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot execute ", executable, ": ", ErrnoText(exec_error)));
+  }
+  return child;
+}
+
+Clock::duration Seconds(double seconds) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+// From the command's start to the end of collection: reaps, stops the command at the deadline,
+// forwards signals, scans the run's processes and says once when a peer was refused or turned
+// away.
+class RunLoop {
+ public:
+  RunLoop(const RunOptions& options, Collector& collector, RunWatch& watch, int signal_fd,
+          Clock::time_point start, RunResult& result)
+      : options_(options),
+        collector_(collector),
+        watch_(watch),
+        signal_fd_(signal_fd),
+        start_(start),
+        end_(start),
+        result_(result),
+        deadline_(options.duration_s.has_value() ? start + Seconds(*options.duration_s)
+                                                 : Clock::time_point::max()) {}
+
+  absl::Status Run() {
+    while (true) {
+      const auto now = Clock::now();
+      Reap(now);
+      Advance(now);
+      if (phase_ == Phase::kDraining && now >= drain_until_) break;
+      if (now >= next_scan_) {
+        watch_.Scan();
+        next_scan_ = now + kScanPeriod;
+      }
+      pollfd extra[1] = {{.fd = signal_fd_, .events = POLLIN, .revents = 0}};
+      absl::StatusOr<bool> activity =
+          collector_.PollOnce(Timeout(now), std::span<pollfd>(extra, signal_fd_ >= 0 ? 1 : 0));
+      if (!activity.ok()) {
+        kill(result_.child_pid, SIGKILL);
+        if (phase_ != Phase::kDraining) waitpid(result_.child_pid, nullptr, 0);
+        return activity.status();
+      }
+      if (signal_fd_ >= 0 && (extra[0].revents & POLLIN) != 0) ForwardSignals();
+      WarnOnce();
+      // Every process image has closed its connection and nothing new arrived: all final
+      // censuses are in, no need to wait out the grace period.
+      if (phase_ == Phase::kDraining && !*activity && collector_.open_connections() == 0) break;
+    }
+    result_.duration_s = std::chrono::duration<double>(end_ - start_).count();
+    return absl::OkStatus();
+  }
+
+ private:
+  enum class Phase { kRunning, kTerminating, kDraining };
+  static constexpr auto kScanPeriod = std::chrono::milliseconds(200);
+
+  // Every child of ours: the command, and orphans of the run re-parented to us.
+  void Reap(Clock::time_point now) {
+    int status = 0;
+    pid_t reaped;
+    while ((reaped = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (reaped != result_.child_pid) {
+        watch_.NoteReaped(reaped);
+        continue;
+      }
+      result_.child_exit = DecodeWaitStatus(status);
+      end_ = now;
+      phase_ = Phase::kDraining;
+      drain_until_ = now + Seconds(options_.drain_grace_s);
+    }
+  }
+
+  void Advance(Clock::time_point now) {
+    if (phase_ == Phase::kRunning && now >= deadline_) {
+      kill(result_.child_pid, SIGTERM);
+      result_.ended_by_us = true;
+      phase_ = Phase::kTerminating;
+      kill_at_ = now + Seconds(options_.kill_grace_s);
+    }
+    if (phase_ == Phase::kTerminating && !sent_kill_ && now >= kill_at_) {
+      kill(result_.child_pid, SIGKILL);
+      sent_kill_ = true;
+    }
+  }
+
+  // waitpid is polled, so the loop wakes at least every 50 ms.
+  int Timeout(Clock::time_point now) const {
+    int timeout = 50;
+    if (phase_ == Phase::kRunning) timeout = std::min(timeout, MillisUntil(now, deadline_));
+    if (phase_ == Phase::kTerminating && !sent_kill_) {
+      timeout = std::min(timeout, MillisUntil(now, kill_at_));
+    }
+    if (phase_ == Phase::kDraining) timeout = std::min(timeout, MillisUntil(now, drain_until_));
+    return timeout;
+  }
+
+  void ForwardSignals() {
+    signalfd_siginfo info;
+    while (read(signal_fd_, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+      if (phase_ == Phase::kDraining) continue;
+      kill(result_.child_pid, static_cast<int>(info.ssi_signo));
+      // The user asked to stop: the command ending from it is not a failure of the command.
+      result_.ended_by_us = true;
+    }
+  }
+
+  // The report lists every refused and turned-away peer; the first of each is said at once, so
+  // a long run does not hide it until the end.
+  void WarnOnce() {
+    if (!warned_refused_ && !collector_.refused().empty()) {
+      const PeerInfo& peer = collector_.refused().front();
+      fmt::print(stderr,
+                 "driftwatch: warning: refused a census connection from pid {} (uid {}, {}): not "
+                 "a process of this run\n",
+                 peer.pid, peer.uid, peer.exe);
+      warned_refused_ = true;
+    }
+    if (!warned_turned_away_ && !collector_.turned_away().empty()) {
+      const PeerInfo& peer = collector_.turned_away().front();
+      fmt::print(stderr,
+                 "driftwatch: warning: out of file descriptors: turned away the census "
+                 "connection of pid {} ({}); raise 'ulimit -n' for driftwatch\n",
+                 peer.pid, peer.exe);
+      warned_turned_away_ = true;
+    }
+  }
+
+  const RunOptions& options_;
+  Collector& collector_;
+  RunWatch& watch_;
+  const int signal_fd_;
+  const Clock::time_point start_;
+  Clock::time_point end_;
+  RunResult& result_;
+  const Clock::time_point deadline_;
+  Phase phase_ = Phase::kRunning;
+  Clock::time_point kill_at_ = Clock::time_point::max();
+  Clock::time_point drain_until_ = Clock::time_point::max();
+  Clock::time_point next_scan_{};
+  bool sent_kill_ = false;
+  bool warned_refused_ = false;
+  bool warned_turned_away_ = false;
+};
 
 }  // namespace
 
@@ -379,18 +612,20 @@ Verdict ComputeVerdict(const std::vector<ProcessReport>& processes) {
 }
 
 int ExitCodeFor(const RunResult& result) {
-  if (result.child_failed) return 3;
-  return result.verdict == Verdict::kDrift ? 1 : 0;
+  if (result.child_failed) return kExitCommandFailed;
+  switch (result.verdict) {
+    case Verdict::kDrift:
+      return kExitDrift;
+    case Verdict::kInconclusive:
+      return kExitInconclusive;
+    case Verdict::kSteady:
+      return kExitSteady;
+  }
+  return kExitInconclusive;
 }
 
 absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
-  if (options.command.empty()) return absl::InvalidArgumentError("no command to run");
-  if (options.interval_ms == 0) return absl::InvalidArgumentError("interval must be positive");
-  if (options.duration_s.has_value() &&
-      !(*options.duration_s > 0 && std::isfinite(*options.duration_s))) {
-    return absl::InvalidArgumentError("duration must be a positive number of seconds");
-  }
-
+  if (absl::Status status = CheckOptions(options); !status.ok()) return status;
   RunResult result;
   result.command = options.command;
   result.interval_ms = options.interval_ms;
@@ -403,21 +638,18 @@ absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
   }
   absl::StatusOr<std::string> executable = ResolveCommand(options.command[0]);
   if (!executable.ok()) return executable.status();
+  // Refuses, before anything runs, a command the shim cannot load into.
+  absl::StatusOr<LaunchPlan> plan = CheckLaunch(*executable);
+  if (!plan.ok()) return plan.status();
+  result.notes = plan->notes;
 
   absl::StatusOr<std::unique_ptr<Collector>> collector = Collector::Create();
   if (!collector.ok()) return collector.status();
-  (*collector)->set_tap(options.tap);
-
-  // Everything the child needs is built before fork: between fork and exec only
-  // async-signal-safe calls are allowed.
-  const std::vector<std::string> env_strings =
-      BuildEnvironment(result.shim_path, (*collector)->socket_path(), options.interval_ms);
-  std::vector<char*> envp;
-  for (const std::string& var : env_strings) envp.push_back(const_cast<char*>(var.c_str()));
-  envp.push_back(nullptr);
-  std::vector<char*> argv;
-  for (const std::string& arg : options.command) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
+  Collector& live = **collector;
+  live.set_tap(options.tap);
+  const double min_silent_age_s = 2.0 * options.interval_ms / 1000.0 + 1.0;
+  RunWatch watch(getpid(), live.socket_path(), result.shim_path, min_silent_age_s);
+  live.set_admission([&watch](const PeerInfo& peer) { return watch.Admits(peer); });
 
   // SIGINT/SIGTERM are blocked and read from a signalfd, so that the poll loop sees them and
   // forwards them instead of dying with the socket directory left behind.
@@ -432,110 +664,31 @@ absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
   if (options.forward_signals && signal_fd.get() < 0) {
     return absl::InternalError(absl::StrCat("signalfd: ", ErrnoText(errno)));
   }
+  // Orphans of the run (daemonising double-forks) are re-parented to us instead of init, so their
+  // census connections are still recognised as the run's (RunWatch) and they are reaped here.
+  SubreaperGuard subreaper;
 
-  // The child reports a failed execve through this close-on-exec pipe; EOF means exec worked.
-  int exec_pipe[2];
-  if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno)));
-  }
   const auto start = Clock::now();
-  const pid_t child = fork();
-  if (child < 0) {
-    const int error = errno;
-    close(exec_pipe[0]);
-    close(exec_pipe[1]);
-    return absl::InternalError(absl::StrCat("fork: ", ErrnoText(error)));
-  }
-  if (child == 0) {
-    close(exec_pipe[0]);
-    sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-    execve(executable->c_str(), argv.data(), envp.data());
-    const int error = errno;
-    ssize_t ignored = write(exec_pipe[1], &error, sizeof(error));
-    (void)ignored;
-    _exit(127);
-  }
-  close(exec_pipe[1]);
-  int exec_error = 0;
-  ssize_t got;
-  do {
-    got = read(exec_pipe[0], &exec_error, sizeof(exec_error));
-  } while (got < 0 && errno == EINTR);
-  close(exec_pipe[0]);
-  if (got == static_cast<ssize_t>(sizeof(exec_error))) {
-    waitpid(child, nullptr, 0);
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot execute ", *executable, ": ", ErrnoText(exec_error)));
-  }
-  result.child_pid = child;
+  const std::vector<std::string> env = BuildEnvironment(
+      result.shim_path, live.socket_path(), options.interval_ms, plan->sanitizer_runtimes);
+  absl::StatusOr<pid_t> child = StartCommand(*executable, options.command, env, old_mask);
+  if (!child.ok()) return child.status();
+  result.child_pid = *child;
 
-  enum class Phase { kRunning, kTerminating, kDraining };
-  Phase phase = Phase::kRunning;
-  const auto deadline = options.duration_s.has_value()
-                            ? start + std::chrono::duration_cast<Clock::duration>(
-                                          std::chrono::duration<double>(*options.duration_s))
-                            : Clock::time_point::max();
-  Clock::time_point kill_at = Clock::time_point::max();
-  Clock::time_point drain_until = Clock::time_point::max();
-  bool sent_kill = false;
-  auto end = start;
-  while (true) {
-    const auto now = Clock::now();
-    if (phase != Phase::kDraining) {
-      int status = 0;
-      const pid_t reaped = waitpid(child, &status, WNOHANG);
-      if (reaped == child) {
-        result.child_exit = DecodeWaitStatus(status);
-        end = now;
-        phase = Phase::kDraining;
-        drain_until = now + std::chrono::duration_cast<Clock::duration>(
-                                std::chrono::duration<double>(options.drain_grace_s));
-      }
-    }
-    if (phase == Phase::kRunning && now >= deadline) {
-      kill(child, SIGTERM);
-      result.ended_by_us = true;
-      phase = Phase::kTerminating;
-      kill_at = now + std::chrono::duration_cast<Clock::duration>(
-                          std::chrono::duration<double>(options.kill_grace_s));
-    }
-    if (phase == Phase::kTerminating && !sent_kill && now >= kill_at) {
-      kill(child, SIGKILL);
-      sent_kill = true;
-    }
-    if (phase == Phase::kDraining && now >= drain_until) break;
-
-    // waitpid is polled, so the loop wakes at least every 50 ms while the child runs.
-    int timeout = 50;
-    if (phase == Phase::kRunning) timeout = std::min(timeout, MillisUntil(now, deadline));
-    if (phase == Phase::kTerminating && !sent_kill) {
-      timeout = std::min(timeout, MillisUntil(now, kill_at));
-    }
-    if (phase == Phase::kDraining) timeout = std::min(timeout, MillisUntil(now, drain_until));
-    pollfd extra[1] = {{.fd = signal_fd.get(), .events = POLLIN, .revents = 0}};
-    absl::StatusOr<bool> activity =
-        (*collector)->PollOnce(timeout, std::span<pollfd>(extra, signal_fd.get() >= 0 ? 1 : 0));
-    if (!activity.ok()) {
-      kill(child, SIGKILL);
-      if (phase != Phase::kDraining) waitpid(child, nullptr, 0);
-      return activity.status();
-    }
-    if (signal_fd.get() >= 0 && (extra[0].revents & POLLIN) != 0) {
-      signalfd_siginfo info;
-      while (read(signal_fd.get(), &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
-        if (phase != Phase::kDraining) {
-          kill(child, static_cast<int>(info.ssi_signo));
-          // The user asked to stop: the command ending from it is not a failure of the command.
-          result.ended_by_us = true;
-        }
-      }
-    }
-    // Every process image has closed its connection and nothing new arrived: all final censuses
-    // are in, no need to wait out the grace period.
-    if (phase == Phase::kDraining && !*activity && (*collector)->open_connections() == 0) break;
+  RunLoop loop(options, live, watch, signal_fd.get(), start, result);
+  if (absl::Status status = loop.Run(); !status.ok()) return status;
+  watch.Scan();
+  std::vector<ConnectionRecord> records = live.Finish();
+  absl::flat_hash_set<pid_t> heard;
+  for (const ConnectionRecord& record : records) {
+    if (!record.hello.has_value()) continue;
+    heard.insert(static_cast<pid_t>(record.hello->identity.pid));
+    if (record.peer.has_value()) heard.insert(record.peer->pid);
   }
-  result.duration_s = std::chrono::duration<double>(end - start).count();
-  AnalyzeCollected((*collector)->Finish(), options, result);
+  result.unheard = watch.Unheard(heard, live);
+  result.refused = live.refused();
+  result.turned_away = live.turned_away().size();
+  AnalyzeCollected(std::move(records), options, result);
   return result;
 }
 
@@ -558,6 +711,10 @@ void AnalyzeCollected(std::vector<ConnectionRecord> records, const RunOptions& o
     }
   }
   result.verdict = ComputeVerdict(result.processes);
+  // A process of the run that was never heard from may be the one that drifts.
+  if (result.verdict == Verdict::kSteady && !result.unheard.empty()) {
+    result.verdict = Verdict::kInconclusive;
+  }
 }
 
 }  // namespace dw::report

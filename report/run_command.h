@@ -6,9 +6,15 @@
 // duration (SIGTERM, then SIGKILL after a grace period), waits briefly for final censuses, then
 // symbolises the sites and runs the drift analysis. End-to-end tests call it directly.
 //
+// Before starting anything it refuses a command the shim cannot load into (launch_check.h). While
+// it runs, the calling process is a child subreaper, so that the run's daemonised processes stay
+// its descendants; census connections from another uid are admitted only for those descendants
+// (docs/SECURITY.md), and processes of the run that never sent a census are listed.
+//
 // Thread-safety: RunUnderShim() blocks SIGINT and SIGTERM in the calling thread while it runs (to
-// forward them through a signalfd) and forks; call it from one thread at a time, in a process
-// without other threads that expect those signals. Allocation: yes (collector code).
+// forward them through a signalfd), forks, and reaps every child of the calling process
+// (waitpid(-1)); call it from one thread at a time, in a process without other threads that
+// expect those signals or other children of their own. Allocation: yes (collector code).
 // Never runs inside a hook.
 #pragma once
 
@@ -25,6 +31,7 @@
 #include "report/collector.h"
 #include "report/drift_analysis.h"
 #include "report/process_series.h"
+#include "report/run_watch.h"
 #include "report/symbolizer.h"
 
 namespace dw::report {
@@ -154,6 +161,13 @@ struct RunResult {
   bool child_failed = false;  // non-zero exit or crash not caused by us
   std::vector<ProcessReport> processes;  // in connection order
   Verdict verdict = Verdict::kInconclusive;
+  // Said before trusting the result: e.g. a Go or sanitizer-built command whose heap is not seen.
+  std::vector<std::string> notes;
+  // Processes of the run that sent no census (never connected, turned away, or refused although
+  // they were of the run). Any of them makes a steady verdict inconclusive.
+  std::vector<UnheardProcess> unheard;
+  std::vector<PeerInfo> refused;  // every connection refused by the admission check
+  size_t turned_away = 0;         // connections closed unread for want of fds
 };
 
 // Runs `options.command` under the shim. Errors: bad options, missing shim, command not found or
@@ -200,7 +214,14 @@ bool IsRuntimeFrame(const Frame& frame);
 // pthread_create() is named by the user's function that called it.
 size_t HeadlineFrame(const std::vector<Frame>& frames);
 
-// 0 no drift (steady or inconclusive), 1 drift, 3 the command failed before the run ended.
+// The exit codes of `driftwatch run` and `driftwatch report` (README "Exit codes").
+inline constexpr int kExitSteady = 0;         // every process judged, no site keeps growing
+inline constexpr int kExitDrift = 1;          // a site keeps growing
+inline constexpr int kExitUsage = 2;          // bad usage, or a command the shim cannot measure
+inline constexpr int kExitCommandFailed = 3;  // the command failed before the run ended
+inline constexpr int kExitInconclusive = 4;   // too few censuses, or a process never heard from
+
+// kExitCommandFailed if the command failed, else by verdict: drift 1, inconclusive 4, steady 0.
 int ExitCodeFor(const RunResult& result);
 
 }  // namespace dw::report

@@ -82,9 +82,9 @@ TEST(CliTest, FailedCommandExitsThree) {
   EXPECT_THAT(outcome.output, HasSubstr("failed"));
 }
 
-TEST(CliTest, NoCensusIsInconclusiveAndExitsZero) {
+TEST(CliTest, NoCensusIsInconclusiveAndExitsFour) {
   Outcome outcome = RunCli("run -- true", kShimEnv);
-  EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_EQ(outcome.exit_code, 4) << "inconclusive must not look like success\n" << outcome.output;
   EXPECT_THAT(outcome.output, HasSubstr("inconclusive"));
 }
 

@@ -140,7 +140,7 @@ INSTANTIATE_TEST_SUITE_P(
                       RoundTripCase{"fork", {"--fork", "--censuses", "25"}, std::nullopt, -1},
                       RoundTripCase{"crash", {"--censuses", "10", "--crash"}, std::nullopt, 3},
                       RoundTripCase{"exit_code", {"--exit-code", "4"}, std::nullopt, 3},
-                      RoundTripCase{"garbage", {"--garbage"}, std::nullopt, 0},
+                      RoundTripCase{"garbage", {"--garbage"}, std::nullopt, kExitInconclusive},
                       RoundTripCase{"stopped", {"--forever"}, 0.6, -1}),
     [](const auto& info) { return std::string(info.param.name); });
 

@@ -110,7 +110,7 @@ TEST(RunUnderShimTest, StubbornCommandIsKilledAfterTheGrace) {
   EXPECT_EQ(result->child_exit.signal, SIGKILL);
   EXPECT_FALSE(result->child_failed);
   EXPECT_EQ(result->verdict, Verdict::kInconclusive) << "no census: the shim was a no-op";
-  EXPECT_EQ(ExitCodeFor(*result), 0);
+  EXPECT_EQ(ExitCodeFor(*result), kExitInconclusive) << "inconclusive must not look like success";
 }
 
 TEST(RunUnderShimTest, NonZeroExitIsAFailure) {
@@ -159,7 +159,7 @@ TEST(RunUnderShimTest, CorruptStreamDoesNotBreakTheRun) {
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_TRUE(result->processes.empty());
   EXPECT_EQ(result->verdict, Verdict::kInconclusive);
-  EXPECT_EQ(ExitCodeFor(*result), 0);
+  EXPECT_EQ(ExitCodeFor(*result), kExitInconclusive);
 }
 
 TEST(RunUnderShimTest, PrependsTheShimToLdPreloadAndSetsTheEnvironment) {
