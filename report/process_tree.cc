@@ -74,7 +74,11 @@ bool IsDescendantOf(pid_t pid, pid_t ancestor) {
   return pid == ancestor;
 }
 
-std::vector<ProcStat> ListDescendants(pid_t ancestor) {
+namespace {
+
+// Every live process whose ppid chain reaches `ancestor`, found by reading all of /proc: the
+// fallback for kernels without /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN).
+std::vector<ProcStat> ScanAllForDescendants(pid_t ancestor) {
   absl::flat_hash_map<pid_t, ProcStat> all;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
@@ -91,6 +95,45 @@ std::vector<ProcStat> ListDescendants(pid_t ancestor) {
       up = it->second.ppid;
     }
     if (up == ancestor && pid != ancestor) descendants.push_back(stat);
+  }
+  return descendants;
+}
+
+// The children of every thread of `pid` (a child belongs to the thread that forked it), or
+// nullopt when the kernel does not list children.
+std::optional<std::vector<pid_t>> ChildrenOf(pid_t pid) {
+  std::vector<pid_t> children;
+  std::error_code error;
+  bool listed = false;
+  for (const auto& task : std::filesystem::directory_iterator(ProcPath(pid, "task"), error)) {
+    std::optional<std::string> text = ReadSmallFile(task.path().string() + "/children", 1 << 20);
+    if (!text.has_value()) continue;
+    listed = true;
+    for (absl::string_view word : absl::StrSplit(*text, ' ', absl::SkipEmpty())) {
+      pid_t child = 0;
+      if (absl::SimpleAtoi(word, &child)) children.push_back(child);
+    }
+  }
+  if (!listed && !error) return std::nullopt;
+  return children;
+}
+
+}  // namespace
+
+std::vector<ProcStat> ListDescendants(pid_t ancestor) {
+  // Walks down from `ancestor` (cost: the size of the run's tree, not of the machine's).
+  if (!ChildrenOf(ancestor).has_value()) return ScanAllForDescendants(ancestor);
+  std::vector<ProcStat> descendants;
+  std::vector<pid_t> pending = {ancestor};
+  while (!pending.empty() && descendants.size() < kMaxChainLength * 16) {
+    const pid_t pid = pending.back();
+    pending.pop_back();
+    for (pid_t child : ChildrenOf(pid).value_or(std::vector<pid_t>())) {
+      if (std::optional<ProcStat> stat = ReadProcStat(child); stat.has_value()) {
+        descendants.push_back(*stat);
+        pending.push_back(child);
+      }
+    }
   }
   return descendants;
 }

@@ -72,6 +72,21 @@ TEST(RunSafetyTest, ChildThatSwitchesToNobodyIsHeard) {
   EXPECT_EQ(result->verdict, Verdict::kDrift);
 }
 
+TEST(RunSafetyTest, DaemonisedChildThatSwitchesToNobodyIsHeard) {
+  if (geteuid() != 0) GTEST_SKIP() << "switching to uid 65534 needs root";
+  // The inner shell forks the client and exits at once (a daemonising double fork): the orphan
+  // is re-parented to driftwatch, a subreaper, so it is still recognised as the run's.
+  const std::string client = FAKE_CENSUS_CLIENT;
+  absl::StatusOr<RunResult> result = RunUnderShim(
+      ShellRun("sh -c '(sleep 0.3; exec setpriv --reuid=65534 --regid=65534 --clear-groups " +
+                   client + " --censuses 30) &'; sleep 1.5",
+               20));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->refused, IsEmpty()) << "the orphan was taken for a stranger";
+  ASSERT_THAT(result->processes, SizeIs(1));
+  EXPECT_EQ(result->processes[0].census_count, 30u);
+}
+
 // Connects to `socket_path` as uid nobody from a forked child, sends one byte and waits to be
 // killed. Returns the child's pid.
 pid_t ConnectAsNobody(const std::string& socket_path) {
