@@ -9,12 +9,15 @@
 // Thread-safety: lock-free; all methods may run concurrently, on any handles. Unlike heap
 // blocks, the same handle number can be created twice without a release in between (a close
 // the shim could not see, such as a raw close syscall): Create() then releases the stale entry
-// first. Allocation: none after Init(). Safe inside a hook: yes, except Init().
+// first. Per-site memory (counters, detail masks) is mapped as site ids reach it (LazyArray).
+// Allocation: none from the heap; Init(), table growth and a site's first use of a chunk map
+// pages. Safe inside a hook: yes, except Init() and ReleaseMemory().
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
+#include "preload/lazy_array.h"
 #include "preload/pointer_table.h"
 #include "preload/site_counters.h"
 
@@ -29,6 +32,9 @@ class HandleTracker {
   static constexpr uint64_t kMaxState = PointerTable::kMaxSize;
 
   bool Init(uint32_t max_sites, uint32_t initial_buckets);
+  // Unmaps the table and per-site memory (a start that failed). Afterwards creations are
+  // counted as overflows and nothing is found.
+  void ReleaseMemory();
 
   // A handle was created at `site`. `detail` bits are ORed into the site's detail mask.
   void Create(uint64_t handle, uint32_t site, uint64_t state, uint32_t detail);
@@ -58,12 +64,17 @@ class HandleTracker {
 
   const SiteCounters& counters() const { return counters_; }
   uint32_t SiteDetail(uint32_t site) const {
-    return site_detail_[site].load(std::memory_order_relaxed);
+    const std::atomic<uint32_t>* detail = site_detail_.Get(site);
+    return detail != nullptr ? detail->load(std::memory_order_relaxed) : 0;
   }
   uint64_t untracked_releases() const {
     return untracked_releases_.load(std::memory_order_relaxed);
   }
   uint64_t table_overflowed() const { return table_overflowed_.load(std::memory_order_relaxed); }
+  // Bytes mapped now; for tests of the start-up reservation.
+  size_t mapped_bytes() const {
+    return table_.mapped_bytes() + counters_.mapped_bytes() + site_detail_.mapped_bytes();
+  }
 
   // In a fork child (see PointerTable::AfterForkChild).
   void AfterForkChild() { table_.AfterForkChild(); }
@@ -75,7 +86,7 @@ class HandleTracker {
 
   PointerTable table_;
   SiteCounters counters_;
-  std::atomic<uint32_t>* site_detail_ = nullptr;
+  LazyArray<std::atomic<uint32_t>, 12> site_detail_;  // 4096 sites (16 KiB) per chunk
   std::atomic<uint64_t> untracked_releases_{0};
   std::atomic<uint64_t> table_overflowed_{0};
 };

@@ -8,11 +8,27 @@ bool HeapTracker::Init(uint32_t max_sites) {
   return table_.Init(4096) && counters_.Init(max_sites);
 }
 
+void HeapTracker::ReleaseMemory() {
+  table_.ReleaseMemory();
+  counters_.ReleaseMemory();
+}
+
 void HeapTracker::OnAlloc(void* block, size_t size, uint32_t site) {
   if (block == nullptr) return;
-  if (!table_.Insert(reinterpret_cast<uintptr_t>(block), {site, size})) {
-    table_overflowed_.fetch_add(1, std::memory_order_relaxed);
-    return;
+  site = counters_.Admit(site);
+  PointerTable::Entry stale;
+  switch (table_.Insert(reinterpret_cast<uintptr_t>(block), {site, size}, &stale)) {
+    case PointerTable::InsertResult::kFull:
+      table_overflowed_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    case PointerTable::InsertResult::kReplaced:
+      // OnFree runs before the real free, so a live entry for an address the allocator just
+      // returned can only be a block whose free the shim missed.
+      counters_.Release(stale.site, stale.size);
+      missed_frees_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case PointerTable::InsertResult::kInserted:
+      break;
   }
   counters_.Acquire(site, size);
 }

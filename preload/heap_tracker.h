@@ -3,8 +3,14 @@
 // It pairs a PointerTable (block address -> site, size) with SiteCounters (per-site totals).
 // It knows nothing of hooks, unwinding or sockets, so tests drive it directly.
 //
+// A free the shim never saw (inside libc, a raw syscall path, code that bypasses the hooks)
+// would leave its block live in the table forever. When the allocator hands the same address out
+// again, the old block must have been freed: OnAlloc releases the old entry at its site and
+// counts a missed free.
+//
 // Thread-safety: lock-free; all methods may run concurrently. Allocation: none after Init()
-// (table growth maps pages). Safe inside a hook: yes, except Init().
+// (table growth and a site's first use of a counter chunk map pages). Safe inside a hook: yes,
+// except Init() and ReleaseMemory().
 #pragma once
 
 #include <cstddef>
@@ -18,6 +24,9 @@ namespace dw {
 class HeapTracker {
  public:
   bool Init(uint32_t max_sites);
+  // Unmaps the table and counters (a start that failed). Afterwards allocations are counted as
+  // overflows and frees as untracked; nothing is mapped again.
+  void ReleaseMemory();
 
   // A block of `size` bytes was handed out at `site`.
   void OnAlloc(void* block, size_t size, uint32_t site);
@@ -36,12 +45,16 @@ class HeapTracker {
   static constexpr uint32_t kUntrackedResult = ~0u;
   void EndRealloc(const Move& move, void* result, size_t size, uint32_t site);
 
-  // In a fork child: forget a table growth that a vanished thread had under way.
+  // In a fork child (see PointerTable::AfterForkChild).
   void AfterForkChild() { table_.AfterForkChild(); }
 
   const SiteCounters& counters() const { return counters_; }
   uint64_t untracked_frees() const { return untracked_frees_.load(std::memory_order_relaxed); }
   uint64_t table_overflowed() const { return table_overflowed_.load(std::memory_order_relaxed); }
+  // Blocks found still live when their address was handed out again (released then).
+  uint64_t missed_frees() const { return missed_frees_.load(std::memory_order_relaxed); }
+  // Bytes mapped now; for tests of the start-up reservation.
+  size_t mapped_bytes() const { return table_.mapped_bytes() + counters_.mapped_bytes(); }
   const PointerTable& table() const { return table_; }
 
  private:
@@ -49,6 +62,7 @@ class HeapTracker {
   SiteCounters counters_;
   std::atomic<uint64_t> untracked_frees_{0};
   std::atomic<uint64_t> table_overflowed_{0};
+  std::atomic<uint64_t> missed_frees_{0};
 };
 
 }  // namespace dw

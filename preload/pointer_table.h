@@ -5,12 +5,24 @@
 // any slot of its bucket, so a lookup scans one bucket per level and never needs tombstones:
 // erasing just clears the slot, and the table never fills with dead entries under churn. When a
 // key's bucket is full on every level, a new level twice the size of the last is mapped. Keys
-// live in the newest levels first, so most operations touch one bucket.
+// live in the newest levels first, so most lookups touch one bucket.
+//
+// Growth never blocks: every thread that finds no room maps the next level itself and offers it
+// with a CAS; the first offer is used and the others are unmapped. A thread stalled in the
+// middle of growing (preempted, stopped by a debugger, gone in a fork child) therefore holds
+// nobody up, and an insert fails only when the next level cannot be mapped at all.
+//
+// An insert of a key that is already live replaces the old entry and returns it: for heap
+// addresses that means the block was freed where the shim could not see it (a "missed free").
+// The key is looked for in the buckets the insert scans anyway: the newest level, and older ones
+// only while the newer are full. Allocators reuse a freed address soon, usually before the
+// table grows again, so that finds most stale keys; one left on an older level stays.
 //
 // Thread-safety: lock-free. Insert/Erase/BeginMove/EndMove may run concurrently on any keys; a
 // given key is only ever operated on by the thread that owns the resource (the allocator never
-// hands out a live address twice). Allocation: none, except mapping a new level (rare).
-// Safe inside a hook: yes.
+// hands out a live address twice). ForEach may run meanwhile and sees every key with its own
+// entry. Allocation: none, except mapping a new level (rare). Safe inside a hook: yes, except
+// Init() and ReleaseMemory().
 #pragma once
 
 #include <atomic>
@@ -31,10 +43,20 @@ class PointerTable {
 
   // Maps the first level (`initial_buckets`, a power of two). False if mapping failed.
   bool Init(uint32_t initial_buckets);
+  // Unmaps every level (a start that failed). Afterwards inserts fail (kFull) and lookups find
+  // nothing; nothing is mapped again.
+  void ReleaseMemory();
 
-  // Adds a key that is not in the table. False if no level had room and none could be mapped.
-  // pre: key != 0 and key is even (heap addresses are aligned).
-  bool Insert(uintptr_t key, Entry entry);
+  enum class InsertResult { kInserted, kReplaced, kFull };
+  // Adds the key with `entry`. If the key was found live (see above), its entry is replaced and
+  // the old one stored in `*replaced` (kReplaced). kFull only if no level had room and the next one
+  // could not be mapped. pre: key != 0 and key is even (heap addresses are aligned).
+  InsertResult Insert(uintptr_t key, Entry entry, Entry* replaced);
+  // As above, for callers that know the key is not live: true unless the table is full.
+  bool Insert(uintptr_t key, Entry entry) {
+    Entry replaced;
+    return Insert(key, entry, &replaced) != InsertResult::kFull;
+  }
   // Removes the key; returns false if it is not present.
   bool Erase(uintptr_t key, Entry* erased);
 
@@ -61,11 +83,12 @@ class PointerTable {
   void ForEach(Visit visit) const {
     size_t count = level_count_.load(std::memory_order_acquire);
     for (size_t level = 0; level < count; ++level) {
-      size_t buckets = size_t{1} << levels_[level].bucket_bits;
-      for (size_t b = 0; b < buckets; ++b) {
-        for (const Slot& slot : levels_[level].buckets[b].slots) {
-          uintptr_t key = slot.key.load(std::memory_order_acquire) & ~kMovingBit;
-          if (key != 0) visit(key, Unpack(slot.value.load(std::memory_order_acquire)));
+      const Bucket* buckets = levels_[level].load(std::memory_order_acquire);
+      for (size_t b = 0; b < BucketCount(level); ++b) {
+        for (const Slot& slot : buckets[b].slots) {
+          Entry entry;
+          uintptr_t key = ReadSlot(slot, &entry);
+          if (key != 0) visit(key, entry);
         }
       }
     }
@@ -79,18 +102,26 @@ class PointerTable {
   // false restores it (realloc failed and the old block is still valid).
   void EndMove(void* handle, bool released);
 
-  // In a fork child: a thread that was adding a level at fork time does not exist there, so
-  // its claim on growth is dropped (the level it was mapping, if any, is simply not used).
-  void AfterForkChild() { growing_.store(false, std::memory_order_relaxed); }
+  // In a fork child. Nothing to do: growth holds no claim that a vanished thread could keep
+  // (a level it had offered but not counted is counted by the next thread that needs room).
+  void AfterForkChild() {}
 
   size_t levels() const { return level_count_.load(std::memory_order_acquire); }
   // Approximate number of live keys; for tests and the census.
   size_t CountForTesting() const;
+  // Bytes of the levels mapped now; for tests of the start-up reservation.
+  size_t mapped_bytes() const;
+  // Tests: `hook` runs in every thread that grows the table, after it mapped the next level and
+  // before it offers it, so a test can stall a grower there. nullptr removes it.
+  static void SetGrowthHookForTesting(void (*hook)());
 
  private:
   static constexpr int kSlotsPerBucket = 8;
   static constexpr int kMaxLevels = 24;
   static constexpr uintptr_t kMovingBit = 1;
+  // A slot being filled: claimed (so no other insert takes it) but its value not yet written.
+  // It reads as key 0 with the moving bit, which no lookup matches and ForEach skips.
+  static constexpr uintptr_t kClaimed = kMovingBit;
 
   struct Slot {
     std::atomic<uintptr_t> key;
@@ -99,20 +130,27 @@ class PointerTable {
   struct alignas(128) Bucket {
     Slot slots[kSlotsPerBucket];
   };
-  struct Level {
-    Bucket* buckets;
-    uint32_t bucket_bits;
-  };
 
   static uint64_t Pack(Entry entry);
   static Entry Unpack(uint64_t value);
-  Bucket& BucketFor(const Level& level, uintptr_t key) const;
+  // The slot's key without the moving bit (0 if empty or being filled), and its entry. The key
+  // is read again after the value: a slot emptied and refilled meanwhile is reported empty
+  // rather than as one key with another key's entry.
+  static uintptr_t ReadSlot(const Slot& slot, Entry* entry) {
+    uintptr_t key = slot.key.load(std::memory_order_acquire) & ~kMovingBit;
+    if (key == 0) return 0;
+    *entry = Unpack(slot.value.load(std::memory_order_acquire));
+    return (slot.key.load(std::memory_order_relaxed) & ~kMovingBit) == key ? key : 0;
+  }
+  size_t BucketCount(size_t level) const { return size_t{1} << (first_bits_ + level); }
+  size_t LevelBytes(size_t level) const { return sizeof(Bucket) * BucketCount(level); }
+  Bucket& BucketFor(size_t level, uintptr_t key) const;
   Slot* Find(uintptr_t key) const;
-  bool AddLevel(size_t seen_levels);
+  bool Grow(size_t seen_levels);
 
-  Level levels_[kMaxLevels] = {};
+  std::atomic<Bucket*> levels_[kMaxLevels] = {};
   std::atomic<size_t> level_count_{0};
-  std::atomic<bool> growing_{false};
+  uint32_t first_bits_ = 0;
 };
 
 }  // namespace dw

@@ -4,12 +4,18 @@
 // read them at any moment without coordination and the collector derives live values as
 // differences. A reading taken while hooks run may be a few operations stale, never torn.
 //
-// Thread-safety: lock-free (relaxed atomic adds). Allocation: none after Init().
-// Safe inside a hook: yes (Acquire/Release); Init(), no.
+// Memory is mapped in chunks of 4096 sites as site ids first reach them (LazyArray), so a
+// program with few sites reserves little address space whatever DRIFTWATCH_MAX_SITES is.
+//
+// Thread-safety: lock-free (relaxed atomic adds). Allocation: none from the heap; Init() and the
+// first use of a site in a new chunk map pages. Safe inside a hook: Admit/Acquire/Release, yes;
+// Init() and Release(), no.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+
+#include "preload/lazy_array.h"
 
 namespace dw {
 
@@ -19,31 +25,49 @@ class SiteCounters {
     uint64_t acquired, released, acquired_bytes, released_bytes;
   };
 
-  // Maps counters for site ids [0, max_sites). False if mapping failed.
+  // Counters for site ids [0, max_sites); site 0's chunk is mapped now. False if mapping failed.
   bool Init(uint32_t max_sites);
+  // Unmaps everything (a start that failed). Afterwards counts go to a shared sink and every
+  // site reads as zero.
+  void ReleaseMemory() { cells_.Release(); }
+
+  // The site to record a new resource under: `site` once its counters are mapped, or 0
+  // ("unattributed") if they cannot be. Call before storing the site with the resource, so its
+  // later Release() finds mapped counters.
+  uint32_t Admit(uint32_t site) { return cells_.Ensure(site) != nullptr ? site : 0; }
 
   void Acquire(uint32_t site, uint64_t bytes) {
-    Cell& cell = cells_[site];
+    Cell& cell = CellFor(site);
     cell.acquired.fetch_add(1, std::memory_order_relaxed);
     cell.acquired_bytes.fetch_add(bytes, std::memory_order_relaxed);
   }
   void Release(uint32_t site, uint64_t bytes) {
-    Cell& cell = cells_[site];
+    Cell& cell = CellFor(site);
     cell.released_bytes.fetch_add(bytes, std::memory_order_relaxed);
     // Release order pairs with Read(): a reader that sees this release also sees the matching
     // acquisition, which happened before it.
     cell.released.fetch_add(1, std::memory_order_release);
   }
 
+  // A site whose counters were never mapped reads as all zero.
   Snapshot Read(uint32_t site) const;
-  uint32_t max_sites() const { return max_sites_; }
+  uint32_t max_sites() const { return cells_.capacity(); }
+  size_t mapped_bytes() const { return cells_.mapped_bytes(); }
 
  private:
   struct Cell {
     std::atomic<uint64_t> acquired, released, acquired_bytes, released_bytes;
   };
-  Cell* cells_ = nullptr;
-  uint32_t max_sites_ = 0;
+  // A site that was not admitted (a caller that skipped Admit, or an unmappable chunk) is
+  // counted as unattributed rather than lost.
+  Cell& CellFor(uint32_t site) {
+    Cell* cell = cells_.Ensure(site);
+    if (cell == nullptr) cell = cells_.Get(0);
+    return cell != nullptr ? *cell : sink_;  // sink: only after ReleaseMemory
+  }
+
+  LazyArray<Cell, 12> cells_;  // 4096 sites (128 KiB) per chunk
+  static Cell sink_;
 };
 
 }  // namespace dw

@@ -24,12 +24,40 @@ bool StackTable::Init(uint32_t max_sites, uint32_t max_depth) {
   while (index_slots < 2ull * max_sites) index_slots <<= 1;  // load factor stays <= 1/2
   index_mask_ = index_slots - 1;
   index_ = static_cast<std::atomic<uint32_t>*>(os::MapPages(index_slots * sizeof(uint32_t)));
-  records_ = static_cast<char*>(os::MapPages(size_t{max_sites} * record_size_));
-  return index_ != nullptr && records_ != nullptr;
+  if (index_ == nullptr) return false;
+  return records_.Init(record_size_, max_sites, kRecordChunkBits);
+}
+
+void StackTable::ReleaseMemory() {
+  os::UnmapPages(index_, (index_mask_ + 1) * sizeof(uint32_t));
+  index_ = nullptr;
+  records_.Release();
+  max_sites_ = 0;
+}
+
+size_t StackTable::mapped_bytes() const {
+  return (index_ != nullptr ? (index_mask_ + 1) * sizeof(uint32_t) : 0) + records_.mapped_bytes();
 }
 
 StackTable::Record* StackTable::RecordAt(uint32_t id) const {
-  return reinterpret_cast<Record*>(records_ + size_t{id} * record_size_);
+  return static_cast<Record*>(records_.Get(id));
+}
+
+uint32_t StackTable::TakeId() {
+  // Checked before reserving, so a full table stops handing out ids (and can never wrap the
+  // 32-bit counter back onto live records).
+  const uint32_t limit = mapped_limit_.load(std::memory_order_relaxed);
+  const uint32_t end = limit < max_sites_ ? limit : max_sites_;
+  if (next_id_.load(std::memory_order_relaxed) >= end) return kNoSite;
+  const uint32_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  if (id >= end) return kNoSite;
+  if (records_.Ensure(id) == nullptr) {
+    uint32_t seen = mapped_limit_.load(std::memory_order_relaxed);
+    while (id < seen && !mapped_limit_.compare_exchange_weak(seen, id, std::memory_order_relaxed)) {
+    }
+    return kNoSite;
+  }
+  return id;
 }
 
 bool StackTable::Matches(const Record& record, uint64_t hash, const uintptr_t* frames,
@@ -39,6 +67,7 @@ bool StackTable::Matches(const Record& record, uint64_t hash, const uintptr_t* f
 }
 
 uint32_t StackTable::Intern(const uintptr_t* frames, uint32_t depth, uint16_t module_generation) {
+  if (index_ == nullptr) return kNoSite;  // released
   if (depth > max_depth_) depth = max_depth_;
   const uint64_t hash = HashFrames(frames, depth);
   uint32_t mine = kNoSite;  // our record, written but not yet linked into the index
@@ -46,14 +75,8 @@ uint32_t StackTable::Intern(const uintptr_t* frames, uint32_t depth, uint16_t mo
     uint32_t id = index_[slot].load(std::memory_order_acquire);
     if (id == kNoSite) {
       if (mine == kNoSite) {
-        // Checked before reserving, so a full table stops handing out ids (and can never wrap
-        // the 32-bit counter back onto live records).
-        if (next_id_.load(std::memory_order_relaxed) >= max_sites_) {
-          overflowed_.fetch_add(1, std::memory_order_relaxed);
-          return kNoSite;
-        }
-        mine = next_id_.fetch_add(1, std::memory_order_relaxed);
-        if (mine >= max_sites_) {
+        mine = TakeId();
+        if (mine == kNoSite) {
           overflowed_.fetch_add(1, std::memory_order_relaxed);
           return kNoSite;
         }
@@ -82,8 +105,9 @@ uint32_t StackTable::end_id() const {
 }
 
 bool StackTable::Published(uint32_t id) const {
-  return id != kNoSite && id < max_sites_ &&
-         RecordAt(id)->state.load(std::memory_order_acquire) != kEmpty;
+  if (id == kNoSite) return false;
+  const Record* record = RecordAt(id);  // null past max_sites or in a chunk never mapped
+  return record != nullptr && record->state.load(std::memory_order_acquire) != kEmpty;
 }
 
 bool StackTable::IsDuplicate(uint32_t id) const {

@@ -4,14 +4,20 @@
 // table is insert-only: a stack, once interned, keeps its id for the life of the process, which
 // is what lets the census thread send each definition once per connection.
 //
+// Memory: the hash index (4 bytes per slot, two slots per possible site) is mapped at Init; the
+// records are mapped 1024 at a time as ids reach them (LazyChunks), so the address space reserved
+// follows the number of distinct stacks, not DRIFTWATCH_MAX_SITES.
+//
 // Thread-safety: Intern() is lock-free and may race with itself and with readers. Allocation:
-// none after Init(), which maps all memory up front (pages are only touched as sites appear).
-// Safe inside a hook: Intern() and the readers, yes; Init(), no (it maps memory).
+// none from the heap; Init() maps pages, and Intern() maps a chunk of records once per 1024 ids.
+// Safe inside a hook: Intern() and the readers, yes; Init() and ReleaseMemory(), no.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+
+#include "preload/lazy_array.h"
 
 namespace dw {
 
@@ -22,11 +28,15 @@ class StackTable {
 
   // Maps room for `max_sites` stacks of up to `max_depth` frames. False if mapping failed.
   bool Init(uint32_t max_sites, uint32_t max_depth);
+  // Unmaps everything (a start that failed). Afterwards Intern() returns kNoSite and no id is
+  // published.
+  void ReleaseMemory();
 
   // Returns the id for this stack, interning it on first sight, or kNoSite when the table is
-  // full (counted in overflowed()). `depth` is clamped to max_depth(). `module_generation` is
-  // how many dlclose() unloads had happened when the stack was captured (UnloadedModules), kept
-  // with a new stack so its addresses can be matched to the modules mapped at the time.
+  // full or its records cannot be mapped (counted in overflowed()). `depth` is clamped to
+  // max_depth(). `module_generation` is how many dlclose() unloads had happened when the stack was
+  // captured (UnloadedModules), kept with a new stack so its addresses can be matched to the
+  // modules mapped at the time.
   uint32_t Intern(const uintptr_t* frames, uint32_t depth, uint16_t module_generation = 0);
 
   // Reader side (census thread). ids below end_id() have been handed out; a definition is
@@ -42,8 +52,11 @@ class StackTable {
   uint32_t max_sites() const { return max_sites_; }
   uint32_t max_depth() const { return max_depth_; }
   uint64_t overflowed() const { return overflowed_.load(std::memory_order_relaxed); }
+  // Bytes mapped now; for tests of the start-up reservation.
+  size_t mapped_bytes() const;
 
  private:
+  static constexpr uint32_t kRecordChunkBits = 10;  // 1024 records (144 KiB at depth 16)
   enum RecordState : uint32_t { kEmpty = 0, kLive = 1, kDuplicate = 2 };
   struct Record {
     std::atomic<uint32_t> state;
@@ -56,13 +69,19 @@ class StackTable {
   Record* RecordAt(uint32_t id) const;
   bool Matches(const Record& record, uint64_t hash, const uintptr_t* frames, uint32_t depth) const;
 
+  uint32_t TakeId();
+
   uint32_t max_sites_ = 0;
   uint32_t max_depth_ = 0;
   size_t record_size_ = 0;
   uint64_t index_mask_ = 0;
   std::atomic<uint32_t>* index_ = nullptr;  // open addressing, linear probing, never deleted
-  char* records_ = nullptr;
+  LazyChunks records_;
   std::atomic<uint32_t> next_id_{1};
+  // The first id whose records could not be mapped (ulimit -v reached): no id from there on is
+  // handed out, as if the table were full, so a failing mmap is not retried on every new stack.
+  // An id already taken in that chunk is never published; the census leaves it pending.
+  std::atomic<uint32_t> mapped_limit_{~0u};
   std::atomic<uint64_t> overflowed_{0};
 };
 

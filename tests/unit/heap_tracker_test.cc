@@ -1,7 +1,9 @@
 #include "preload/heap_tracker.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -77,6 +79,90 @@ TEST(HeapTrackerTest, ConcurrentThreadsNoLostUpdates) {
   EXPECT_EQ(at.released, kThreads * kPerThread / 2);
   EXPECT_EQ(at.acquired_bytes - at.released_bytes, kThreads * kPerThread / 2 * 16);
   EXPECT_EQ(heap.untracked_frees(), 0u);
+}
+
+// Defect 13 (issue 9): 16 threads keep 480k blocks live and insert and erase short-lived ones
+// beside them, so the table grows about ten times with erases racing each growth. The first
+// thread to grow is stalled there (as if preempted or stopped) until every other thread has done
+// all its allocations, which need the later levels: no insert may be dropped meanwhile
+// (table_overflowed), and every block must be found by its one free.
+constexpr int kGrowthThreads = 16;
+std::atomic<int> g_threads_done{0};
+std::atomic<bool> g_grower_stalled{false};
+
+void StallFirstGrower() {
+  if (g_grower_stalled.exchange(true)) return;
+  for (int waited_ms = 0; waited_ms < 20000; ++waited_ms) {
+    if (g_threads_done.load() == kGrowthThreads - 1) return;
+    usleep(1000);
+  }
+}
+
+TEST(HeapTrackerTest, StalledGrowthDropsNothing) {
+  HeapTracker heap;
+  ASSERT_TRUE(heap.Init(64));                  // a first level of 32k slots
+  constexpr uintptr_t kLivePerThread = 30000;  // 480k live blocks in all
+  g_threads_done = 0;
+  g_grower_stalled = false;
+  PointerTable::SetGrowthHookForTesting(StallFirstGrower);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kGrowthThreads; ++t) {
+    threads.emplace_back([&heap, t] {
+      const uintptr_t base = (uintptr_t{1} + t) << 28;
+      for (uintptr_t i = 0; i < kLivePerThread; ++i) {
+        heap.OnAlloc(Fake(base + 2 * i), 16, 1 + t);
+        heap.OnAlloc(Fake(base + 2 * i + 1), 8, 1 + t);
+        heap.OnFree(Fake(base + 2 * i + 1));
+      }
+      ++g_threads_done;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  PointerTable::SetGrowthHookForTesting(nullptr);
+  ASSERT_TRUE(g_grower_stalled.load());
+  EXPECT_EQ(heap.table_overflowed(), 0u) << "allocations dropped while the table grew";
+  EXPECT_GT(heap.table().levels(), 4u);
+  EXPECT_EQ(heap.table().CountForTesting(), kGrowthThreads * kLivePerThread);
+  threads.clear();
+  for (int t = 0; t < kGrowthThreads; ++t) {
+    threads.emplace_back([&heap, t] {
+      const uintptr_t base = (uintptr_t{1} + t) << 28;
+      for (uintptr_t i = 0; i < kLivePerThread; ++i) heap.OnFree(Fake(base + 2 * i));
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(heap.untracked_frees(), 0u);
+  EXPECT_EQ(heap.missed_frees(), 0u);
+  EXPECT_EQ(heap.table().CountForTesting(), 0u);
+  for (uint32_t site = 1; site <= kGrowthThreads; ++site) {
+    SiteCounters::Snapshot at = heap.counters().Read(site);
+    EXPECT_EQ(at.acquired, 2 * kLivePerThread) << "site " << site;
+    EXPECT_EQ(at.released, 2 * kLivePerThread) << "site " << site;
+  }
+}
+
+TEST(HeapTrackerTest, MissedFreeIsReleasedWhenTheAddressComesBack) {
+  HeapTracker heap;
+  ASSERT_TRUE(heap.Init(64));
+  heap.OnAlloc(Fake(1), 100, 3);
+  // Its free happens where the shim cannot see it; the allocator then hands the address out
+  // again.
+  heap.OnAlloc(Fake(1), 40, 4);
+  EXPECT_EQ(heap.missed_frees(), 1u);
+  SiteCounters::Snapshot old_site = heap.counters().Read(3);
+  EXPECT_EQ(old_site.acquired, 1u);
+  EXPECT_EQ(old_site.released, 1u);
+  EXPECT_EQ(old_site.released_bytes, 100u);
+  EXPECT_EQ(heap.counters().Read(4).acquired, 1u);
+  EXPECT_EQ(heap.table().CountForTesting(), 1u);
+  // The free of the new block releases the new entry, and no phantom is left behind.
+  heap.OnFree(Fake(1));
+  EXPECT_EQ(heap.counters().Read(4).released_bytes, 40u);
+  EXPECT_EQ(heap.table().CountForTesting(), 0u);
+  EXPECT_EQ(heap.untracked_frees(), 0u);
+  heap.OnFree(Fake(1));
+  EXPECT_EQ(heap.untracked_frees(), 1u);
+  EXPECT_EQ(heap.missed_frees(), 1u);
 }
 
 }  // namespace

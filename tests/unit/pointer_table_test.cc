@@ -103,5 +103,44 @@ TEST(PointerTableTest, ConcurrentInsertEraseLosesNothing) {
   EXPECT_EQ(table.CountForTesting(), (kKeys - erased_count) * kThreads);
 }
 
+TEST(PointerTableTest, InsertOfALiveKeyReplacesIt) {
+  // A key left live by a missed free, in a table that has grown: inserting it again must find
+  // it and replace it, not add a second entry.
+  PointerTable table;
+  ASSERT_TRUE(table.Init(2));
+  for (uintptr_t i = 1; i <= 10000; ++i) ASSERT_TRUE(table.Insert((i + 0x10000) * 16, {2, i}));
+  ASSERT_GT(table.levels(), 3u);
+  const uintptr_t kStale = 0x7000;
+  ASSERT_TRUE(table.Insert(kStale, {1, 10}));
+  PointerTable::Entry replaced;
+  ASSERT_EQ(table.Insert(kStale, {3, 30}, &replaced), PointerTable::InsertResult::kReplaced);
+  EXPECT_EQ(replaced.site, 1u);
+  EXPECT_EQ(replaced.size, 10u);
+  EXPECT_EQ(table.CountForTesting(), 10001u);
+  PointerTable::Entry erased;
+  ASSERT_TRUE(table.Erase(kStale, &erased));
+  EXPECT_EQ(erased.site, 3u);
+  EXPECT_FALSE(table.Erase(kStale, &erased));
+  // A key that is moving (realloc in flight) is not live under its own number: no replacement.
+  ASSERT_TRUE(table.Insert(kStale, {4, 40}));
+  PointerTable::Entry moving;
+  void* handle = table.BeginMove(kStale, &moving);
+  ASSERT_NE(handle, nullptr);
+  EXPECT_EQ(table.Insert(kStale, {5, 50}, &replaced), PointerTable::InsertResult::kInserted);
+  table.EndMove(handle, /*released=*/true);
+  ASSERT_TRUE(table.Erase(kStale, &erased));
+  EXPECT_EQ(erased.site, 5u);
+}
+
+TEST(PointerTableTest, ReleaseMemoryUnmapsEveryLevel) {
+  PointerTable table;
+  ASSERT_TRUE(table.Init(16));
+  for (uintptr_t i = 1; i <= 5000; ++i) ASSERT_TRUE(table.Insert(i * 16, {1, i}));
+  EXPECT_GT(table.mapped_bytes(), size_t{16} * 128);
+  table.ReleaseMemory();
+  EXPECT_EQ(table.mapped_bytes(), 0u);
+  EXPECT_EQ(table.levels(), 0u);
+}
+
 }  // namespace
 }  // namespace dw
