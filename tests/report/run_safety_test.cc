@@ -218,6 +218,23 @@ TEST(RunSafetyTest, CollectorOutOfFdsDoesNotSpinAndSaysSo) {
   free(text);
 }
 
+TEST(RunSafetyTest, SanitizerRuntimeInTheCallersPreloadStaysFirst) {
+  const std::string asan = "/usr/lib/x86_64-linux-gnu/libasan.so.8";
+  if (!std::filesystem::exists(asan)) GTEST_SKIP() << asan << " is not installed";
+  // ASan refuses to start unless its runtime is the first library loaded.
+  setenv("LD_PRELOAD", (asan + ":" + NOOP_SHIM).c_str(), 1);
+  setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+  RunOptions options = ShellRun(
+      std::string("test \"$LD_PRELOAD\" = \"") + asan + ":" + NOOP_SHIM + ":" + NOOP_SHIM + "\"",
+      100);
+  options.drain_grace_s = 0.1;
+  absl::StatusOr<RunResult> result = RunUnderShim(options);
+  unsetenv("LD_PRELOAD");
+  unsetenv("ASAN_OPTIONS");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->child_exit.code, 0) << "LD_PRELOAD is not <asan>:<shim>:<the rest>";
+}
+
 // A scratch directory removed when the test ends.
 class ScratchDir {
  public:
