@@ -1,5 +1,6 @@
 #include "report/run_watch.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -56,6 +57,8 @@ std::vector<UnheardProcess> RunWatch::Unheard(const absl::flat_hash_set<pid_t>& 
     add(pid, seen.uid, seen.exe,
         fmt::format("never connected (carried the shim, lived {:.1f} s)", seen.age_s));
   }
+  std::sort(unheard.begin(), unheard.end(),
+            [](const UnheardProcess& a, const UnheardProcess& b) { return a.pid < b.pid; });
   return unheard;
 }
 
