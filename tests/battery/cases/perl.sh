@@ -1,5 +1,5 @@
-# perl: hashes, regexes, sort, a forked child (exit 7), a pipe from seq, a warning on stderr and
-# exit 4. Heard from perl, its fork and seq.
+# perl: hashes, regexes, sort, a forked child that works for 0.3 s and exits 7, a pipe from
+# seq, a warning on stderr and exit 4. Heard from perl, its fork and seq.
 quick=1
 expect_exit=4
 expect_processes='>= 3'

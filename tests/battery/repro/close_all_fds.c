@@ -1,7 +1,10 @@
-// Reproducer (battery finding): a program that closes every descriptor above 2, as daemons and
-// Python's subprocess (close_fds) do, gets a line from the shim in its own stderr:
+// Reproducer (battery finding, seen on 1d6ec51; fixed by b040599, which gives the census thread
+// its own fd table; kept as a regression check, and python3_fds asserts it on a real program):
+// a program that closes every descriptor above 2, as daemons and Python's subprocess
+// (close_fds) do, got a line from the shim in its own stderr:
 //   driftwatch[PID]: the census socket was closed or replaced by the program; reconnecting
-// so its output differs from the bare run's. (The shim also reconnects, taking a new fd.)
+// so its output differed from the bare run's; the shim reconnected, and the verdict listed the
+// process twice (same pid, two connections).
 //
 // Usage: close_all_fds loop|range MS
 //   first runs for 200 ms (so the shim has connected), then closes every fd above 2:

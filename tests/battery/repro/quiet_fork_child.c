@@ -1,8 +1,8 @@
-// Reproducer (battery finding): a fork child that lives many census intervals but makes no
-// allocation after its first interval is never heard from, so `driftwatch run` reports one
-// process where there were 1 + N. Python's multiprocessing workers (which block on a pipe and
-// leave with os._exit) hit this. The census thread of a fork child is started from a hook
-// (the first allocation one interval after the fork); a child blocked in a system call never
+// Reproducer (battery finding, seen on 1d6ec51 and e752519): a fork child that lives many census
+// intervals but makes no allocation after its first interval is never heard from, so `driftwatch
+// run` reports one process where there were 1 + N. Python's multiprocessing workers (which block on
+// a pipe and leave with os._exit) hit this. The census thread of a fork child is started from a
+// hook (the first allocation one interval after the fork); a child blocked in a system call never
 // calls one, and a child whose thread never started sends no final census either.
 //
 // Usage: quiet_fork_child CHILDREN SECONDS [exit|_exit]
