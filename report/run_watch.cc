@@ -25,8 +25,12 @@ void RunWatch::Scan() {
     if (stat.state == 'Z') continue;  // nothing left to read but its stat
     seen.age_s = ProcessAgeSeconds(stat);
     if (std::optional<uid_t> uid = ProcessEffectiveUid(stat.pid); uid.has_value()) seen.uid = *uid;
-    seen.exe = ProcessExe(stat.pid);  // again each time: an exec changes it
-    if (!seen.carries) seen.carries = CarriesShim(stat.pid, socket_variable_, shim_path_);
+    std::string exe = ProcessExe(stat.pid);  // again each time: an exec changes it
+    // The environment and maps are read once per image, not at every scan.
+    if (!seen.carries && exe != seen.exe) {
+      seen.carries = CarriesShim(stat.pid, socket_variable_, shim_path_);
+    }
+    seen.exe = std::move(exe);
   }
 }
 
