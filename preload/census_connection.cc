@@ -1,6 +1,5 @@
 #include "preload/census_connection.h"
 
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -12,18 +11,6 @@ namespace dw {
 namespace {
 
 constexpr uint32_t kMaxBackoffMs = 5000;
-
-// Where a socket in the program's table goes: above the numbers a program expects back from
-// open() ("lowest free fd") and above FD_SETSIZE when the limit allows, but not near a high
-// limit, since fork copies a descriptor table as large as the highest number in it.
-int SharedTableFloor() {
-  rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
-  const rlim_t soft = limit.rlim_cur;
-  if (soft > 2048) return 1024;
-  if (soft > 128) return static_cast<int>(soft) - 64;
-  return static_cast<int>(soft / 2);
-}
 
 }  // namespace
 
@@ -40,7 +27,7 @@ bool CensusConnection::Connect() {
   int fd = os::ConnectUnixSocket(socket_path_);
   const bool private_table = os::HasPrivateFdTable();
   if (fd >= 0 && !private_table) {
-    const int floor = SharedTableFloor();
+    const int floor = os::HighFdFloor();
     // Staying at a low number would take it from the program: give up instead.
     fd = floor > 2 ? os::MoveFdAtOrAbove(fd, floor) : (os::Close(fd), -1);
   }

@@ -60,7 +60,8 @@ void CensusEncoder::ForgetAfterFork() {
   build_ids_.Forget();
   generation_at_last_census_ = 0;
   generation_before_last_census_ = 0;
-  NewConnection();
+  // The per-connection memory is cleared when the child connects (NewConnection): most children
+  // exec or exit first, and fork must stay cheap.
 }
 
 bool CensusEncoder::AppendHello(os::PageBuffer& out) {

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -324,6 +325,15 @@ bool SocketDomain(int fd, int* domain) {
 int Close(int fd) { return static_cast<int>(syscall(SYS_close, fd)); }
 
 bool Fstat(int fd, struct stat* out) { return syscall(SYS_fstat, fd, out) == 0; }
+
+int HighFdFloor() {
+  rlimit limit;
+  if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &limit) != 0) return -1;
+  const rlim_t soft = limit.rlim_cur;
+  if (soft > 2048) return 1024;
+  if (soft > 128) return static_cast<int>(soft) - 64;
+  return static_cast<int>(soft / 2);
+}
 
 int MoveFdAtOrAbove(int fd, int floor) {
   int moved = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor));

@@ -125,6 +125,11 @@ bool SocketDomain(int fd, int* domain);
 
 int Close(int fd);
 bool Fstat(int fd, struct stat* out);
+// Where a descriptor of the shim's goes when it must sit in the program's table: above the
+// numbers a program expects back from open() ("lowest free fd") and above FD_SETSIZE when the
+// limit allows, but not near a high limit, since fork copies a descriptor table as large as its
+// highest number. -1 if the limit cannot be read.
+int HighFdFloor();
 // Moves `fd` to the lowest free number at or above `floor` (close-on-exec) and closes the
 // original; returns the new number or -1 (the original is closed either way).
 int MoveFdAtOrAbove(int fd, int floor);

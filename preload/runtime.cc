@@ -173,6 +173,15 @@ void OnModulesUnloaded(UnloadedModules::Snapshot& before, bool closed) {
   g_runtime.unloaded_modules.AfterUnload(before, closed);
 }
 
+void MoveShimPairHigh(int fds[2]) {
+  const int floor = os::HighFdFloor();
+  if (floor <= 2) return;
+  for (int end = 0; end < 2; ++end) {
+    const int moved = os::MoveFdAtOrAbove(fds[end], floor);
+    if (moved >= 0) fds[end] = moved;  // else closed: the caller sees a failed read or write
+  }
+}
+
 bool OnSingleThreadedCallBegin() { return g_runtime.reporter.StepAside(); }
 
 void OnSingleThreadedCallEnd() { g_runtime.reporter.Return(); }

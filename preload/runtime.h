@@ -41,6 +41,10 @@ void OnNestedHeapRealloc(const HeapTracker::Move& move, void* result, size_t siz
 bool OnModulesUnloading(UnloadedModules::Snapshot& before);
 void OnModulesUnloaded(UnloadedModules::Snapshot& before, bool closed);
 
+// A descriptor pair the shim itself made through a hook (libunwind's memory-validation pipe):
+// both ends are moved to high numbers, so the program's lowest-free descriptors stay free.
+void MoveShimPairHigh(int fds[2]);
+
 // unshare/setns, which fail with EINVAL in a multithreaded process for some namespaces. Before
 // the real call: true if the census thread stepped aside (wait for it to be gone). After it,
 // if it did: the thread comes back one interval later.

@@ -116,6 +116,34 @@ TEST(LifecycleTest, ChildrenYoungerThanAnIntervalSendNothingAtExit) {
   EXPECT_EQ(result.processes.size(), 1u);
 }
 
+// Runs `program` with the shim preloaded and only fds 0-2 open, reporting to `socket_path`;
+// returns its wait status.
+int RunPreloaded(const std::string& program, const std::string& socket_path) {
+  const pid_t target = fork();
+  if (target == 0) {
+    close_range(3, ~0u, 0);
+    const std::string preload = std::string("LD_PRELOAD=") + DW_SHIM_PATH;
+    const std::string socket = "DRIFTWATCH_SOCKET=" + socket_path;
+    char* environment[] = {const_cast<char*>(preload.c_str()), const_cast<char*>(socket.c_str()),
+                           const_cast<char*>("DRIFTWATCH_INTERVAL_MS=50"),
+                           const_cast<char*>("DRIFTWATCH_LOG=0"), nullptr};
+    const std::string path = Program(program);
+    char* arguments[] = {const_cast<char*>(path.c_str()), nullptr};
+    execve(path.c_str(), arguments, environment);
+    _exit(127);
+  }
+  int status = -1;
+  waitpid(target, &status, 0);
+  return status;
+}
+
+TEST(LifecycleTest, ShimHoldsNoLowDescriptorBeforeMain) {
+  // No collector listens: the shim is as it is in any process it was preloaded into.
+  const int status = RunPreloaded("lifecycle_first_fds", testing::TempDir() + "/nobody.sock");
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the program's first descriptors were taken";
+}
+
 // A listener run by another user, in a directory anyone may write to, as an attacker's socket
 // would be: the shim of a root process connects, sees who listens, and sends nothing.
 TEST(LifecycleTest, NothingIsSentToAnotherUsersCollector) {
@@ -149,20 +177,7 @@ TEST(LifecycleTest, NothingIsSentToAnotherUsersCollector) {
   }
   char byte;
   ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  const pid_t target = fork();
-  if (target == 0) {
-    const std::string preload = std::string("LD_PRELOAD=") + DW_SHIM_PATH;
-    const std::string socket = "DRIFTWATCH_SOCKET=" + path;
-    char* environment[] = {const_cast<char*>(preload.c_str()), const_cast<char*>(socket.c_str()),
-                           const_cast<char*>("DRIFTWATCH_INTERVAL_MS=50"),
-                           const_cast<char*>("DRIFTWATCH_LOG=0"), nullptr};
-    const std::string program = Program("lifecycle_vfork_exit");
-    char* arguments[] = {const_cast<char*>(program.c_str()), nullptr};
-    execve(program.c_str(), arguments, environment);
-    _exit(127);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(target, &status, 0), target);
+  int status = RunPreloaded("lifecycle_vfork_exit", path);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   ASSERT_EQ(waitpid(listener, &status, 0), listener);
   EXPECT_TRUE(WIFEXITED(status));
