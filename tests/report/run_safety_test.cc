@@ -192,7 +192,7 @@ double CpuSeconds() {
 TEST(RunSafetyTest, CollectorOutOfFdsDoesNotSpinAndSaysSo) {
   const std::string client = FAKE_CENSUS_CLIENT;
   RunOptions options = ShellRun(
-      "i=0; while [ $i -lt 100 ]; do " + client + " --censuses 25 & i=$((i+1)); done; wait", 100);
+      "i=0; while [ $i -lt 100 ]; do " + client + " --censuses 10 & i=$((i+1)); done; wait", 250);
   const double cpu_before = CpuSeconds();
   const auto wall_before = std::chrono::steady_clock::now();
   absl::StatusOr<RunResult> result;
@@ -206,7 +206,7 @@ TEST(RunSafetyTest, CollectorOutOfFdsDoesNotSpinAndSaysSo) {
   ASSERT_TRUE(result.ok()) << result.status();
   std::fprintf(stderr, "collector: %.2f s of CPU in %.2f s\n", cpu, wall);
   EXPECT_LT(cpu, 0.15 * wall)
-      << "the collector spins (0.08 s of 2.8 s fixed, 0.76 s of 3.4 s spinning)";
+      << "the collector spins (measured: 0.06 s of 2.8 s; 1.2 s of 2.9 s when it spun)";
   EXPECT_GT(result->turned_away, 0u) << "100 clients at once under a limit of 64 fds";
   EXPECT_NE(result->verdict, Verdict::kSteady);
   char* text = nullptr;
