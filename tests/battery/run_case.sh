@@ -79,6 +79,8 @@ port=$(free_port) || { echo "FAIL: no free loopback port"; exit 1; }
 export port run inputs
 # shellcheck source=/dev/null
 source "$case_file"
+# scripts/battery --interval MS: every case at another census interval.
+interval_ms=${DW_BATTERY_INTERVAL_MS:-$interval_ms}
 
 failures=()
 fail() {
