@@ -13,6 +13,10 @@
 //   fault_target fork CHILDREN SLEEP_US
 //     Forks CHILDREN children one after the other, each returning through exit(); stderr:
 //     fork_exit_avg_us=, fork_exit_max_us=.
+//   fault_target closefrom ROUNDS SLEEP_US
+//     Closes every fd from 3 up (close_range, as daemons and process spawners do); then each
+//     round makes a pipe (it gets the lowest numbers back), writes 64 bytes into it, allocates
+//     from a deep call stack (so the shim unwinds), reads the pipe back and prints what it got.
 // Exit code 5 when all went as planned (distinct from 0 so a lost exit code shows).
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -193,15 +197,61 @@ static int Forks(long children, long sleep_us) {
   return kExitCode;
 }
 
+// Allocates and frees from `depth` frames down, so that each allocation is unwound through all.
+static void __attribute__((noinline)) AllocateDeep(int depth, void** blocks, int count) {
+  if (depth > 0) {
+    AllocateDeep(depth - 1, blocks, count);
+    __asm__ volatile("" ::: "memory");  // not a tail call: the frames stay
+    return;
+  }
+  for (int i = 0; i < count; ++i) {
+    free(blocks[i]);
+    blocks[i] = malloc(16 + (size_t)(i % 100));
+  }
+}
+
+static int Closefrom(long rounds, long sleep_us) {
+  static void* blocks[256];
+  close_range(3, ~0U, 0);
+  for (long round = 0; round < rounds; ++round) {
+    int ends[2];
+    if (pipe(ends) != 0) {
+      printf("round %ld: pipe failed: %s\n", round, strerrorname_np(errno));
+      return 1;
+    }
+    char message[64], echo[65] = {0};
+    for (size_t i = 0; i < sizeof(message); ++i) message[i] = (char)('a' + (round + (long)i) % 26);
+    ssize_t written = write(ends[1], message, sizeof(message));
+    if (written != (ssize_t)sizeof(message)) {
+      printf("round %ld: write to fd %d gave %zd: %s\n", round, ends[1], written,
+             strerrorname_np(errno));
+      return 1;
+    }
+    AllocateDeep(10 + (int)(round % 7) * 5, blocks, 256);  // other stacks, other addresses
+    close(ends[1]);
+    ssize_t got = 0, more;
+    while ((more = read(ends[0], echo + got, sizeof(message) - (size_t)got)) > 0) got += more;
+    close(ends[0]);
+    printf("round %ld: pipe at %d,%d, read back %zd bytes: %s\n", round, ends[0], ends[1], got,
+           echo);
+    fflush(stdout);
+    SleepUs(sleep_us);
+  }
+  for (int i = 0; i < 256; ++i) free(blocks[i]);
+  fprintf(stderr, "end_realtime_us=%lld\n", (long long)NowUs(CLOCK_REALTIME));
+  return kExitCode;
+}
+
 int main(int argc, char** argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: fault_target steady|nofile|fork COUNT SLEEP_US\n");
+    fprintf(stderr, "usage: fault_target steady|nofile|fork|closefrom COUNT SLEEP_US\n");
     return 2;
   }
   long count = atol(argv[2]), sleep_us = atol(argv[3]);
   if (strcmp(argv[1], "steady") == 0) return Steady(count, sleep_us);
   if (strcmp(argv[1], "nofile") == 0) return Nofile(count, sleep_us);
   if (strcmp(argv[1], "fork") == 0) return Forks(count, sleep_us);
+  if (strcmp(argv[1], "closefrom") == 0) return Closefrom(count, sleep_us);
   fprintf(stderr, "unknown mode %s\n", argv[1]);
   return 2;
 }

@@ -6,7 +6,8 @@
 # also require that reporting comes back after the fault, with the gap visible to the sink.
 #
 # Usage: faults.sh FAULT SHIM SINK TARGET
-#   FAULT: killed stopped unlinked collector_nofile target_nofile silent garbage closing
+#   FAULT: killed stopped unlinked collector_nofile target_nofile target_closefrom silent garbage
+#          closing
 # Environment: FAULTS_STOP_S (how long the collector stays stopped; 5 in CI, 60 in
 # scripts/faults), FAULTS_RUN_S (how long the target runs in the other faults, default 6),
 # FAULTS_MAX_ITERATION_MS (default 100: a hang detector, bare runs take ~0.1 ms),
@@ -71,17 +72,18 @@ start_target() {
   started_pids+=("$target_pid")
 }
 
-# watch PID: kills PID if it still runs after 180 s. The watchdog ends on its own within a second
+# watch PID [SECONDS]: kills PID if it still runs after SECONDS (180). The watchdog ends on its own within a second
 # of PID (tail --pid polls once a second); it is never killed, since a subshell killed by a
 # signal would run the EXIT trap.
 watch() {
   ( trap - EXIT
-    timeout 180 tail --pid="$1" -f /dev/null || kill -9 "$1" ) > /dev/null 2>&1 &
+    timeout "${2:-180}" tail --pid="$1" -f /dev/null || kill -9 "$1" ) > /dev/null 2>&1 &
 }
 
-# finish_target NAME PID: waits for the target and checks it (check_target).
+# finish_target NAME PID [SECONDS]: waits for the target (killed after SECONDS, default 180) and
+# checks it (check_target).
 finish_target() {
-  watch "$2"
+  watch "$2" "${3:-180}"
   wait "$2"
   local rc=$?
   check_target "$1" "$rc" "$(now_us)"
@@ -91,7 +93,7 @@ finish_target() {
 # sets exit_delay_ms (from the end of main to the parent's wait returning, at REAPED_US).
 check_target() {
   local name=$1 rc=$2 reaped_us=$3
-  [ "$rc" -ne 137 ] || { fail "$name: the target stalled (killed after 180 s)"; return; }
+  [ "$rc" -ne 137 ] || { fail "$name: the target stalled (killed by the watchdog)"; return; }
   [ "$rc" -eq "$bare_rc" ] || fail "$name: exit code $rc, bare run gave $bare_rc"
   if ! cmp -s "$work/bare.out" "$work/$name.out"; then
     fail "$name: stdout differs from the bare run in $(diff "$work/bare.out" "$work/$name.out" |
@@ -285,6 +287,20 @@ target_nofile)
   # The process never has fewer than 3 fds: a census saying 0 reports a failure as a figure.
   zero=$(censuses sink "$target_pid" | grep -c ' fds=0 ')
   [ "$zero" -eq 0 ] || fail "$zero of $count censuses say the process has 0 fds open"
+  ;;
+target_closefrom)
+  # The target closes every fd from 3 up, as daemons and process spawners do, then makes pipes
+  # (they get the lowest numbers back) and allocates. Whatever the shim held there is gone: it
+  # must neither read nor write the target's new fds. Whether it does depends on the addresses
+  # its unwinder checks (about half the runs with libunwind 1.6), so up to 6 runs, each with a
+  # 10 s watchdog where a bare run takes 0.5 s.
+  bare closefrom 20
+  start_sink sink
+  for n in $(seq 6); do
+    start_target "shim$n" closefrom 20 20000
+    finish_target "shim$n" "$target_pid" 10
+    [ "$failed" -eq 0 ] || { measured "failed in run $n of 6"; break; }
+  done
   ;;
 silent)
   # Accepts, never reads until it is told to stop: the socket buffer fills at a 10 ms interval.
