@@ -1,9 +1,14 @@
-// namespace_hooks.cc: unshare and setns, which the kernel refuses (EINVAL) to a multithreaded
-// process for a user namespace, and setns for a mount namespace too. A program that is
-// single-threaded without the shim must stay able to make them: the census thread steps aside
-// for the call and comes back one interval later (preload/reporter.h).
+// process_hooks.cc: calls about the process as a whole.
+// - unshare and setns, which the kernel refuses (EINVAL) to a multithreaded process for a user
+//   namespace, and setns for a mount namespace too. A program that is single-threaded without
+//   the shim must stay able to make them: the census thread steps aside for the call and comes
+//   back one interval later (preload/reporter.h).
+// - _exit, which runs no exit handler: the final census is sent from here instead (a worker
+//   that leaves with os._exit, a daemon's child), bounded like exit's.
 #include <errno.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "hooks/export.h"
 #include "hooks/real.h"
@@ -52,4 +57,14 @@ DW_EXPORT int setns(int fd, int namespace_type) noexcept {
   // 0 lets the kernel take the type from the descriptor: it may be a user or mount namespace.
   const bool needed = namespace_type == 0 || (namespace_type & (CLONE_NEWUSER | CLONE_NEWNS)) != 0;
   return WithoutCensusThread(needed, [&] { return dw::real::setns(fd, namespace_type); });
+}
+
+DW_EXPORT void _exit(int status) {
+  {
+    dw::HookScope scope;
+    if (scope.entered() && dw::Tracking()) dw::OnProcessExiting();
+  }
+  if (dw::real::EnsureResolved() && dw::real::_exit != nullptr) dw::real::_exit(status);
+  syscall(SYS_exit_group, status);
+  __builtin_unreachable();
 }

@@ -163,18 +163,20 @@ void Reporter::FinalFlush() {
   if (!phase_.compare_exchange_strong(expected, kFinalRequested, std::memory_order_acq_rel)) {
     return;  // once per process
   }
-  final_deadline_ns_.store(os::MonotonicNs() + kFinalFlushNs, std::memory_order_relaxed);
   deferred_start_ns_.store(0, std::memory_order_relaxed);
+  if (fork_child_ && os::MonotonicNs() - reporting_since_ns_ < Ms(interval_ms_)) {
+    // A fork child younger than one interval (a prefork worker's early exit, a helper before
+    // exec): one census shows no drift, and fork+exit must stay cheap.
+    phase_.store(kFinished, std::memory_order_release);
+    return;
+  }
+  final_deadline_ns_.store(os::MonotonicNs() + kFinalFlushNs, std::memory_order_relaxed);
   if (t_state.internal_thread) {
     SendFinal();  // exit() called on the census thread: it was the last thread
   } else if (thread_running_.load(std::memory_order_acquire) != 0) {
     WaitForFinal();  // the census thread owns the connection: it sends, we wait
-  } else if (!fork_child_ || os::MonotonicNs() - reporting_since_ns_ >= Ms(interval_ms_)) {
-    SendFinal();  // no census thread now (not yet started, or stepped aside): from this thread
   } else {
-    // A fork child younger than one interval (a prefork worker's early exit, a helper before
-    // exec): one census shows no drift, and fork+exit must stay cheap.
-    phase_.store(kFinished, std::memory_order_release);
+    SendFinal();  // no census thread now (stepped aside, or never started): from this thread
   }
 }
 
@@ -202,8 +204,9 @@ void Reporter::ChildAfterFork() {
   out_.Forget();
   encoder_.ForgetAfterFork();
   censuses_dropped_.store(0, std::memory_order_relaxed);
-  // Not started here: many children exec at once, and some must stay single-threaded until
-  // they do (unshare(CLONE_NEWUSER) fails in a multithreaded process).
+  // Not started here: most children exec or exit within an interval, and a thread would cost
+  // each fork its creation and teardown. It starts from the first hook event one interval
+  // later; a child quiet until its exit (or _exit) sends its census then.
   if (phase_.load(std::memory_order_relaxed) == kActive) {
     deferred_start_ns_.store(reporting_since_ns_ + Ms(interval_ms_), std::memory_order_relaxed);
   }

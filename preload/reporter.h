@@ -6,7 +6,8 @@
 // - The census thread starts with the process, so that an idle process reports too. It steps
 //   aside while the program makes a call that needs a single-threaded process
 //   (unshare(CLONE_NEWUSER), setns: unshare, bwrap, sandboxes) and comes back one interval
-//   later. A fork child starts its own one interval after the fork (many children exec first).
+//   later. A fork child starts its own one interval after the fork, from its first hook event
+//   (most children exec or exit first); one that stays quiet reports at its exit or _exit.
 // - It never keeps a process alive: when main has called pthread_exit and every other thread
 //   is gone, it returns, and glibc ends the process as it would have without it.
 // - It works in a descriptor table of its own, so it takes no fd number from the program.
@@ -44,17 +45,18 @@ class Reporter {
   // the thread not started (the shim then stays passive).
   bool Init(const Config& config, const CensusSources& sources);
 
-  // Hooks call StartIfDue() when start_pending() says so; it starts a deferred census thread
-  // (a fork child's, or one that stepped aside) once it is due.
+  // Hooks call StartIfDue() when start_pending() says so; it brings back a census thread that
+  // stepped aside, once it is due.
   bool start_pending() const { return deferred_start_ns_.load(std::memory_order_relaxed) != 0; }
   void StartIfDue();
 
-  // The exit path, after every library destructor: sends a last census marked final, waiting
-  // at most kFinalFlushMs for the collector to take it. Later censuses are not sent.
+  // The exit path, after every library destructor (or _exit): sends a last census marked
+  // final, waiting at most kFinalFlushMs for the collector to take it. Later censuses are not
+  // sent.
   void FinalFlush();
 
   // pthread_atfork child handler: the child forgets the parent's connection and starts its own
-  // census thread one interval later, so each process reports under its own identity.
+  // census thread, so each process reports under its own identity.
   void ChildAfterFork();
 
   // The thread-exit key's destructor, on every exiting thread: once main has exited, the

@@ -173,6 +173,8 @@ void OnModulesUnloaded(UnloadedModules::Snapshot& before, bool closed) {
   g_runtime.unloaded_modules.AfterUnload(before, closed);
 }
 
+void OnProcessExiting() { g_runtime.reporter.FinalFlush(); }
+
 void MoveShimPairHigh(int fds[2]) {
   const int floor = os::HighFdFloor();
   if (floor <= 2) return;

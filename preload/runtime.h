@@ -41,6 +41,9 @@ void OnNestedHeapRealloc(const HeapTracker::Move& move, void* result, size_t siz
 bool OnModulesUnloading(UnloadedModules::Snapshot& before);
 void OnModulesUnloaded(UnloadedModules::Snapshot& before, bool closed);
 
+// _exit, which runs no exit handler: sends the final census as exit's handler would.
+void OnProcessExiting();
+
 // A descriptor pair the shim itself made through a hook (libunwind's memory-validation pipe):
 // both ends are moved to high numbers, so the program's lowest-free descriptors stay free.
 void MoveShimPairHigh(int fds[2]);

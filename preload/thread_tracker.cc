@@ -186,7 +186,13 @@ bool ThreadStartPool::AwaitRecorded(Slot* slot, uint64_t timeout_ns) {
 }
 
 void ThreadStartPool::ResetAfterFork() {
-  for (Slot& slot : slots_) slot.phase.store(kFree, std::memory_order_relaxed);
+  // Written only where needed: every store to a page the child shares with its parent costs
+  // the fork a copy-on-write fault.
+  for (Slot& slot : slots_) {
+    if (slot.phase.load(std::memory_order_relaxed) != kFree) {
+      slot.phase.store(kFree, std::memory_order_relaxed);
+    }
+  }
 }
 
 uint32_t ThreadStartPool::InUseForTesting() const {

@@ -110,6 +110,13 @@ TEST(LifecycleTest, LowestFreeDescriptorIsNeverTaken) {
   EXPECT_GE(result.processes[0].census_count, 50u);
 }
 
+TEST(LifecycleTest, QuietWorkersLeavingWithUnderscoreExitAreHeardFrom) {
+  RunResult result = RunAt("lifecycle_quiet_workers", 100, 20);
+  ExpectCleanExit(result);
+  EXPECT_EQ(result.processes.size(), 4u);
+  for (const ProcessReport& process : result.processes) EXPECT_TRUE(process.saw_final);
+}
+
 TEST(LifecycleTest, ChildrenYoungerThanAnIntervalSendNothingAtExit) {
   RunResult result = RunAt("lifecycle_quick_fork_children", 1000, 20);
   ExpectCleanExit(result);
