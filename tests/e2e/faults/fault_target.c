@@ -17,6 +17,8 @@
 //     Closes every fd from 3 up (close_range, as daemons and process spawners do); then each
 //     round makes a pipe (it gets the lowest numbers back), writes 64 bytes into it, allocates
 //     from a deep call stack (so the shim unwinds), reads the pipe back and prints what it got.
+//     Under a limit of 128 fds or less, it also holds limit/2 + 4 files on /dev/null meanwhile
+//     and checks that they still are.
 // Exit code 5 when all went as planned (distinct from 0 so a lost exit code shows).
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -212,8 +214,15 @@ static void __attribute__((noinline)) AllocateDeep(int depth, void** blocks, int
 
 static int Closefrom(long rounds, long sleep_us) {
   static void* blocks[256];
+  // Files held across each round, up to half the fd limit: they take the numbers the shim
+  // would move its own descriptors to, had it any left after the close_range.
+  struct rlimit limit;
+  getrlimit(RLIMIT_NOFILE, &limit);
+  int held_count = limit.rlim_cur <= 128 ? (int)limit.rlim_cur / 2 + 4 : 0;
+  int held[68];
   close_range(3, ~0U, 0);
   for (long round = 0; round < rounds; ++round) {
+    for (int i = 0; i < held_count; ++i) held[i] = open("/dev/null", O_RDONLY);
     int ends[2];
     if (pipe(ends) != 0) {
       printf("round %ld: pipe failed: %s\n", round, strerrorname_np(errno));
@@ -232,8 +241,10 @@ static int Closefrom(long rounds, long sleep_us) {
     ssize_t got = 0, more;
     while ((more = read(ends[0], echo + got, sizeof(message) - (size_t)got)) > 0) got += more;
     close(ends[0]);
-    printf("round %ld: pipe at %d,%d, read back %zd bytes: %s\n", round, ends[0], ends[1], got,
-           echo);
+    int intact = AllIntact(held, held_count);
+    for (int i = 0; i < held_count; ++i) close(held[i]);
+    printf("round %ld: %d files held%s, pipe at %d,%d, read back %zd bytes: %s\n", round,
+           held_count, intact ? "" : " (SOME CHANGED)", ends[0], ends[1], got, echo);
     fflush(stdout);
     SleepUs(sleep_us);
   }
