@@ -14,9 +14,10 @@
 //
 // An insert of a key that is already live replaces the old entry and returns it: for heap
 // addresses that means the block was freed where the shim could not see it (a "missed free").
-// The key is looked for in the buckets the insert scans anyway: the newest level, and older ones
-// only while the newer are full. Allocators reuse a freed address soon, usually before the
-// table grows again, so that finds most stale keys; one left on an older level stays.
+// The key is looked for only where the insert reads anyway: the newest level, older ones only
+// while the newer are full, and in a bucket the cache lines up to the first free slot.
+// Allocators reuse a freed address soon, usually before the table grows again or the slots
+// before it empty, so that finds most stale keys; one left elsewhere stays.
 //
 // Thread-safety: lock-free. Insert/Erase/BeginMove/EndMove may run concurrently on any keys; a
 // given key is only ever operated on by the thread that owns the resource (the allocator never
@@ -117,6 +118,7 @@ class PointerTable {
 
  private:
   static constexpr int kSlotsPerBucket = 8;
+  static constexpr int kSlotsPerLine = 4;  // 16-byte slots in a 64-byte cache line
   static constexpr int kMaxLevels = 24;
   static constexpr uintptr_t kMovingBit = 1;
   // A slot being filled: claimed (so no other insert takes it) but its value not yet written.
