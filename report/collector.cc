@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "report/process_tree.h"
@@ -35,6 +36,17 @@ PeerInfo PeerCredentials(int fd) {
     peer.uid = static_cast<uid_t>(-1);  // unknown: never our uid, so the admission check decides
   }
   return peer;
+}
+
+// Adds the peer to `list` unless its pid is listed already or the list is full; reads its exe
+// only then.
+void ListPeer(std::vector<PeerInfo>& list, PeerInfo peer) {
+  if (list.size() >= Collector::kMaxListedPeers) return;
+  for (const PeerInfo& listed : list) {
+    if (listed.pid == peer.pid) return;
+  }
+  peer.exe = ProcessExe(peer.pid);
+  list.push_back(std::move(peer));
 }
 
 }  // namespace
@@ -158,8 +170,7 @@ void Collector::AcceptAll() {
 bool Collector::Admit(int fd, PeerInfo& peer) {
   if (peer.uid == geteuid() || (admission_ && admission_(peer))) return true;
   close(fd);
-  peer.exe = ProcessExe(peer.pid);
-  refused_.push_back(peer);
+  ListPeer(refused_, peer);
   return false;
 }
 
@@ -169,8 +180,8 @@ void Collector::TurnAwayOne() {
   if (fd >= 0) {
     PeerInfo peer = PeerCredentials(fd);
     close(fd);
-    peer.exe = ProcessExe(peer.pid);
-    turned_away_.push_back(peer);
+    ++turned_away_connections_;
+    ListPeer(turned_away_, peer);
   }
   reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (fd < 0 || reserve_fd_ < 0) listener_paused_until_ = Clock::now() + kListenerPause;

@@ -108,10 +108,14 @@ class Collector {
   using Admission = std::function<bool(const PeerInfo& peer)>;
   void set_admission(Admission admission) { admission_ = std::move(admission); }
 
-  // Peers closed unread because the admission check refused them, in order.
+  // Peers closed unread because the admission check refused them, once per pid, in order; at
+  // most kMaxListedPeers, so that a peer hammering the socket cannot grow them without bound.
+  static constexpr size_t kMaxListedPeers = 1024;
   const std::vector<PeerInfo>& refused() const { return refused_; }
-  // Peers accepted and closed at once because the collector had no fd left for them.
+  // Peers accepted and closed at once because the collector had no fd left for them (listed as
+  // refused() is), and how many connections that was in all.
   const std::vector<PeerInfo>& turned_away() const { return turned_away_; }
+  size_t turned_away_connections() const { return turned_away_connections_; }
 
   // Offline connections (CreateOffline): the replay of Tap events. OpenOffline() returns the new
   // connection's id (0, 1, 2, ...). Feeding or ending a connection that already ended (a corrupt
@@ -155,6 +159,7 @@ class Collector {
   Admission admission_;
   std::vector<PeerInfo> refused_;
   std::vector<PeerInfo> turned_away_;
+  size_t turned_away_connections_ = 0;
   std::vector<std::unique_ptr<Connection>> connections_;
   Tap* tap_ = nullptr;
 };

@@ -385,8 +385,8 @@ void PrintUnheard(const RunResult& result, std::FILE* out) {
                result.turned_away, result.turned_away == 1 ? " was" : "s were");
   }
   if (!result.refused.empty()) {
-    fmt::print(out, "  warning: {} census connection{} refused (not from a process of the run):",
-               result.refused.size(), result.refused.size() == 1 ? "" : "s");
+    fmt::print(out, "  warning: census connections refused from {} process{} not of the run:",
+               result.refused.size(), result.refused.size() == 1 ? "" : "es");
     constexpr size_t kMaxListed = 5;
     for (size_t i = 0; i < result.refused.size() && i < kMaxListed; ++i) {
       const PeerInfo& peer = result.refused[i];

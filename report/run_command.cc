@@ -687,7 +687,7 @@ absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
   }
   result.unheard = watch.Unheard(heard, live);
   result.refused = live.refused();
-  result.turned_away = live.turned_away().size();
+  result.turned_away = live.turned_away_connections();
   AnalyzeCollected(std::move(records), options, result);
   return result;
 }

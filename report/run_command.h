@@ -166,7 +166,7 @@ struct RunResult {
   // Processes of the run that sent no census (never connected, turned away, or refused although
   // they were of the run). Any of them makes a steady verdict inconclusive.
   std::vector<UnheardProcess> unheard;
-  std::vector<PeerInfo> refused;  // every connection refused by the admission check
+  std::vector<PeerInfo> refused;  // peers refused by the admission check, once per pid
   size_t turned_away = 0;         // connections closed unread for want of fds
 };
 
