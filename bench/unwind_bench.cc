@@ -2,7 +2,7 @@
 // that matters. The shim captures a stack for every allocation, fd, thread and timer, so it must
 // pick its unwinder by measurement: a frame-pointer walk is far cheaper than anything else, but
 // Debian's libraries are built without frame pointers, and a walk that passes through one of them
-// loses the caller (pitfalls.md section 5, E9). So every capture here happens inside a qsort
+// loses the caller (docs/PITFALLS.md, section 8). So every capture here happens inside a qsort
 // comparator: glibc's qsort stands in for libstdc++'s operator new (both have no frame pointers),
 // and UserFrameMarker, which calls qsort, stands in for the allocating function. For each method:
 // time per captured stack, `frames` returned, and `reaches_user` (1 if UserFrameMarker's return

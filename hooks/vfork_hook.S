@@ -1,7 +1,7 @@
 /* vfork_hook.S: vfork, with the shim's hooks kept out of the child.
 
    A vfork child runs on its parent's memory and TLS until it execs or exits, so anything a hook
-   records there would land in the parent's tables (pitfalls.md section 3, E5). This vfork sets
+   records there would land in the parent's tables (docs/PITFALLS.md, section 5). This vfork sets
    the calling thread's in_vfork flag (preload/thread_state.h), makes the system call the way
    glibc's own vfork does, and clears the flag in the parent. It cannot be written in C: the
    child returns through the same stack frame as the parent, so the return address is kept in a

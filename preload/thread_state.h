@@ -16,7 +16,7 @@ struct ThreadState {
   bool internal_thread;
   // Set by the vfork hook (hooks/vfork_hook.S) around the vfork system call. The child runs on
   // the parent's memory, TLS included, until it execs or exits: hooks it runs must not touch
-  // the parent's tables (pitfalls.md section 3, E5).
+  // the parent's tables (docs/PITFALLS.md, section 5).
   bool in_vfork;
 };
 

@@ -6,7 +6,7 @@
 // creating call's stack; each entry's 40-bit state holds the kernel tid and the exited/detached
 // flags. Threads no hook saw created (glibc's SIGEV_THREAD and AIO helpers, raw clone, threads
 // made before tracking began or while the start pool was full) are found in /proc/self/task by
-// the census thread and kept at the unattributed site, keyed by tid (pitfalls.md section 6, E4).
+// the census thread and kept at the unattributed site, keyed by tid (docs/PITFALLS.md, section 6).
 //
 // Creation handshake. The hooked pthread_create starts ThreadTrampoline with a ThreadStartPool
 // slot as its argument. The creating thread records the entry right after the real

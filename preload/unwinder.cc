@@ -51,7 +51,7 @@ UnwindMethod Unwinder::Init(uintptr_t shim_begin, uintptr_t shim_end) {
   }
   if (backtrace_ == nullptr) {
     // A failed dlopen leaves an error string that the next dl* call frees: clear it now, while
-    // the guard is held, rather than from inside some later hook (pitfalls.md section 1).
+    // the guard is held, rather than from inside some later hook (docs/PITFALLS.md, section 1).
     dlerror();
     DW_LOG(kWarning, "libunwind.so.8 not found; using libgcc's slower unwinder");
     backtrace_ = LibgccBacktrace;

@@ -1,6 +1,6 @@
 // Cancellation and pthread_exit through C++ frames with destructors: the forced unwind must cross
-// the shim's trampoline (pitfalls.md E7: a noexcept frame there turns it into std::terminate).
-// Exits 0 if every destructor ran and every join saw the right value.
+// the shim's trampoline (docs/PITFALLS.md, section 9: a noexcept frame there turns it into
+// std::terminate). Exits 0 if every destructor ran and every join saw the right value.
 #include <pthread.h>
 #include <unistd.h>
 
