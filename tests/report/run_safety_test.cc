@@ -6,6 +6,7 @@
 // The fake census client stands in for the shim; an empty shared object is preloaded in its
 // place. Tests that switch uid need root and skip otherwise.
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "report/launch_check.h"
+#include "report/process_tree.h"
 #include "report/report_output.h"
 #include "report/run_command.h"
 #include "report/run_watch.h"
@@ -146,6 +148,41 @@ TEST(RunSafetyTest, AdmitsOnlyTheRunsDescendants) {
   EXPECT_FALSE(watch.Admits(NobodyPeer(getppid()))) << "nor is our parent";
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
+}
+
+TEST(RunSafetyTest, ProcessTreeReadsParentsWhateverTheProcessName) {
+  // A name with ") " in it must not shift the fields of /proc/<pid>/stat.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    prctl(PR_SET_NAME, "a) S 1 (b");
+    const pid_t grandchild = fork();
+    if (grandchild == 0) {
+      pause();
+      _exit(0);
+    }
+    ssize_t ignored = write(ready[1], &grandchild, sizeof(grandchild));
+    (void)ignored;
+    pause();
+    _exit(0);
+  }
+  pid_t grandchild = 0;
+  ASSERT_EQ(read(ready[0], &grandchild, sizeof(grandchild)),
+            static_cast<ssize_t>(sizeof(grandchild)));
+  std::optional<ProcStat> stat = ReadProcStat(child);
+  ASSERT_TRUE(stat.has_value());
+  EXPECT_EQ(stat->ppid, getpid());
+  EXPECT_THAT(stat->state, ::testing::AnyOf('S', 'R')) << "fields shifted by the name";
+  EXPECT_TRUE(IsDescendantOf(grandchild, getpid()));
+  std::vector<pid_t> descendants;
+  for (const ProcStat& each : ListDescendants(getpid())) descendants.push_back(each.pid);
+  EXPECT_THAT(descendants, ::testing::UnorderedElementsAre(child, grandchild));
+  kill(grandchild, SIGKILL);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(ready[0]);
+  close(ready[1]);
 }
 
 TEST(RunSafetyTest, ProcessThatNeverConnectsMakesTheRunInconclusive) {
