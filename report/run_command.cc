@@ -642,6 +642,9 @@ absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
   absl::StatusOr<LaunchPlan> plan = CheckLaunch(*executable);
   if (!plan.ok()) return plan.status();
   result.notes = plan->notes;
+  // Said now as well as in the report: a long run should not hide until its end that it cannot
+  // see the heap.
+  for (const std::string& note : result.notes) fmt::print(stderr, "driftwatch: note: {}\n", note);
 
   absl::StatusOr<std::unique_ptr<Collector>> collector = Collector::Create();
   if (!collector.ok()) return collector.status();
