@@ -7,7 +7,7 @@
 // open of a FIFO, pclose waiting for its child) and a signal handler that allocates meanwhile
 // must still be recorded; and the stream functions allocate their FILE or DIR from the target's
 // heap, which must stay attributed to the caller. glibc calls only internal aliases from inside
-// these functions, so nothing is recorded twice (pitfalls.md section 4, E1).
+// these functions, so nothing is recorded twice (docs/PITFALLS.md, section 6).
 //
 // Arguments, results and errno are the real function's. Failures are never recorded. Before the
 // real functions are resolved (only while the shim starts), the calls that have a system call
@@ -21,6 +21,7 @@
 #include "hooks/export.h"
 #include "hooks/real.h"
 #include "preload/fd_tracker.h"
+#include "preload/os.h"
 #include "preload/runtime.h"
 #include "preload/thread_state.h"
 #include "preload/wire_format.h"
@@ -42,7 +43,7 @@ Result Unavailable(Result failure) {
 }
 
 int RawCall(long number, long a = 0, long b = 0, long c = 0, long d = 0) {
-  return static_cast<int>(syscall(number, a, b, c, d));
+  return static_cast<int>(dw::os::RawCall(number, a, b, c, d));
 }
 int RawOpenAt(int directory, const char* path, int flags, mode_t mode) {
   return RawCall(SYS_openat, directory, reinterpret_cast<long>(path), flags, mode);
@@ -92,16 +93,14 @@ void Closing(int fd) {
 // fileno sets it for streams without a descriptor.
 int StreamFd(FILE* stream) {
   if (stream == nullptr) return -1;
-  const int saved_errno = errno;
+  dw::os::ErrnoKeeper keep_errno;
   const int fd = fileno(stream);
-  errno = saved_errno;
   return fd;
 }
 int DirectoryFd(DIR* directory) {
   if (directory == nullptr) return -1;
-  const int saved_errno = errno;
+  dw::os::ErrnoKeeper keep_errno;
   const int fd = dirfd(directory);
-  errno = saved_errno;
   return fd;
 }
 

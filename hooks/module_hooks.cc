@@ -14,6 +14,7 @@
 
 #include "hooks/export.h"
 #include "hooks/real.h"
+#include "preload/os.h"
 #include "preload/runtime.h"
 #include "preload/thread_state.h"
 
@@ -27,17 +28,15 @@ DW_EXPORT int dlclose(void* handle) noexcept {
   bool snapshot_taken = false;
   {
     // The target sees errno exactly as dlclose leaves it: the snapshots make system calls.
-    const int saved_errno = errno;
+    dw::os::ErrnoKeeper keep_errno;
     dw::HookScope scope;
     if (scope.entered() && dw::Tracking()) snapshot_taken = dw::OnModulesUnloading(before);
-    errno = saved_errno;
   }
   const int result = dw::real::dlclose(handle);
   if (snapshot_taken) {
-    const int saved_errno = errno;
+    dw::os::ErrnoKeeper keep_errno;
     dw::HookScope scope;
     dw::OnModulesUnloaded(before, result == 0);
-    errno = saved_errno;
   }
   return result;
 }

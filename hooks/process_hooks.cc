@@ -12,6 +12,7 @@
 
 #include "hooks/export.h"
 #include "hooks/real.h"
+#include "preload/os.h"
 #include "preload/runtime.h"
 #include "preload/thread_state.h"
 
@@ -30,10 +31,9 @@ int WithoutCensusThread(bool needed, Call call) {
   }
   const int result = call();
   if (stepped_aside) {
-    const int saved_errno = errno;
+    dw::os::ErrnoKeeper keep_errno;
     dw::HookScope scope;
     dw::OnSingleThreadedCallEnd();
-    errno = saved_errno;
   }
   return result;
 }
@@ -65,6 +65,6 @@ DW_EXPORT void _exit(int status) {
     if (scope.entered() && dw::Tracking()) dw::OnProcessExiting();
   }
   if (dw::real::EnsureResolved() && dw::real::_exit != nullptr) dw::real::_exit(status);
-  syscall(SYS_exit_group, status);
+  dw::os::RawCall(SYS_exit_group, status);
   __builtin_unreachable();
 }

@@ -18,16 +18,7 @@ namespace dw {
 namespace {
 
 // Every entry point here may run in a hook, after the real call set errno for the caller.
-class ErrnoKeeper {
- public:
-  ErrnoKeeper() : saved_(errno) {}
-  ~ErrnoKeeper() { errno = saved_; }
-  ErrnoKeeper(const ErrnoKeeper&) = delete;
-  ErrnoKeeper& operator=(const ErrnoKeeper&) = delete;
-
- private:
-  int saved_;
-};
+using os::ErrnoKeeper;
 
 bool StartsWith(const char* text, const char* prefix) {
   return strncmp(text, prefix, strlen(prefix)) == 0;
@@ -111,7 +102,7 @@ void StartCensusIfDue() {
 
 bool IsOpen(int fd) {
   if (os::HasPrivateFdTable()) return os::ProcessFdIsOpen(fd);
-  return syscall(SYS_fcntl, fd, F_GETFD) != -1 || errno != EBADF;
+  return os::FdIsOpenHere(fd);
 }
 
 // Releases every tracked descriptor in [first, last] for which should_release(fd) holds.
@@ -246,35 +237,21 @@ void ReconcileFds() {
   // site, so the counts stay balanced.
   ReleaseRange(0, ~0u, [](int fd) { return !IsOpen(fd); });
 
-  const int directory = static_cast<int>(
-      syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (directory < 0) return;
+  os::NumberedDirectory listing("/proc/self/fd");
   const int census_socket = g_runtime.reporter.census_socket_fd();
-  alignas(8) char entries[4096];
-  for (;;) {
-    long got = syscall(SYS_getdents64, directory, entries, sizeof(entries));
-    if (got <= 0) break;
-    for (long offset = 0; offset < got;) {
-      const auto* entry = reinterpret_cast<const struct dirent64*>(entries + offset);
-      offset += entry->d_reclen;
-      if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;  // "." and ".."
-      int fd = 0;
-      for (const char* digit = entry->d_name; *digit >= '0' && *digit <= '9'; ++digit) {
-        fd = fd * 10 + (*digit - '0');
-      }
-      if (fd == census_socket) continue;  // the shim's own
-      if (fd == directory && !os::HasPrivateFdTable()) continue;
-      HandleTracker::Handle handle;
-      if (handles.Lookup(static_cast<uint64_t>(fd), &handle)) continue;
-      // Open but unknown: created where no hook could see it. A descriptor a hook is about to
-      // record (between the real call and the record) may be seen here first; the hook's record
-      // then releases this entry as stale, again leaving the counts balanced. One closed since
-      // the listing fails fstat (kFdUnknown) and is skipped.
-      const uint32_t fd_type = ClassifyFd(fd);
-      if (fd_type != wire::kFdUnknown) Record(fd, StackTable::kNoSite, fd_type);
-    }
+  for (uint64_t number; listing.Next(&number);) {
+    const int fd = static_cast<int>(number);
+    if (fd == census_socket) continue;  // the shim's own
+    if (fd == listing.fd() && !os::HasPrivateFdTable()) continue;
+    HandleTracker::Handle handle;
+    if (handles.Lookup(number, &handle)) continue;
+    // Open but unknown: created where no hook could see it. A descriptor a hook is about to
+    // record (between the real call and the record) may be seen here first; the hook's record
+    // then releases this entry as stale, again leaving the counts balanced. One closed since
+    // the listing fails fstat (kFdUnknown) and is skipped.
+    const uint32_t fd_type = ClassifyFd(fd);
+    if (fd_type != wire::kFdUnknown) Record(fd, StackTable::kNoSite, fd_type);
   }
-  syscall(SYS_close, directory);
 }
 
 }  // namespace dw

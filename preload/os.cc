@@ -35,15 +35,6 @@ ssize_t RawRead(int fd, void* buffer, size_t bytes) {
   }
 }
 
-// Parses a decimal field; advances `cursor` past it and one separator.
-uint64_t ParseUnsigned(const char*& cursor) {
-  uint64_t value = 0;
-  while (*cursor >= '0' && *cursor <= '9')
-    value = value * 10 + static_cast<uint64_t>(*cursor++ - '0');
-  if (*cursor != '\0') ++cursor;
-  return value;
-}
-
 // Set on a thread whose descriptor table is its own (the census thread, when the kernel allows).
 __thread bool t_private_fd_table = false;
 
@@ -51,24 +42,66 @@ __thread bool t_private_fd_table = false;
 dev_t g_stderr_device = 0;
 ino_t g_stderr_inode = 0;
 
-void ProcessFdPath(int fd, char (&path)[32]) {
-  static constexpr char kPrefix[] = "/proc/self/fd/";
-  char digits[12];
+}  // namespace
+
+long RawCall(long number, long a, long b, long c, long d, long e, long f) {
+  return syscall(number, a, b, c, d, e, f);
+}
+
+char* FormatUnsigned(char* out, uint64_t value) {
+  char digits[20];
   int count = 0;
-  unsigned value = static_cast<unsigned>(fd);
   do {
     digits[count++] = static_cast<char>('0' + value % 10);
     value /= 10;
   } while (value != 0);
-  size_t at = 0;
-  for (char c : kPrefix) {
-    if (c != '\0') path[at++] = c;
-  }
-  while (count > 0) path[at++] = digits[--count];
-  path[at] = '\0';
+  while (count > 0) *out++ = digits[--count];
+  return out;
 }
 
-}  // namespace
+void ProcPath(char* out, const char* prefix, uint64_t number, const char* suffix) {
+  const size_t prefix_length = strlen(prefix);
+  memcpy(out, prefix, prefix_length);
+  char* cursor = FormatUnsigned(out + prefix_length, number);
+  const size_t suffix_length = strlen(suffix);
+  memcpy(cursor, suffix, suffix_length + 1);
+}
+
+ErrnoKeeper::ErrnoKeeper() : saved_(errno) {}
+ErrnoKeeper::~ErrnoKeeper() { errno = saved_; }
+
+uint64_t ParseUnsigned(const char*& cursor) {
+  uint64_t value = 0;
+  while (*cursor >= '0' && *cursor <= '9') {
+    value = value * 10 + static_cast<uint64_t>(*cursor++ - '0');
+  }
+  if (*cursor != '\0') ++cursor;
+  return value;
+}
+
+NumberedDirectory::NumberedDirectory(const char* path)
+    : fd_(RawOpen(path, O_RDONLY | O_DIRECTORY)) {}
+
+NumberedDirectory::~NumberedDirectory() {
+  if (fd_ >= 0) RawClose(fd_);
+}
+
+bool NumberedDirectory::Next(uint64_t* number) {
+  while (fd_ >= 0) {
+    if (offset_ >= size_) {
+      size_ = syscall(SYS_getdents64, fd_, entries_, sizeof(entries_));
+      offset_ = 0;
+      if (size_ <= 0) return false;
+    }
+    const auto* entry = reinterpret_cast<const struct dirent64*>(entries_ + offset_);
+    offset_ += entry->d_reclen;
+    const char* cursor = entry->d_name;
+    if (*cursor < '0' || *cursor > '9') continue;
+    *number = ParseUnsigned(cursor);
+    return true;
+  }
+  return false;
+}
 
 void* MapPages(size_t bytes) {
   void* address = mmap(nullptr, RoundUpToPages(bytes), PROT_READ | PROT_WRITE,
@@ -218,23 +251,10 @@ uint64_t ReadRssBytes() {
 }
 
 uint32_t CountOpenFds() {
-  int dir = RawOpen("/proc/self/fd", O_RDONLY | O_DIRECTORY);
-  if (dir < 0) return 0;
+  NumberedDirectory fds("/proc/self/fd");
   uint32_t count = 0;
-  alignas(8) char entries[4096];
-  for (;;) {
-    long got = syscall(SYS_getdents64, dir, entries, sizeof(entries));
-    if (got <= 0) break;
-    for (long offset = 0; offset < got;) {
-      auto* entry = reinterpret_cast<struct dirent64*>(entries + offset);
-      if (entry->d_name[0] != '.') ++count;
-      offset += entry->d_reclen;
-    }
-  }
-  RawClose(dir);
-  // The directory fd we opened to count is not the target's, unless it went to our own table.
-  if (t_private_fd_table) return count;
-  return count > 0 ? count - 1 : 0;
+  for (uint64_t fd; fds.Next(&fd);) count += static_cast<int>(fd) != fds.fd() || t_private_fd_table;
+  return count;
 }
 
 }  // namespace dw::os
@@ -249,6 +269,12 @@ void FutexWaitUntil(const std::atomic<uint32_t>* word, uint32_t expected, uint64
   // FUTEX_WAIT_BITSET takes an absolute deadline, so a wake-up by a signal costs no drift.
   syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, &deadline, nullptr,
           FUTEX_BITSET_MATCH_ANY);
+}
+
+void FutexWaitFor(const std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ns) {
+  timespec timeout{static_cast<time_t>(timeout_ns / 1000000000u),
+                   static_cast<long>(timeout_ns % 1000000000u)};
+  syscall(SYS_futex, word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, expected, &timeout, nullptr, 0);
 }
 
 void FutexWakeAll(const std::atomic<uint32_t>* word) {
@@ -272,37 +298,28 @@ bool TakePrivateFdTable() {
 bool HasPrivateFdTable() { return t_private_fd_table; }
 
 bool TaskExists(pid_t tid) {
-  char path[40] = "/proc/self/task/";
-  char digits[12];
-  int count = 0;
-  unsigned value = static_cast<unsigned>(tid);
-  do {
-    digits[count++] = static_cast<char>('0' + value % 10);
-    value /= 10;
-  } while (value != 0);
-  size_t at = strlen(path);
-  while (count > 0) path[at++] = digits[--count];
-  path[at] = '\0';
+  char path[64];
+  ProcPath(path, "/proc/self/task/", static_cast<uint64_t>(tid));
   struct stat status;
   return syscall(SYS_newfstatat, AT_FDCWD, path, &status, 0) == 0;
 }
 
 bool ProcessFdIsOpen(int fd) {
-  char path[32];
-  ProcessFdPath(fd, path);
+  char path[64];
+  ProcPath(path, "/proc/self/fd/", static_cast<unsigned>(fd));
   struct stat status;
   return syscall(SYS_newfstatat, AT_FDCWD, path, &status, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 bool StatProcessFd(int fd, struct stat* out) {
-  char path[32];
-  ProcessFdPath(fd, path);
+  char path[64];
+  ProcPath(path, "/proc/self/fd/", static_cast<unsigned>(fd));
   return syscall(SYS_newfstatat, AT_FDCWD, path, out, 0) == 0;
 }
 
 ssize_t ReadProcessFdLink(int fd, char* buffer, size_t capacity) {
-  char path[32];
-  ProcessFdPath(fd, path);
+  char path[64];
+  ProcPath(path, "/proc/self/fd/", static_cast<unsigned>(fd));
   long length = syscall(SYS_readlinkat, AT_FDCWD, path, buffer, capacity - 1);
   if (length < 0) return -1;
   buffer[length] = '\0';
@@ -323,6 +340,8 @@ bool SocketDomain(int fd, int* domain) {
 }
 
 int Close(int fd) { return static_cast<int>(syscall(SYS_close, fd)); }
+
+bool FdIsOpenHere(int fd) { return syscall(SYS_fcntl, fd, F_GETFD) != -1 || errno != EBADF; }
 
 bool Fstat(int fd, struct stat* out) { return syscall(SYS_fstat, fd, out) == 0; }
 

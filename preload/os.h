@@ -20,6 +20,54 @@
 
 namespace dw::os {
 
+// A raw system call, bypassing libc and so every hook: the one way the shim makes one outside
+// this file (e.g. a hook that must work before the real functions are resolved).
+long RawCall(long number, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0);
+
+// Keeps errno as it was for the scope: every shim entry point that may run after a real call
+// (which set errno for the caller) makes its own calls inside one.
+class ErrnoKeeper {
+ public:
+  ErrnoKeeper();
+  ~ErrnoKeeper();
+  ErrnoKeeper(const ErrnoKeeper&) = delete;
+  ErrnoKeeper& operator=(const ErrnoKeeper&) = delete;
+
+ private:
+  int saved_;
+};
+
+// Writes `value` in decimal at `out` (no NUL); returns the end.
+char* FormatUnsigned(char* out, uint64_t value);
+// "<prefix><number><suffix>" into `out`, NUL-terminated (at least 64 bytes): /proc paths.
+void ProcPath(char* out, const char* prefix, uint64_t number, const char* suffix = "");
+
+// Parses an unsigned decimal at `cursor` and advances past it and one separator (the /proc
+// field parser: "123 456" gives 123, then 456).
+uint64_t ParseUnsigned(const char*& cursor);
+
+// The entries of a /proc directory named by numbers (/proc/self/fd, /proc/self/task), read with
+// getdents64 into a buffer of its own: no opendir, so no allocation and no stdio lock.
+class NumberedDirectory {
+ public:
+  explicit NumberedDirectory(const char* path);
+  ~NumberedDirectory();
+  NumberedDirectory(const NumberedDirectory&) = delete;
+  NumberedDirectory& operator=(const NumberedDirectory&) = delete;
+
+  // The directory's own descriptor (-1 if it could not be opened): a listing of /proc/self/fd
+  // made from the program's table includes it.
+  int fd() const { return fd_; }
+  // The next entry named by a decimal number ("." and ".." are skipped); false at the end.
+  bool Next(uint64_t* number);
+
+ private:
+  int fd_ = -1;
+  long size_ = 0;
+  long offset_ = 0;
+  alignas(8) char entries_[4096];
+};
+
 // Anonymous private read-write pages, zero-filled, reserved lazily (MAP_NORESERVE).
 // Returns nullptr on failure.
 void* MapPages(size_t bytes);
@@ -97,6 +145,8 @@ bool IsSecureExecution();
 
 // Sleeps while `*word == expected`, until FutexWake or the CLOCK_MONOTONIC `deadline_ns`.
 void FutexWaitUntil(const std::atomic<uint32_t>* word, uint32_t expected, uint64_t deadline_ns);
+// Sleeps while `*word == expected`, until FutexWake or `timeout_ns` from now.
+void FutexWaitFor(const std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ns);
 void FutexWakeAll(const std::atomic<uint32_t>* word);
 void SleepNs(uint64_t ns);
 
@@ -124,6 +174,8 @@ int BorrowProcessFd(int fd);
 bool SocketDomain(int fd, int* domain);
 
 int Close(int fd);
+// True if `fd` is open in the calling thread's table (fcntl F_GETFD).
+bool FdIsOpenHere(int fd);
 bool Fstat(int fd, struct stat* out);
 // Where a descriptor of the shim's goes when it must sit in the program's table: above the
 // numbers a program expects back from open() ("lowest free fd") and above FD_SETSIZE when the

@@ -1,8 +1,5 @@
 #include "preload/raw_log.h"
 
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <atomic>
 
 #include "preload/os.h"
@@ -44,9 +41,8 @@ void EmitLog(LogLevel level, const LogLine& line) {
   if (static_cast<int>(level) > g_level.load(std::memory_order_relaxed)) return;
   if (g_messages_left.fetch_sub(1, std::memory_order_relaxed) <= 0) return;
   LogLine out;
-  // getpid is a real syscall here on purpose: glibc no longer caches it, and after fork the
-  // prefix must name the child.
-  out << "driftwatch[" << static_cast<long>(syscall(SYS_getpid)) << "]: ";
+  // The real pid (glibc no longer caches it): after fork the prefix must name the child.
+  out << "driftwatch[" << static_cast<long>(os::GetPid()) << "]: ";
   for (size_t i = 0; i < line.size(); ++i) out << line.data()[i];
   out << '\n';
   // One write: either the whole line or nothing; a failed write to stderr is not our business.

@@ -21,7 +21,7 @@ namespace dw {
 __thread ThreadState t_state __asm__("dw_thread_state") __attribute__((tls_model("initial-exec")));
 
 // Constant-initialised and never destroyed: threads still allocating while exit() runs must
-// find the tables intact (pitfalls.md section 7).
+// find the tables intact (docs/PITFALLS.md, section 12).
 constinit Runtime g_runtime;
 
 uint32_t CaptureSite() {
@@ -142,10 +142,9 @@ bool Tracking() {
 
 void OnHeapAlloc(void* block, size_t size) {
   if (block == nullptr) return;
-  const int saved_errno = errno;
+  os::ErrnoKeeper keep_errno;
   g_runtime.heap.OnAlloc(block, size, CaptureSite());
   if (g_runtime.reporter.start_pending()) g_runtime.reporter.StartIfDue();
-  errno = saved_errno;
 }
 
 void OnHeapFree(void* block) { g_runtime.heap.OnFree(block); }
@@ -155,10 +154,9 @@ HeapTracker::Move OnHeapReallocBegin(void* old_block) {
 }
 
 void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size) {
-  const int saved_errno = errno;
+  os::ErrnoKeeper keep_errno;
   uint32_t site = result != nullptr ? CaptureSite() : StackTable::kNoSite;
   g_runtime.heap.EndRealloc(move, result, size, site);
-  errno = saved_errno;
 }
 
 void OnNestedHeapRealloc(const HeapTracker::Move& move, void* result, size_t size) {

@@ -18,18 +18,6 @@
 namespace dw {
 namespace {
 
-void FutexWait(std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ns) {
-  timespec timeout{static_cast<time_t>(timeout_ns / 1000000000u),
-                   static_cast<long>(timeout_ns % 1000000000u)};
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, &timeout,
-          nullptr, 0);
-}
-
-void FutexWakeAll(std::atomic<uint32_t>* word) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr,
-          nullptr, 0);
-}
-
 uint32_t TidOf(uint64_t state) { return static_cast<uint32_t>(state & ThreadTracker::kTidMask); }
 
 bool Contains(const ScratchArray<uint32_t>& sorted, uint32_t tid) {
@@ -37,32 +25,11 @@ bool Contains(const ScratchArray<uint32_t>& sorted, uint32_t tid) {
 }
 
 // Appends the decimal digits of `value` at `out`; returns the end.
-char* FormatUnsigned(char* out, uint64_t value) {
-  char digits[20];
-  int count = 0;
-  do {
-    digits[count++] = static_cast<char>('0' + value % 10);
-    value /= 10;
-  } while (value != 0);
-  while (count > 0) *out++ = digits[--count];
-  return out;
-}
-
 // "/proc/self/task/<tid>/<file>" into `path` (at least 64 bytes).
 void TaskPath(char* path, uint32_t tid, const char* file) {
-  static constexpr char kPrefix[] = "/proc/self/task/";
-  memcpy(path, kPrefix, sizeof(kPrefix) - 1);
-  char* cursor = FormatUnsigned(path + sizeof(kPrefix) - 1, tid);
-  *cursor++ = '/';
-  size_t length = strlen(file);
-  memcpy(cursor, file, length + 1);
-}
-
-uint64_t ParseField(const char*& cursor) {
-  uint64_t value = 0;
-  while (*cursor >= '0' && *cursor <= '9')
-    value = value * 10 + static_cast<uint64_t>(*cursor++ - '0');
-  return value;
+  char suffix[16] = "/";
+  strncat(suffix, file, sizeof(suffix) - 2);
+  os::ProcPath(path, "/proc/self/task/", tid, suffix);
 }
 
 void SkipFields(const char*& cursor, int fields) {
@@ -111,13 +78,12 @@ void ExitKeyDestructor(void* value) {
     pthread_setspecific(g_exit_key, reinterpret_cast<void*>(rounds - 1));
     return;
   }
-  const int saved_errno = errno;
+  os::ErrnoKeeper keep_errno;
   // Recorded even if the guard is already held: a thread cancelled inside a hook's real call
   // (pthread_join is a cancellation point) never ran that hook's guard release.
   HookScope scope;
   g_runtime.threads.Exited(pthread_self());
   g_runtime.reporter.ThreadExiting();
-  errno = saved_errno;
 }
 
 void ThreadsAfterForkChild() {
@@ -152,7 +118,7 @@ bool ThreadStartPool::MarkRecorded(Slot* slot) {
       return false;
     }
     if (slot->phase.compare_exchange_weak(phase, kRecorded, std::memory_order_acq_rel)) {
-      if (phase == kWaiting) FutexWakeAll(&slot->phase);
+      if (phase == kWaiting) os::FutexWakeAll(&slot->phase);
       return true;
     }
   }
@@ -180,7 +146,7 @@ bool ThreadStartPool::AwaitRecorded(Slot* slot, uint64_t timeout_ns) {
       }
       return true;  // recorded at the last moment
     }
-    FutexWait(&slot->phase, kWaiting, deadline - now);
+    os::FutexWaitFor(&slot->phase, kWaiting, deadline - now);
     if (slot->phase.load(std::memory_order_acquire) == kRecorded) return true;
   }
 }
@@ -440,12 +406,11 @@ bool ProbeProcTask(uint32_t tid, TaskSample* sample) {
   if (cursor == nullptr || cursor[1] != ' ') return false;
   cursor += 2;
   sample->state = *cursor;
-  SkipFields(cursor, 11);  // now at field 14
-  sample->cpu_ticks = ParseField(cursor);
-  SkipFields(cursor, 1);
-  sample->cpu_ticks += ParseField(cursor);
-  SkipFields(cursor, 7);  // now at field 22
-  sample->start_ticks = ParseField(cursor);
+  SkipFields(cursor, 11);                          // now at field 14
+  sample->cpu_ticks = os::ParseUnsigned(cursor);   // utime; now at 15
+  sample->cpu_ticks += os::ParseUnsigned(cursor);  // stime; now at 16
+  SkipFields(cursor, 6);                           // now at field 22
+  sample->start_ticks = os::ParseUnsigned(cursor);
   sample->wchan[0] = '\0';
   if (sample->state == 'S' || sample->state == 'D') {
     TaskPath(path, tid, "wchan");
@@ -487,7 +452,7 @@ void WatchThisThreadsExit() {
 
 ThreadStartPool::Slot* OnThreadCreating(ThreadStartPool::Routine routine, void* arg,
                                         const pthread_attr_t* attr) {
-  const int saved_errno = errno;
+  os::ErrnoKeeper keep_errno;
   ThreadStartPool::Slot* slot = nullptr;
   if (InitThreadTracking()) slot = g_runtime.threads.pool().Claim();
   if (slot != nullptr) {
@@ -498,7 +463,6 @@ ThreadStartPool::Slot* OnThreadCreating(ThreadStartPool::Routine routine, void* 
     slot->detached = detach_state == PTHREAD_CREATE_DETACHED;
     slot->site = CaptureSite();
   }
-  errno = saved_errno;
   return slot;
 }
 
@@ -508,10 +472,9 @@ void OnThreadCreated(ThreadStartPool::Slot* slot, int error, pthread_t thread) {
     threads.pool().Free(slot);  // no thread runs the trampoline
     return;
   }
-  const int saved_errno = errno;
+  os::ErrnoKeeper keep_errno;
   threads.Created(thread, slot->site, slot->detached);
   if (!threads.pool().MarkRecorded(slot)) threads.CreationUndone(thread);
-  errno = saved_errno;
 }
 
 void* ThreadTrampoline(void* opaque) {
@@ -519,7 +482,7 @@ void* ThreadTrampoline(void* opaque) {
   const ThreadStartPool::Routine routine = slot->routine;
   void* const arg = slot->arg;
   {
-    const int saved_errno = errno;
+    os::ErrnoKeeper keep_errno;
     HookScope scope;
     ThreadTracker& threads = g_runtime.threads;
     if (threads.pool().AwaitRecorded(slot, ThreadTracker::kStartWaitNs)) {
@@ -527,7 +490,6 @@ void* ThreadTrampoline(void* opaque) {
       threads.Started(pthread_self(), static_cast<uint32_t>(os::GetTid()));
       WatchThisThreadsExit();
     }
-    errno = saved_errno;
   }
   // No guard and no handler of ours around the user's routine: pthread_exit and cancellation
   // unwind through this frame, and the key destructor sees the exit.
@@ -547,22 +509,8 @@ void ReconcileThreads() {
   g_table_pid.store(pid, std::memory_order_relaxed);
 
   g_task_list.Clear();
-  int dir = static_cast<int>(
-      syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
-  if (dir < 0) return;
-  alignas(8) char entries[4096];
-  for (;;) {
-    long got = syscall(SYS_getdents64, dir, entries, sizeof(entries));
-    if (got <= 0) break;
-    for (long offset = 0; offset < got;) {
-      const char* name = entries + offset + offsetof(struct dirent64, d_name);
-      const char* cursor = name;
-      uint64_t tid = ParseField(cursor);
-      if (cursor != name && *cursor == '\0') g_task_list.Push(static_cast<uint32_t>(tid));
-      offset += reinterpret_cast<const struct dirent64*>(entries + offset)->d_reclen;
-    }
-  }
-  syscall(SYS_close, dir);
+  os::NumberedDirectory tasks("/proc/self/task");
+  for (uint64_t tid; tasks.Next(&tid);) g_task_list.Push(static_cast<uint32_t>(tid));
   g_runtime.threads.Reconcile(g_task_list.begin(), g_task_list.size(),
                               static_cast<uint32_t>(os::GetTid()), static_cast<uint32_t>(pid));
 }
