@@ -4,6 +4,7 @@
 #include <gelf.h>
 #include <libelf.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -99,6 +100,14 @@ absl::Status CheckIds(const std::string& path, const struct stat& info) {
         path, " is set-user-ID (owner uid ", info.st_uid,
         "): the kernel runs it in secure mode (AT_SECURE), where the loader ignores LD_PRELOAD, so "
         "the shim cannot load into it"));
+  }
+  // File capabilities raise a non-root user's privileges at exec, which sets AT_SECURE as the
+  // set-ID bits do; root gains nothing from them, so its runs are not affected.
+  if (getuid() != 0 && getxattr(path.c_str(), "security.capability", nullptr, 0) > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path,
+        " has file capabilities: the kernel runs it in secure mode (AT_SECURE), where the loader "
+        "ignores LD_PRELOAD, so the shim cannot load into it"));
   }
   if ((info.st_mode & S_ISGID) != 0 && info.st_gid != getegid()) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -4,11 +4,12 @@
 //
 // Refused: a statically linked executable (no PT_INTERP: the dynamic loader, which honours
 // LD_PRELOAD, never runs; Go binaries built without cgo are named as such), a set-user-ID or
-// set-group-ID executable that would change our ids (the kernel sets AT_SECURE and the loader
-// ignores LD_PRELOAD), a script whose interpreter is one of those, a file that is not there.
-// Noted: a dynamically linked Go binary (the Go heap is not malloc: only C allocations, fds,
-// threads and timers are seen), and a sanitizer runtime in DT_NEEDED, which must come before the
-// shim in LD_PRELOAD (see README "driftwatch run and sanitizers").
+// set-group-ID executable that would change our ids, or one with file capabilities run by a
+// non-root user (the kernel sets AT_SECURE and the loader ignores LD_PRELOAD), a script whose
+// interpreter is one of those, a file that is not there. Noted: a dynamically linked Go binary (the
+// Go heap is not malloc: only C allocations, fds, threads and timers are seen), and a sanitizer
+// runtime in DT_NEEDED, which must come before the shim in LD_PRELOAD (see README "driftwatch run
+// and sanitizers").
 //
 // Thread-safety: stateless, safe from any thread (libelf is used per call). Allocation: yes
 // (collector code). Never runs inside a hook.

@@ -21,6 +21,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "report/launch_check.h"
 #include "report/process_tree.h"
 #include "report/report_output.h"
@@ -327,6 +328,27 @@ TEST(LaunchCheckTest, RefusesSetUidBinaryOfAnotherUser) {
   ASSERT_FALSE(plan.ok());
   EXPECT_THAT(std::string(plan.status().message()), HasSubstr("set-user-ID"));
   EXPECT_THAT(std::string(plan.status().message()), HasSubstr("AT_SECURE"));
+}
+
+TEST(LaunchCheckTest, RefusesFileCapabilitiesForNonRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "setting file capabilities needs root";
+  if (!std::filesystem::exists("/usr/sbin/setcap")) GTEST_SKIP() << "setcap is not installed";
+  ScratchDir dir;
+  chmod(dir.path().c_str(), 0755);  // nobody must reach the copy
+  const std::string copy = dir.path() + "/true";
+  std::filesystem::copy_file("/bin/true", copy);
+  ASSERT_EQ(std::system(("/usr/sbin/setcap cap_net_raw+ep " + copy).c_str()), 0);
+  EXPECT_TRUE(CheckLaunch(copy).ok()) << "root gains nothing from file capabilities";
+  // As nobody, the capabilities are a gain: AT_SECURE.
+  const pid_t child = fork();
+  if (child == 0) {
+    if (setgid(kNobody) != 0 || setuid(kNobody) != 0) _exit(2);
+    absl::StatusOr<LaunchPlan> plan = CheckLaunch(copy);
+    _exit(!plan.ok() && absl::StrContains(plan.status().message(), "file capabilities") ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "not refused for uid nobody";
 }
 
 TEST(LaunchCheckTest, SanitizerRuntimeNames) {
