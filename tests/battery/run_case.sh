@@ -235,6 +235,12 @@ if [ -s "$out/dw.json" ]; then
   verdict=$(jq -r .verdict "$out/dw.json")
   jq -e "$processes $expect_processes" > /dev/null <<< null ||
     fail "driftwatch heard from $processes processes, expected $expect_processes"
+  # A process of the run that driftwatch knows it missed, or a connection it refused, is a
+  # process not heard from (fields of verdicts from 7b70b92 on; absent before).
+  unheard=$(jq -c '[.unheard_processes // [] | .[] | "\(.pid) \(.exe): \(.reason)"]' "$out/dw.json")
+  [ "$unheard" = "[]" ] || fail "driftwatch lists processes it did not hear from: $unheard"
+  refused=$(jq -c '[.refused_connections // [] | .[]]' "$out/dw.json")
+  [ "$refused" = "[]" ] || fail "driftwatch refused census connections: $refused"
   json_exit=$(jq -r '[.processes[] | select(.exit != null) | .exit.code // (128 + .exit.signal)]
                      | last // "none"' "$out/dw.json")
   if [ "$json_exit" != none ] && [ "$json_exit" != "$target_exit" ]; then

@@ -1,10 +1,10 @@
-// Reproducer (battery finding, seen on 1d6ec51 and e752519): under the shim the lowest free
-// descriptors of every process are taken before main runs, so the program's first open() returns 5
-// instead of 3 (POSIX: the lowest free number). libunwind's address-validation pipe
-// (pipe2(O_CLOEXEC|O_NONBLOCK), made by unw_set_caching_policy from Unwinder::Init in the shim's
-// constructor) holds fds 3 and 4 for the life of the process, in every instrumented process, with
-// or without a collector. Visible in real programs: python3 -c 'import os; print(os.pipe())' prints
-// (3, 4) bare and (5, 6) under the shim.
+// Reproducer (battery finding, seen on 1d6ec51 and e752519, fixed by 00d24d3): under the shim
+// the lowest free descriptors of every process were taken before main ran, so the program's first
+// open() returned 5 instead of 3 (POSIX: the lowest free number). libunwind's address-validation
+// pipe (pipe2(O_CLOEXEC|O_NONBLOCK), made by unw_set_caching_policy from Unwinder::Init in the
+// shim's constructor) held fds 3 and 4 for the life of every instrumented process, with or
+// without a collector. Visible in real programs: python3 -c 'import os; print(os.pipe())' printed
+// (3, 4) bare and (5, 6) under the shim. Kept as a regression check; python3_fds asserts it.
 //
 // Usage: first_fd            prints the first fds that open() and pipe() return; exit 1 unless
 //                            they are 3, then 4 and 5 (what a bare process gets)

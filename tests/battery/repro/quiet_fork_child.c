@@ -1,9 +1,12 @@
-// Reproducer (battery finding, seen on 1d6ec51 and e752519): a fork child that lives many census
-// intervals but makes no allocation after its first interval is never heard from, so `driftwatch
-// run` reports one process where there were 1 + N. Python's multiprocessing workers (which block on
-// a pipe and leave with os._exit) hit this. The census thread of a fork child is started from a
-// hook (the first allocation one interval after the fork); a child blocked in a system call never
-// calls one, and a child whose thread never started sends no final census either.
+// Reproducer (battery finding, seen on 1d6ec51, e752519 and 812dc14): a fork child that lives
+// many census intervals but calls no hooked function after its first interval, and leaves with
+// _exit, is never heard from: `driftwatch run` reports one process where there were 1 + N. A fork
+// child's census thread is started from a hook (StartIfDue: the first allocation or fd event one
+// interval after the fork); a child blocked in a system call calls none, and a child whose thread
+// never started sends no final census either. Since 7b70b92 such a child is listed under "not
+// heard from" (verdict inconclusive, exit 4) only when it lived at least 2 intervals + 1 s; a
+// child of 1 s at --interval 50 (20 intervals) is neither heard from nor listed. Python's
+// multiprocessing pool workers (block on a pipe, leave with os._exit) hit this.
 //
 // Usage: quiet_fork_child CHILDREN SECONDS [exit|_exit]
 // Build: cc -O2 -o quiet_fork_child quiet_fork_child.c

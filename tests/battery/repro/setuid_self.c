@@ -1,9 +1,10 @@
-// Reproducer (battery finding, same family as defect 4; seen on 1d6ec51 and e752519): a single
-// process that drops its privileges early, as memcached -u, redis or any daemon started as root
-// does, is never heard from when driftwatch runs as root. The census connection is opened after
-// start-up (at the first census), by which time the process is `nobody` and cannot reach the
-// root-owned 0700 socket directory. `driftwatch run` then says "no census arrived (static binary,
-// or the shim did not load?)", which misnames the cause.
+// Reproducer (battery finding, same family as defect 4; seen on 1d6ec51 and e752519, fixed by
+// 7b70b92, which admits the run's processes by SO_PEERCRED and the process tree): a single
+// process that drops its privileges early, as memcached -u or any daemon started as root does,
+// was never heard from when driftwatch ran as root. The census connection is opened at the first
+// census, by which time the process is `nobody` and could not reach the root-owned 0700 socket
+// directory; `driftwatch run` then said "no census arrived (static binary, or the shim did not
+// load?)" and exited 0. Kept as a regression check; the memcached case asserts it for real.
 //
 // Usage (as root): setuid_self DELAY_MS SECONDS
 //   DELAY_MS  how long to stay root before setuid(65534); SECONDS how long to run afterwards,
