@@ -1,4 +1,5 @@
-// Reproducer (battery finding, seen on 1d6ec51, e752519 and 812dc14): a fork child that lives
+// Reproducer (battery finding, seen on 1d6ec51, e752519 and 812dc14; fixed by 96350c1, which
+// reports a quiet child from an _exit hook; kept as a regression check): a fork child that lives
 // many census intervals but calls no hooked function after its first interval, and leaves with
 // _exit, is never heard from: `driftwatch run` reports one process where there were 1 + N. A fork
 // child's census thread is started from a hook (StartIfDue: the first allocation or fd event one
