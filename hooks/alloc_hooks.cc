@@ -9,7 +9,7 @@
 #include "hooks/export.h"
 #include "hooks/real.h"
 #include "preload/bootstrap_arena.h"
-#include "preload/runtime.h"
+#include "preload/events.h"
 #include "preload/thread_state.h"
 
 namespace {

@@ -20,9 +20,8 @@
 
 #include "hooks/export.h"
 #include "hooks/real.h"
-#include "preload/fd_tracker.h"
+#include "preload/events.h"
 #include "preload/os.h"
-#include "preload/runtime.h"
 #include "preload/thread_state.h"
 #include "preload/wire_format.h"
 
@@ -69,14 +68,8 @@ int Duplicated(int fd, int original) {
   return Created(fd, [=] { return dw::FdTypeOf(original); });
 }
 
-int PairCreated(int result, int fds[2], uint32_t fd_type) {
+int PairCreated(int result, const int fds[2], uint32_t fd_type) {
   if (result != 0) return result;
-  // The shim's own pair (libunwind's memory-validation pipe, made from the constructor or an
-  // unwind): kept out of the low numbers the program counts on getting back.
-  if (dw::t_state.in_shim && !dw::t_state.in_vfork) {
-    dw::MoveShimPairHigh(fds);
-    return result;
-  }
   dw::HookScope scope;
   if (scope.entered() && dw::Tracking()) dw::OnFdPairCreated(fds, fd_type);
   return result;

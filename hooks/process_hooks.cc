@@ -12,8 +12,8 @@
 
 #include "hooks/export.h"
 #include "hooks/real.h"
+#include "preload/events.h"
 #include "preload/os.h"
-#include "preload/runtime.h"
 #include "preload/thread_state.h"
 
 namespace {

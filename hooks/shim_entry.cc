@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "hooks/real.h"
-#include "preload/runtime.h"
+#include "preload/events.h"
 #include "preload/thread_state.h"
 
 namespace {

@@ -13,9 +13,8 @@
 
 #include "hooks/export.h"
 #include "hooks/real.h"
-#include "preload/runtime.h"
+#include "preload/events.h"
 #include "preload/thread_state.h"
-#include "preload/thread_tracker.h"
 
 namespace {
 

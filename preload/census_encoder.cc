@@ -20,8 +20,6 @@ uint64_t HashBytes(uint64_t hash, const char* data, size_t size) {
   return hash;
 }
 
-size_t DefinedBitsBytes(uint32_t max_sites) { return (size_t{max_sites} + 63) / 64 * 8; }
-
 }  // namespace
 
 bool CensusEncoder::Init(const CensusSources& sources, uint32_t interval_ms, uint16_t depth) {
@@ -29,13 +27,10 @@ bool CensusEncoder::Init(const CensusSources& sources, uint32_t interval_ms, uin
   interval_ms_ = interval_ms;
   depth_ = depth;
   max_sites_ = sources.stacks->max_sites();
-  defined_ = static_cast<uint64_t*>(os::MapPages(DefinedBitsBytes(max_sites_)));
-  if (defined_ == nullptr) return false;
+  if (!defined_.Init((max_sites_ + 63) / 64)) return false;
   for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
     if (sources_.kinds[kind].counters == nullptr) continue;
-    size_t bytes = size_t{sources_.kinds[kind].counters->max_sites()} * 2 * sizeof(uint64_t);
-    last_sent_[kind] = static_cast<uint64_t*>(os::MapPages(bytes));
-    if (last_sent_[kind] == nullptr) return false;
+    if (!last_sent_[kind].Init(sources_.kinds[kind].counters->max_sites())) return false;
   }
   return true;
 }
@@ -47,12 +42,8 @@ void CensusEncoder::NewConnection() {
   modules_hash_ = 0;
   // Dropping the pages (rather than zeroing them) gives zeroes back without making every page
   // of the arrays resident.
-  os::DiscardPages(defined_, DefinedBitsBytes(max_sites_));
-  for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
-    if (last_sent_[kind] == nullptr) continue;
-    os::DiscardPages(last_sent_[kind],
-                     size_t{sources_.kinds[kind].counters->max_sites()} * 2 * sizeof(uint64_t));
-  }
+  defined_.DiscardAll();
+  for (auto& last_sent : last_sent_) last_sent.DiscardAll();
 }
 
 void CensusEncoder::ForgetAfterFork() {
@@ -239,7 +230,7 @@ bool CensusEncoder::AppendSiteDefinitions(os::PageBuffer& out, uint32_t end) {
       writer.Append(stacks.Frames(id), depth * sizeof(uint64_t));
       if (!writer.End()) return false;
     }
-    MarkDefined(id);
+    if (!MarkDefined(id)) return false;  // no memory: the census is dropped whole
   }
   first_undefined_ = first_pending;
   if (end > scanned_up_to_) scanned_up_to_ = end;
@@ -251,7 +242,7 @@ bool CensusEncoder::AppendCounters(os::PageBuffer& out) {
   for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
     const KindSource& source = sources_.kinds[kind];
     if (source.counters == nullptr) continue;
-    uint64_t* last = last_sent_[kind];
+    LazyArray<LastSent, 12>& last_sent = last_sent_[kind];
     writer.Begin(wire::RecordType::kCounters);
     wire::CountersHeader header{kind, 0};
     writer.Append(&header, sizeof(header));
@@ -260,7 +251,12 @@ bool CensusEncoder::AppendCounters(os::PageBuffer& out) {
     for (uint32_t site = 0; site < scanned_up_to_; ++site) {
       if (site != StackTable::kNoSite && !Defined(site)) continue;
       SiteCounters::Snapshot now = source.counters->Read(site);
-      if (now.acquired == last[2 * site] && now.released == last[2 * site + 1]) continue;
+      const LastSent* before = last_sent.Get(site);
+      const LastSent zero{0, 0};
+      if (before == nullptr) before = &zero;
+      if (now.acquired == before->acquired && now.released == before->released) continue;
+      LastSent* last = last_sent.Ensure(site);
+      if (last == nullptr) continue;  // no memory to remember it: sent when there is
       wire::SiteCounter entry{site,
                               source.site_detail ? source.site_detail(site) : 0u,
                               now.acquired,
@@ -269,8 +265,7 @@ bool CensusEncoder::AppendCounters(os::PageBuffer& out) {
                               now.released_bytes};
       writer.Append(&entry, sizeof(entry));
       // If the census is dropped after all, the connection is reset, and with it this memory.
-      last[2 * site] = now.acquired;
-      last[2 * site + 1] = now.released;
+      *last = LastSent{now.acquired, now.released};
       ++header.count;
     }
     if (header.count == 0) {

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "preload/lazy_array.h"
 #include "preload/os.h"
 #include "preload/wire_format.h"
 
@@ -52,6 +53,12 @@ class CensusEncoder {
   // Maps the per-site memory. False if it cannot be mapped (nothing may be sent then).
   bool Init(const CensusSources& sources, uint32_t interval_ms, uint16_t depth);
 
+  // Unmaps the per-site memory (after a failed start).
+  void ReleaseMemory() {
+    defined_.Release();
+    for (auto& last_sent : last_sent_) last_sent.Release();
+  }
+
   // Forgets what the previous collector was sent: the next census defines every stack again.
   void NewConnection();
   // A fork child: the parent's buffers may have been caught mid-change; drop them unread.
@@ -72,8 +79,16 @@ class CensusEncoder {
   bool AppendSiteDefinitions(os::PageBuffer& out, uint32_t end);
   bool AppendCounters(os::PageBuffer& out);
 
-  bool Defined(uint32_t site) const { return (defined_[site / 64] >> (site % 64)) & 1u; }
-  void MarkDefined(uint32_t site) { defined_[site / 64] |= uint64_t{1} << (site % 64); }
+  bool Defined(uint32_t site) const {
+    const uint64_t* word = defined_.Get(site / 64);
+    return word != nullptr && ((*word >> (site % 64)) & 1u) != 0;
+  }
+  // False if the bit's memory could not be mapped (the site then stays undefined).
+  bool MarkDefined(uint32_t site) {
+    uint64_t* word = defined_.Ensure(site / 64);
+    if (word != nullptr) *word |= uint64_t{1} << (site % 64);
+    return word != nullptr;
+  }
 
   CensusSources sources_;
   uint32_t interval_ms_ = 1000;
@@ -82,12 +97,18 @@ class CensusEncoder {
 
   // Per connection.
   uint64_t sequence_ = 0;
-  uint64_t* defined_ = nullptr;   // bit per site: its SiteDef went out (or it is a duplicate)
-  uint32_t first_undefined_ = 1;  // every site below this is defined
-  uint32_t scanned_up_to_ = 1;    // sites at or above this were never looked at
-  uint64_t modules_hash_ = 0;     // hash of the last ModuleList sent
+  // Per-site memory is mapped as site ids reach it (lazy_array.h), so a process with few stacks
+  // reserves little of the address space `ulimit -v` counts.
+  LazyArray<uint64_t, 9> defined_;  // bit per site: its SiteDef went out (or it is a duplicate)
+  uint32_t first_undefined_ = 1;    // every site below this is defined
+  uint32_t scanned_up_to_ = 1;      // sites at or above this were never looked at
+  uint64_t modules_hash_ = 0;       // hash of the last ModuleList sent
   // Per kind, per site: the acquired/released values last sent.
-  uint64_t* last_sent_[wire::kKindCount] = {};
+  struct LastSent {
+    uint64_t acquired;
+    uint64_t released;
+  };
+  LazyArray<LastSent, 12> last_sent_[wire::kKindCount];
 
   // Per process. UnloadedModules::generation() at the last two censuses, to prune what they
   // made stale.

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "preload/events.h"
 #include "preload/runtime_internal.h"
 #include "preload/wire_format.h"
 

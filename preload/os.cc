@@ -261,6 +261,13 @@ uint32_t CountOpenFds() {
 
 namespace dw::os {
 
+bool IsReadable(const void* address) {
+  const uintptr_t word = reinterpret_cast<uintptr_t>(address) & ~uintptr_t{7};
+  constexpr int kNoSuchHow = 0x7fff;
+  const long result = syscall(SYS_rt_sigprocmask, kNoSuchHow, word, 0, 8);
+  return result != 0 && errno == EINVAL;
+}
+
 bool IsSecureExecution() { return getauxval(AT_SECURE) != 0; }
 
 void FutexWaitUntil(const std::atomic<uint32_t>* word, uint32_t expected, uint64_t deadline_ns) {

@@ -141,6 +141,11 @@ uint64_t RealtimeNs();
 // environment is the caller's, so nothing in it may steer where the shim sends data.
 bool IsSecureExecution();
 
+// True if the 8-byte word containing `address` can be read, found without touching it and
+// without a descriptor: rt_sigprocmask copies the word in before it rejects an invalid `how`,
+// so it fails with EFAULT for unreadable memory and EINVAL otherwise, changing nothing.
+bool IsReadable(const void* address);
+
 // ---- Waiting (the census thread's sleep; the exit path's bounded wait) ----
 
 // Sleeps while `*word == expected`, until FutexWake or the CLOCK_MONOTONIC `deadline_ns`.

@@ -45,6 +45,9 @@ class Reporter {
   // the thread not started (the shim then stays passive).
   bool Init(const Config& config, const CensusSources& sources);
 
+  // After a failed Init: unmaps what Init mapped.
+  void ReleaseMemory() { encoder_.ReleaseMemory(); }
+
   // Hooks call StartIfDue() when start_pending() says so; it brings back a census thread that
   // stepped aside, once it is due.
   bool start_pending() const { return deferred_start_ns_.load(std::memory_order_relaxed) != 0; }

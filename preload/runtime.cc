@@ -1,4 +1,4 @@
-#include "preload/runtime.h"
+#include "preload/events.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -72,6 +72,17 @@ HandleTracker& FdHandles() { return g_runtime.fds.handles(); }
 HandleTracker& ThreadHandles() { return g_runtime.threads.handles(); }
 HandleTracker& TimerHandles() { return g_runtime.timers.handles(); }
 
+// A shim that could not start holds no memory: every table is unmapped, and its methods then
+// map nothing. No other thread can be inside a table yet (tracking never started).
+void ReleaseMemory(Runtime& runtime) {
+  runtime.stacks.ReleaseMemory();
+  runtime.heap.ReleaseMemory();
+  runtime.fds.handles().ReleaseMemory();
+  runtime.threads.handles().ReleaseMemory();
+  runtime.timers.handles().ReleaseMemory();
+  runtime.reporter.ReleaseMemory();
+}
+
 constexpr uint32_t KindIndex(wire::Kind kind) { return static_cast<uint32_t>(kind); }
 
 }  // namespace
@@ -89,6 +100,7 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
       !runtime.fds.Init(max_sites) || !runtime.threads.Init(max_sites) ||
       !runtime.timers.Init(max_sites)) {
     DW_LOG(kError, "cannot map the shim's tables; not tracking");
+    ReleaseMemory(runtime);
     return;
   }
   runtime.unwinder.Init(shim_begin, shim_end);
@@ -121,7 +133,8 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
   config.depth = static_cast<uint16_t>(runtime.options.depth);
   config.startup_uid = getuid();
   if (!runtime.reporter.Init(config, sources)) {
-    DW_LOG(kError, "cannot map the census buffers; not tracking");
+    DW_LOG(kError, "cannot map the census buffers or start the census thread; not tracking");
+    ReleaseMemory(runtime);
     return;  // stays dormant: hooks only forward
   }
   pthread_atfork(nullptr, nullptr, ForkChild);
@@ -172,15 +185,6 @@ void OnModulesUnloaded(UnloadedModules::Snapshot& before, bool closed) {
 }
 
 void OnProcessExiting() { g_runtime.reporter.FinalFlush(); }
-
-void MoveShimPairHigh(int fds[2]) {
-  const int floor = os::HighFdFloor();
-  if (floor <= 2) return;
-  for (int end = 0; end < 2; ++end) {
-    const int moved = os::MoveFdAtOrAbove(fds[end], floor);
-    if (moved >= 0) fds[end] = moved;  // else closed: the caller sees a failed read or write
-  }
-}
 
 bool OnSingleThreadedCallBegin() { return g_runtime.reporter.StepAside(); }
 

@@ -1,7 +1,7 @@
 // runtime_internal.h: the shim's process-wide state, for the trackers' event functions.
 //
-// Hooks never include this; they call the narrow event functions declared in runtime.h and in
-// each tracker's header, which are implemented on top of g_runtime.
+// Hooks never include this; they call the narrow event functions declared in events.h, which
+// are implemented on top of g_runtime.
 //
 // Thread-safety: g_runtime is constant-initialised, filled once by InitRuntime() before tracking
 // starts, and never destroyed. Allocation: none. Safe inside a hook: yes (with the guard held).

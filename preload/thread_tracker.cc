@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "preload/events.h"
 #include "preload/record_writer.h"
 #include "preload/runtime_internal.h"
 #include "preload/thread_state.h"

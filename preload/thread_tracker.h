@@ -199,23 +199,6 @@ class ThreadTracker {
   int wchan_count_ = 0;
 };
 
-// Hook events (implemented over g_runtime). All run with the hook guard held.
-
-// Before the real pthread_create, in the creating thread: captures the site and claims a start
-// slot to pass to ThreadTrampoline. nullptr means "create untracked" (pool full, no key).
-ThreadStartPool::Slot* OnThreadCreating(ThreadStartPool::Routine routine, void* arg,
-                                        const pthread_attr_t* attr);
-// After the real pthread_create with the slot returned by OnThreadCreating: `thread` is valid
-// when `error` is 0. Must be called whatever the outcome, guard held or not (the new thread
-// waits for it).
-void OnThreadCreated(ThreadStartPool::Slot* slot, int error, pthread_t thread);
-// The start routine given to the real pthread_create. Never noexcept and holds no guard while
-// the user's routine runs: a forced unwind (pthread_exit, cancellation) crosses this frame.
-void* ThreadTrampoline(void* slot);
-void OnThreadDetaching(pthread_t thread);
-uint64_t OnThreadJoining(pthread_t thread);
-void OnThreadJoined(pthread_t thread, uint64_t target);
-
 // Creates the exit-detection key and registers the fork handler. Idempotent and lock-free;
 // best called once at start-up (InitRuntime), otherwise done lazily by the first creation.
 bool InitThreadTracking();

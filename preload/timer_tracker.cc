@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include "preload/events.h"
 #include "preload/runtime_internal.h"
 
 namespace dw {

@@ -37,9 +37,4 @@ class TimerTracker {
   HandleTracker handles_;
 };
 
-// Hook events. Call OnTimerCreated after a successful timer_create, OnTimerDeleting before the
-// real timer_delete.
-void OnTimerCreated(timer_t timer, TimerAbi abi, const struct sigevent* event);
-void OnTimerDeleting(timer_t timer, TimerAbi abi);
-
 }  // namespace dw

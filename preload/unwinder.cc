@@ -1,8 +1,13 @@
 #include "preload/unwinder.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
 #include <unwind.h>
 
+#include "preload/import_redirect.h"
+#include "preload/os.h"
 #include "preload/raw_log.h"
 #include "preload/wire_format.h"
 
@@ -24,6 +29,63 @@ _Unwind_Reason_Code CollectFrame(struct _Unwind_Context* context, void* argument
   return _URC_NO_REASON;
 }
 
+// libunwind checks that an address is readable by writing a byte of it into a pipe of its own
+// (and reopens the pipe when a read of it fails). That pipe would sit in the program's
+// descriptor table: it takes two numbers and two of the program's fd limit, and after the
+// program's closefrom libunwind would read and write whatever the program put on them. Its
+// pipe2, read and syscall (through which it writes: syscall(SYS_write, ...)) are redirected
+// here: the "pipe" is two numbers no descriptor can have, and writing to it is the
+// descriptor-free os::IsReadable.
+constexpr int kCheckReadEnd = 0x7ffffffe;
+constexpr int kCheckWriteEnd = 0x7ffffffd;
+
+using ReadFn = ssize_t (*)(int, void*, size_t);
+using SyscallFn = long (*)(long, ...);
+ReadFn g_libunwind_read = nullptr;
+SyscallFn g_libunwind_syscall = nullptr;
+
+int CheckPipe(int ends[2], int) {
+  ends[0] = kCheckReadEnd;
+  ends[1] = kCheckWriteEnd;
+  return 0;
+}
+
+ssize_t CheckRead(int fd, void* buffer, size_t bytes) {
+  if (fd != kCheckReadEnd) return g_libunwind_read(fd, buffer, bytes);
+  errno = EAGAIN;  // "the pipe is fine and empty": no reopening
+  return -1;
+}
+
+long CheckSyscall(long number, ...) {
+  va_list list;
+  va_start(list, number);
+  long arguments[6];
+  for (long& argument : arguments) argument = va_arg(list, long);
+  va_end(list);
+  if (number != SYS_write || arguments[0] != kCheckWriteEnd) {
+    return g_libunwind_syscall(number, arguments[0], arguments[1], arguments[2], arguments[3],
+                               arguments[4], arguments[5]);
+  }
+  if (os::IsReadable(reinterpret_cast<const void*>(arguments[1]))) return arguments[2];
+  errno = EFAULT;
+  return -1;
+}
+
+// Before libunwind's first use (its pipe is made when it initialises). All or nothing: with
+// read and syscall redirected but not pipe2, the real pipe's reads would find no data.
+bool RedirectMemoryChecks(void* libunwind) {
+  void* original = nullptr;
+  if (!RedirectImport(libunwind, "read", reinterpret_cast<void*>(CheckRead), &original)) {
+    return false;
+  }
+  g_libunwind_read = reinterpret_cast<ReadFn>(original);
+  if (!RedirectImport(libunwind, "syscall", reinterpret_cast<void*>(CheckSyscall), &original)) {
+    return false;
+  }
+  g_libunwind_syscall = reinterpret_cast<SyscallFn>(original);
+  return RedirectImport(libunwind, "pipe2", reinterpret_cast<void*>(CheckPipe), &original);
+}
+
 }  // namespace
 
 int LibgccBacktrace(void** frames, int capacity) {
@@ -37,6 +99,12 @@ UnwindMethod Unwinder::Init(uintptr_t shim_begin, uintptr_t shim_end) {
   shim_end_ = shim_end;
   // RTLD_LOCAL keeps libunwind's weak backtrace/_Unwind_Backtrace out of the global scope.
   void* libunwind = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+  if (libunwind != nullptr && !RedirectMemoryChecks(libunwind)) {
+    // A libunwind built differently: its pipe would be in the program's table, which is worse
+    // than a slower unwinder.
+    DW_LOG(kWarning, "cannot redirect libunwind's memory checks; using libgcc's unwinder");
+    libunwind = nullptr;
+  }
   if (libunwind != nullptr) {
     using SetCachingPolicyFn = int (*)(void*, int);
     auto set_caching =

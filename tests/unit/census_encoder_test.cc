@@ -119,6 +119,9 @@ TEST_F(CensusEncoderTest, AStackStillBeingWrittenHoldsBackOnlyItself) {
       heap_.Acquire(Site(seed), 16);
     }
   });
+  // Some stacks first, so that there are others to be held back (or not).
+  while (stacks_.end_id() < 100) {
+  }
   // Interrupt the thread until it is caught between taking an id and writing the stack.
   uint32_t pending = 0;
   for (int attempt = 0; attempt < 200000 && pending == 0; ++attempt) {

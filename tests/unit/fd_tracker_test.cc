@@ -1,4 +1,5 @@
 // The fd classifier on real descriptors of every kind, and the fd events on the real tables.
+#include "preload/events.h"
 #include "preload/fd_tracker.h"
 
 #include <fcntl.h>
