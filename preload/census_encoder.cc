@@ -238,44 +238,59 @@ bool CensusEncoder::AppendSiteDefinitions(os::PageBuffer& out, uint32_t end) {
 }
 
 bool CensusEncoder::AppendCounters(os::PageBuffer& out) {
-  RecordWriter writer(out);
   for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
-    const KindSource& source = sources_.kinds[kind];
-    if (source.counters == nullptr) continue;
-    LazyArray<LastSent, 12>& last_sent = last_sent_[kind];
-    writer.Begin(wire::RecordType::kCounters);
-    wire::CountersHeader header{kind, 0};
-    writer.Append(&header, sizeof(header));
-    // Site 0 (unattributed) is always eligible; defined sites only once their definition went
-    // out, so a collector never sees counters for a stack it cannot resolve.
-    for (uint32_t site = 0; site < scanned_up_to_; ++site) {
-      if (site != StackTable::kNoSite && !Defined(site)) continue;
-      SiteCounters::Snapshot now = source.counters->Read(site);
-      const LastSent* before = last_sent.Get(site);
-      const LastSent zero{0, 0};
-      if (before == nullptr) before = &zero;
-      if (now.acquired == before->acquired && now.released == before->released) continue;
-      LastSent* last = last_sent.Ensure(site);
-      if (last == nullptr) continue;  // no memory to remember it: sent when there is
-      wire::SiteCounter entry{site,
-                              source.site_detail ? source.site_detail(site) : 0u,
-                              now.acquired,
-                              now.released,
-                              now.acquired_bytes,
-                              now.released_bytes};
-      writer.Append(&entry, sizeof(entry));
-      // If the census is dropped after all, the connection is reset, and with it this memory.
-      *last = LastSent{now.acquired, now.released};
-      ++header.count;
-    }
-    if (header.count == 0) {
-      writer.Abandon();  // nothing changed for this kind
-      continue;
-    }
-    memcpy(out.data() + out.size() - writer.payload_size(), &header, sizeof(header));
-    if (!writer.End()) return false;
+    if (sources_.kinds[kind].counters != nullptr && !AppendKindCounters(out, kind)) return false;
   }
   return true;
+}
+
+bool CensusEncoder::AppendKindCounters(os::PageBuffer& out, uint32_t kind) {
+  // A kind's counters may span several records: one record of every site of a large table
+  // would pass the collector's record limit (wire::kMaxRecordLength).
+  constexpr uint32_t kMaxEntriesPerRecord = 1u << 16;
+  const KindSource& source = sources_.kinds[kind];
+  LazyArray<LastSent, 12>& last_sent = last_sent_[kind];
+  RecordWriter writer(out);
+  wire::CountersHeader header{kind, 0};
+  auto close_record = [&]() {
+    if (header.count == 0) {
+      writer.Abandon();  // nothing changed
+      return true;
+    }
+    memcpy(out.data() + out.size() - writer.payload_size(), &header, sizeof(header));
+    return writer.End();
+  };
+  writer.Begin(wire::RecordType::kCounters);
+  writer.Append(&header, sizeof(header));
+  // Site 0 (unattributed) is always eligible; defined sites only once their definition went
+  // out, so a collector never sees counters for a stack it cannot resolve.
+  for (uint32_t site = 0; site < scanned_up_to_; ++site) {
+    if (site != StackTable::kNoSite && !Defined(site)) continue;
+    SiteCounters::Snapshot now = source.counters->Read(site);
+    const LastSent* before = last_sent.Get(site);
+    if (before == nullptr ? now.acquired == 0 && now.released == 0
+                          : now.acquired == before->acquired && now.released == before->released) {
+      continue;
+    }
+    LastSent* last = last_sent.Ensure(site);
+    if (last == nullptr) continue;  // no memory to remember it: sent when there is
+    wire::SiteCounter entry{site,
+                            source.site_detail ? source.site_detail(site) : 0u,
+                            now.acquired,
+                            now.released,
+                            now.acquired_bytes,
+                            now.released_bytes};
+    writer.Append(&entry, sizeof(entry));
+    // If the census is dropped after all, the connection is reset, and with it this memory.
+    *last = LastSent{now.acquired, now.released};
+    if (++header.count == kMaxEntriesPerRecord) {
+      if (!close_record()) return false;
+      header.count = 0;
+      writer.Begin(wire::RecordType::kCounters);
+      writer.Append(&header, sizeof(header));
+    }
+  }
+  return close_record();
 }
 
 }  // namespace dw

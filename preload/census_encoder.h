@@ -78,6 +78,7 @@ class CensusEncoder {
   // stays pending and is defined by a later census; its counters wait for it.
   bool AppendSiteDefinitions(os::PageBuffer& out, uint32_t end);
   bool AppendCounters(os::PageBuffer& out);
+  bool AppendKindCounters(os::PageBuffer& out, uint32_t kind);
 
   bool Defined(uint32_t site) const {
     const uint64_t* word = defined_.Get(site / 64);

@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstring>
 #include <string_view>
 #include <thread>
 
@@ -93,6 +94,30 @@ TEST_F(CensusEncoderTest, NewConnectionDefinesEverySiteAgain) {
   ASSERT_EQ(censuses.size(), 1u);
   EXPECT_EQ(censuses[0].sequence, 0u);
   EXPECT_EQ(censuses[0].counters[0].at(site).acquired, 1u);
+}
+
+TEST_F(CensusEncoderTest, CountersOfManySitesSpanSeveralRecords) {
+  ASSERT_TRUE(encoder_.AppendHello(out_));
+  constexpr uint32_t kSites = 70000;  // more than one Counters record carries
+  for (uintptr_t seed = 1; seed <= kSites; ++seed) heap_.Acquire(Site(seed * 16), 8);
+  ASSERT_TRUE(encoder_.AppendCensus(out_, false, 0));
+  // Each record stays far below the collector's limit, whatever the number of sites.
+  int counters_records = 0;
+  for (size_t at = 0; at < out_.size();) {
+    wire::RecordHeader header;
+    memcpy(&header, out_.data() + at, sizeof(header));
+    if (header.type == static_cast<uint32_t>(wire::RecordType::kCounters)) {
+      ++counters_records;
+      EXPECT_LE(header.length, sizeof(wire::CountersHeader) + 65536 * sizeof(wire::SiteCounter));
+    }
+    at += sizeof(header) + header.length;
+  }
+  EXPECT_EQ(counters_records, 2);
+  absl::Status fed = decoder_.Feed(std::string_view(out_.data(), out_.size()));
+  ASSERT_TRUE(fed.ok()) << fed;
+  const std::vector<report::Census> censuses = decoder_.TakeCensuses();
+  ASSERT_EQ(censuses.size(), 1u);
+  EXPECT_EQ(censuses[0].counters[0].size(), kSites);
 }
 
 // A thread stopped in the middle of StackTable::Intern (a long signal handler, a debugger, CPU
