@@ -125,17 +125,18 @@ TEST(LifecycleTest, ChildrenYoungerThanAnIntervalSendNothingAtExit) {
 
 // Runs `program` with the shim preloaded and only fds 0-2 open, reporting to `socket_path`;
 // returns its wait status.
-int RunPreloaded(const std::string& program, const std::string& socket_path) {
+int RunPreloaded(const std::string& program, const std::string& socket_path,
+                 const std::string& argument = "") {
   const pid_t target = fork();
   if (target == 0) {
     close_range(3, ~0u, 0);
     const std::string preload = std::string("LD_PRELOAD=") + DW_SHIM_PATH;
     const std::string socket = "DRIFTWATCH_SOCKET=" + socket_path;
     char* environment[] = {const_cast<char*>(preload.c_str()), const_cast<char*>(socket.c_str()),
-                           const_cast<char*>("DRIFTWATCH_INTERVAL_MS=50"),
-                           const_cast<char*>("DRIFTWATCH_LOG=0"), nullptr};
+                           const_cast<char*>("DRIFTWATCH_INTERVAL_MS=50"), nullptr};
     const std::string path = Program(program);
-    char* arguments[] = {const_cast<char*>(path.c_str()), nullptr};
+    char* arguments[] = {const_cast<char*>(path.c_str()),
+                         argument.empty() ? nullptr : const_cast<char*>(argument.c_str()), nullptr};
     execve(path.c_str(), arguments, environment);
     _exit(127);
   }
@@ -184,8 +185,12 @@ TEST(LifecycleTest, NothingIsSentToAnotherUsersCollector) {
   }
   char byte;
   ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  int status = RunPreloaded("lifecycle_vfork_exit", path);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  // The refusal is said on the program's stderr, but only while that is still the stderr it
+  // started with: this program points fd 2 at a log of its own at once, which must stay empty.
+  const std::string log = testing::TempDir() + "/stderr_moved.log";
+  int status = RunPreloaded("lifecycle_stderr_moved", path, log);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the shim wrote into the program's own log";
   ASSERT_EQ(waitpid(listener, &status, 0), listener);
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "the shim sent its census to another user's socket";
