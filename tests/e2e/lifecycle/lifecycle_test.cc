@@ -152,26 +152,47 @@ TEST(LifecycleTest, ShimHoldsNoLowDescriptorBeforeMain) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "the program's first descriptors were taken";
 }
 
-// A listener run by another user, in a directory anyone may write to, as an attacker's socket
-// would be: the shim of a root process connects, sees who listens, and sends nothing.
-TEST(LifecycleTest, NothingIsSentToAnotherUsersCollector) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root, to run the listener as another user";
-  char dir[] = "/tmp/dw-untrusted-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  ASSERT_EQ(chmod(dir, 01777), 0);
-  const std::string path = std::string(dir) + "/census.sock";
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t listener = fork();
-  if (listener == 0) {
+// A listener run by `nobody` in a directory anyone may write to, as an attacker's socket would
+// be. It accepts until 3 s pass without a connection and exits 1 if it received any byte.
+class UntrustedListener {
+ public:
+  bool Start() {
+    if (mkdtemp(dir_) == nullptr || chmod(dir_, 01777) != 0) return false;
+    path_ = std::string(dir_) + "/census.sock";
+    int ready[2];
+    if (pipe(ready) != 0) return false;
+    pid_ = fork();
+    if (pid_ == 0) Serve(ready[1]);
+    close(ready[1]);
+    char byte;
+    const bool started = read(ready[0], &byte, 1) == 1;
+    close(ready[0]);
+    return started;
+  }
+  const std::string& path() const { return path_; }
+  // Waits for the listener: 0 if it received nothing.
+  int BytesReceivedExitCode() {
+    int status = -1;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    unlink(path_.c_str());
+    rmdir(dir_);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  }
+  ~UntrustedListener() {
+    if (pid_ > 0) BytesReceivedExitCode();
+  }
+
+ private:
+  [[noreturn]] void Serve(int ready) {
     if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
     int server = socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    std::strcpy(address.sun_path, path.c_str());
+    std::strcpy(address.sun_path, path_.c_str());
     if (bind(server, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) _exit(4);
     listen(server, 16);
-    (void)!write(ready[1], "x", 1);
+    (void)!write(ready, "x", 1);
     size_t received = 0;
     pollfd wait{server, POLLIN, 0};
     while (poll(&wait, 1, 3000) > 0) {
@@ -183,18 +204,67 @@ TEST(LifecycleTest, NothingIsSentToAnotherUsersCollector) {
     }
     _exit(received > 0 ? 1 : 0);
   }
-  char byte;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+
+  char dir_[32] = "/tmp/dw-untrusted-XXXXXX";
+  std::string path_;
+  pid_t pid_ = -1;
+};
+
+// A listener run by another user, in a directory anyone may write to, as an attacker's socket
+// would be: the shim of a root process connects, sees who listens, and sends nothing.
+TEST(LifecycleTest, NothingIsSentToAnotherUsersCollector) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to run the listener as another user";
+  UntrustedListener listener;
+  ASSERT_TRUE(listener.Start());
+  const std::string path = listener.path();
   // The refusal is said on the program's stderr, but only while that is still the stderr it
   // started with: this program points fd 2 at a log of its own at once, which must stay empty.
   const std::string log = testing::TempDir() + "/stderr_moved.log";
   int status = RunPreloaded("lifecycle_stderr_moved", path, log);
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "the shim wrote into the program's own log";
-  ASSERT_EQ(waitpid(listener, &status, 0), listener);
+  EXPECT_EQ(listener.BytesReceivedExitCode(), 0)
+      << "the shim sent its census to another user's socket";
+}
+
+// glibc honours LD_PRELOAD in a set-uid program only for a library named without a slash that
+// sits in a system directory and is set-uid itself (as /etc/ld.so.preload entries may be): such
+// a copy of the shim is installed for the test. The program runs as root for a user whose
+// environment chose the socket: the shim must send nothing, even to that user's own listener.
+TEST(LifecycleTest, SetUidProgramsStayDormant) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to make a set-uid program";
+  const std::string library_name = "libdriftwatch-setuid-test.so";
+  const std::string library = "/usr/lib/x86_64-linux-gnu/" + library_name;
+  char dir[] = "/var/tmp/dw-setuid-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  ASSERT_EQ(chmod(dir, 0755), 0);
+  const std::string program = std::string(dir) + "/setuid_probe";
+  const std::string copy_library =
+      "cp " + std::string(DW_SHIM_PATH) + " " + library + " && chmod 04755 " + library;
+  const std::string copy_program = "cp " + Program("lifecycle_setuid_probe") + " " + program +
+                                   " && chown 0:0 " + program + " && chmod 04755 " + program;
+  ASSERT_EQ(std::system(copy_library.c_str()), 0);
+  ASSERT_EQ(std::system(copy_program.c_str()), 0);
+  UntrustedListener listener;
+  ASSERT_TRUE(listener.Start());
+  const pid_t target = fork();
+  if (target == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(125);
+    const std::string preload = "LD_PRELOAD=" + library_name;
+    const std::string socket = "DRIFTWATCH_SOCKET=" + listener.path();
+    char* environment[] = {const_cast<char*>(preload.c_str()), const_cast<char*>(socket.c_str()),
+                           const_cast<char*>("DRIFTWATCH_INTERVAL_MS=50"), nullptr};
+    char* arguments[] = {const_cast<char*>(program.c_str()), nullptr};
+    execve(program.c_str(), arguments, environment);
+    _exit(127);
+  }
+  int status = -1;
+  waitpid(target, &status, 0);
   EXPECT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "the shim sent its census to another user's socket";
-  unlink(path.c_str());
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the shim was not loaded: the test proves nothing";
+  EXPECT_EQ(listener.BytesReceivedExitCode(), 0) << "a set-uid program sent its census";
+  unlink(library.c_str());
+  unlink(program.c_str());
   rmdir(dir);
 }
 
