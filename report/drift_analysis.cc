@@ -124,17 +124,20 @@ struct Level {
 constexpr double kCycleDropFraction = 0.3;
 constexpr size_t kMinCycleDrops = 3;
 
+double Difference(int64_t a, int64_t b) { return static_cast<double>(a) - static_cast<double>(b); }
+
 Level LevelOf(std::span<const double> t, std::span<const int64_t> v) {
   Level level;
   const size_t n = v.size();
   // Against the whole range, so that noise on a plateau (small drops after a large rise) is not
   // mistaken for cycles; a sawtooth with a leak underneath keeps drops of about its amplitude.
   const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  const double range = static_cast<double>(*hi - *lo);
+  // Differences in double: a hostile stream can send values whose int64 difference overflows.
+  const double range = Difference(*hi, *lo);
   std::vector<size_t> landings;  // first point of each cycle after a drop
   if (range > 0) {
     for (size_t i = 1; i < n; ++i) {
-      if (static_cast<double>(v[i - 1] - v[i]) > kCycleDropFraction * range) landings.push_back(i);
+      if (Difference(v[i - 1], v[i]) > kCycleDropFraction * range) landings.push_back(i);
     }
   }
   if (landings.size() < kMinCycleDrops) {
@@ -265,11 +268,10 @@ size_t TeardownPoints(std::span<const int64_t> v) {
   for (size_t tail = max_tail; tail >= 1; --tail) {
     const auto body = v.first(n - tail);
     const auto [lo, hi] = std::minmax_element(body.begin(), body.end());
-    const double range = static_cast<double>(*hi - *lo);
+    const double range = Difference(*hi, *lo);
     const int64_t highest_after =
         *std::max_element(v.end() - static_cast<ptrdiff_t>(tail), v.end());
-    if (range > 0 &&
-        static_cast<double>(body.back() - highest_after) > kCycleDropFraction * range) {
+    if (range > 0 && Difference(body.back(), highest_after) > kCycleDropFraction * range) {
       return tail;
     }
   }

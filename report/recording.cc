@@ -130,8 +130,17 @@ class RecordingReader {
       return Error(offset, absl::StrCat("event length ", length, " exceeds ",
                                         kMaxRecordingEventLength, ": corrupt recording"));
     }
-    payload.resize(length);
-    const size_t body = Read(payload.data(), length);
+    // Read in pieces, growing as bytes arrive: a header may claim far more than the file has.
+    payload.clear();
+    size_t body = 0;
+    while (body < length) {
+      const size_t piece = std::min<size_t>(length - body, size_t{1} << 20);
+      payload.resize(body + piece);
+      const size_t got = Read(payload.data() + body, piece);
+      body += got;
+      if (got < piece) break;
+    }
+    payload.resize(body);
     if (body < length) {
       cut_off = Warning(offset, absl::StrCat("the recording is cut off inside its last event (",
                                              EventName(type), ", ", body, " of ", length,

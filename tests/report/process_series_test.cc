@@ -62,5 +62,24 @@ TEST(ProcessSeriesTest, StaysBoundedAndAligned) {
   EXPECT_GE(series.TimesOf(*late)[0], 333.0);
 }
 
+// Any connected process can send these figures (tests/report/hostile/
+// census_stream_heap_live_overflow is the fuzzer's stream): the heap total saturates instead of
+// overflowing int64, which UBSan (scripts/sanitize) reports.
+TEST(ProcessSeriesTest, HostileLiveBytesSaturateTheHeapTotal) {
+  ProcessSeries series(16);
+  Census census;
+  census.monotonic_ns = 1'000'000'000;
+  constexpr uint64_t kHuge = uint64_t{1} << 63;
+  census.counters[0][1] = SiteCounters{1, 0, kHuge - 1, 0};
+  census.counters[0][2] = SiteCounters{1, 0, kHuge - 1, 0};
+  series.Append(census);
+  EXPECT_EQ(series.heap_live_bytes().back(), INT64_MAX);
+  census.counters[0][1] = SiteCounters{0, 1, 0, kHuge};
+  census.counters[0][2] = SiteCounters{0, 1, 0, kHuge - 1};
+  census.monotonic_ns = 2'000'000'000;
+  series.Append(census);
+  EXPECT_EQ(series.heap_live_bytes().back(), INT64_MIN);
+}
+
 }  // namespace
 }  // namespace dw::report

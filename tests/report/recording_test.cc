@@ -355,5 +355,24 @@ TEST(GoldenReportTest, ReportJsonMatchesTheCheckedInExpectation) {
       << expected_path;
 }
 
+// Recordings the fuzzer made (tests/fuzz), each once undefined behaviour or a needless 64 MiB
+// allocation in the collector. Replayed here, so the ASan+UBSan stage of scripts/test checks
+// them on every run: each must give a report or a clear error, never a crash.
+class HostileRecordingTest : public testing::TestWithParam<const char*> {};
+
+TEST_P(HostileRecordingTest, ReplaysWithoutOverflowOrHugeAllocation) {
+  const std::string path = std::string(HOSTILE_DIR) + "/" + GetParam();
+  RunOptions analysis;
+  absl::StatusOr<ReplayedRun> replayed = ReplayRecording(path, analysis);
+  if (!replayed.ok()) {
+    EXPECT_THAT(std::string(replayed.status().message()), testing::HasSubstr(path));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(FuzzFindings, HostileRecordingTest,
+                         testing::Values("recording_drift_range_overflow",
+                                         "recording_heap_live_overflow",
+                                         "recording_event_claims_64mib"));
+
 }  // namespace
 }  // namespace dw::report
