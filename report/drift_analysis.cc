@@ -169,7 +169,7 @@ struct PrefixSums {
     // Relative to the first point: keeps the squares small enough for doubles to stay exact.
     for (size_t i = 0; i < m; ++i) {
       const double x = times[i] - times[0];
-      const double y = static_cast<double>(values[i] - values[0]);
+      const double y = Difference(values[i], values[0]);
       n[i + 1] = n[i] + 1;
       t[i + 1] = t[i] + x;
       v[i + 1] = v[i] + y;
@@ -289,7 +289,7 @@ double TheilSenSlope(std::span<const double> times_s, std::span<const int64_t> v
   std::vector<double> slopes;
   const auto add = [&](size_t i, size_t j) {
     const double dt = times_s[j] - times_s[i];
-    if (dt > 0) slopes.push_back(static_cast<double>(values[j] - values[i]) / dt);
+    if (dt > 0) slopes.push_back(Difference(values[j], values[i]) / dt);
   };
   const size_t pairs = m * (m - 1) / 2;
   if (pairs <= std::max<size_t>(max_pairs, 1)) {

@@ -372,7 +372,8 @@ TEST_P(HostileRecordingTest, ReplaysWithoutOverflowOrHugeAllocation) {
 INSTANTIATE_TEST_SUITE_P(FuzzFindings, HostileRecordingTest,
                          testing::Values("recording_drift_range_overflow",
                                          "recording_heap_live_overflow",
-                                         "recording_event_claims_64mib"));
+                                         "recording_event_claims_64mib",
+                                         "recording_theil_sen_overflow"));
 
 }  // namespace
 }  // namespace dw::report

@@ -116,11 +116,11 @@ TEST(TablesRaceTest, PointerTableGrowsMovesAndUpdatesUnderAReader) {
 
 // A census-like reader must see a key with its own entry, never with the entry of the key that
 // held the slot before it, nor the empty entry of a fresh slot.
-// DISABLED: fails on main (up to 500k mixed entries in 2M rounds; 5 runs of 6 in a plain build,
-// every run under TSan): Insert claims the slot's key by CAS and stores the value after it, so
-// ForEach (the census: thread reconciliation and ThreadStates) can pair a new key with a stale
-// site and state. Enable with the fix.
-TEST(TablesRaceTest, DISABLED_PointerTableReaderSeesWholeEntries) {
+// Failed before 8291a01 (up to 500k mixed entries in 2M rounds; 5 runs of 6 in a plain build,
+// every run under TSan): Insert claimed the slot's key by CAS and stored the value after it, so
+// ForEach (the census: thread reconciliation and ThreadStates) could pair a new key with a stale
+// site and state.
+TEST(TablesRaceTest, PointerTableReaderSeesWholeEntries) {
   PointerTable table;
   ASSERT_TRUE(table.Init(2));  // 16 slots for 6 keys: inserts keep reusing erased slots
   constexpr int kWriters = 2;
@@ -190,12 +190,11 @@ TEST(TablesRaceTest, HandleTrackerCountsMatchTheTableUnderAReader) {
 // while the owner closes the same number and creates it again at another site, as fd numbers
 // are reused at once. Whatever the interleaving, no site may end with more releases than
 // creations, and the live total must match the table.
-// DISABLED: fails on main (a site ends with 1 to 3 more releases than creations, nearly every
-// run): PointerTable::Erase reads the value, then CASes the key to 0; if the owner erased and
-// re-inserted the same key in between, the CAS succeeds on the new entry and the old entry's
-// site is released twice, while the new one leaves the table without a release (its site keeps
-// a phantom live handle). Enable with the fix.
-TEST(TablesRaceTest, DISABLED_HandleTrackerReleaseRacingReuseKeepsSitesApart) {
+// Failed before 8291a01 (a site ended with 1 to 3 more releases than creations, nearly every
+// run): PointerTable::Erase read the value, then CASed the key to 0; if the owner erased and
+// re-inserted the same key in between, the CAS succeeded on the new entry and the old entry's
+// site was released twice, while the new one left the table without a release.
+TEST(TablesRaceTest, HandleTrackerReleaseRacingReuseKeepsSitesApart) {
   HandleTracker handles;
   ASSERT_TRUE(handles.Init(8, 2));
   constexpr uint64_t kHandle = 5;
@@ -224,10 +223,10 @@ TEST(TablesRaceTest, DISABLED_HandleTrackerReleaseRacingReuseKeepsSitesApart) {
   EXPECT_EQ(live, handles.Lookup(kHandle, &found) ? 1 : 0);
 }
 
-// DISABLED: crashes on main. A table of one bucket (Init(1), a power of two as asked) has a
-// level of 0 bucket bits, and BucketFor shifts the hash right by 64 - 0 bits: undefined, on x86
-// a shift by 0, so the bucket index is the whole hash. No caller asks for 1 bucket today.
-TEST(TablesRaceTest, DISABLED_PointerTableWithOneBucket) {
+// Crashed before 8291a01. A table of one bucket (Init(1), a power of two as asked) has a level
+// of 0 bucket bits, and BucketFor shifted the hash right by 64 - 0 bits: undefined, on x86 a
+// shift by 0, so the bucket index was the whole hash. No caller asks for 1 bucket today.
+TEST(TablesRaceTest, PointerTableWithOneBucket) {
   PointerTable table;
   ASSERT_TRUE(table.Init(1));
   for (uintptr_t key = 16; key <= 16 * 20; key += 16) ASSERT_TRUE(table.Insert(key, {1, key}));
