@@ -18,4 +18,4 @@ client() {
 # timings and are replaced; the counts stay.
 filter_client() { sed -E 's/[0-9]+\.[0-9]+ seconds/N seconds/'; }
 # memcached -u switches to nobody within milliseconds of starting, before the shim's first
-# census connects: it was never heard from until 7b70b92 (defect 4; repro/setuid_self.c).
+# census connects: it was never heard from until 7b70b92 (defect 4; tests/e2e/run_checks).

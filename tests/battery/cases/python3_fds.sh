@@ -4,6 +4,6 @@
 expect_in_stdout='pipe 3 4'
 prepare() { cp "$inputs/fds.py" .; }
 command=(python3 fds.py)
-# Until 00d24d3 the shim held fds 3 and 4 from its constructor (repro/first_fd.c), and until
+# Until 00d24d3 the shim held fds 3 and 4 from its constructor (LifecycleTest.ShimHoldsNoLowDescriptorBeforeMain), and until
 # b040599 it wrote a line into the program's stderr when the program closed its socket
-# (repro/close_all_fds.c).
+# (CensusTest.CensusSocketIsOutOfTheProgramsReach).

@@ -7,4 +7,4 @@ expect_in_stdout='queue: 14850 child exit 0'
 prepare() { cp "$inputs/multiprocessing_pool.py" .; }
 command=(python3 multiprocessing_pool.py)
 # Children that block and leave with os._exit were never heard from until 96350c1
-# (repro/quiet_fork_child.c).
+# (LifecycleTest.QuietWorkersLeavingWithUnderscoreExitAreHeardFrom).
