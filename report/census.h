@@ -167,6 +167,12 @@ struct Census {
   bool has_thread_states = false;  // a ThreadStates record arrived in this census
 };
 
+// Adds `value` to `total`, stopping at the int64 limits: live figures come from other processes,
+// and a hostile one can send values whose sum would overflow.
+inline void AddSaturating(int64_t& total, int64_t value) {
+  if (__builtin_add_overflow(total, value, &total)) total = value > 0 ? INT64_MAX : INT64_MIN;
+}
+
 // Names used in reports and JSON ("heap", "threads", "fds", "timers").
 const char* KindName(wire::Kind kind);
 

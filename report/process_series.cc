@@ -44,10 +44,8 @@ void ProcessSeries::Append(const Census& census) {
       if (inserted) it->second.first_index = index;
       it->second.live.push_back(counters.Live());
       it->second.live_bytes.push_back(counters.LiveBytes());
-      // Saturating: a hostile stream can send live bytes whose sum overflows int64.
-      if (kind == static_cast<uint32_t>(wire::Kind::kHeap) &&
-          __builtin_add_overflow(heap_live, counters.LiveBytes(), &heap_live)) {
-        heap_live = counters.LiveBytes() > 0 ? INT64_MAX : INT64_MIN;
+      if (kind == static_cast<uint32_t>(wire::Kind::kHeap)) {
+        AddSaturating(heap_live, counters.LiveBytes());
       }
     }
   }

@@ -516,14 +516,14 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
           site.detail = counters.detail;
           switch (site.kind) {
             case wire::Kind::kHeap:
-              process.heap_live_bytes += site.live_bytes;
+              AddSaturating(process.heap_live_bytes, site.live_bytes);
               break;
             case wire::Kind::kFds:
               site.fd_types = FdTypeNames(site.detail);
               break;
             case wire::Kind::kTimers:
               site.timer_notify = TimerNotifyNames(site.detail);
-              process.timers_live += site.live;
+              AddSaturating(process.timers_live, site.live);
               break;
             case wire::Kind::kThreads:
               if (auto it = latest.thread_states.find(site_id); it != latest.thread_states.end()) {
