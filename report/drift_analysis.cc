@@ -382,11 +382,11 @@ DriftFinding RobustDriftAnalyzer::Analyze(std::span<const double> times_s,
   const bool significant =
       finding.slope_per_hour > 0 && finding.confidence >= options_.min_confidence;
   const bool sustained = q[0] < q[1] && q[1] < q[2] && q[2] < q[3];
-  int64_t largest_rise = 0;
+  double largest_rise = 0;
   for (size_t i = 1; i < window_v.size(); ++i) {
-    largest_rise = std::max(largest_rise, window_v[i] - window_v[i - 1]);
+    largest_rise = std::max(largest_rise, Difference(window_v[i], window_v[i - 1]));
   }
-  const bool not_a_step = static_cast<double>(largest_rise) < 0.5 * (q[3] - q[0]);
+  const bool not_a_step = largest_rise < 0.5 * (q[3] - q[0]);
   const bool decelerating = quarters.Rate(2, 3) < options_.max_deceleration * quarters.Rate(0, 1);
   if (significant && sustained && not_a_step && !decelerating) {
     finding.status = DriftStatus::kDrifting;

@@ -373,7 +373,8 @@ INSTANTIATE_TEST_SUITE_P(FuzzFindings, HostileRecordingTest,
                          testing::Values("recording_drift_range_overflow",
                                          "recording_heap_live_overflow",
                                          "recording_event_claims_64mib",
-                                         "recording_theil_sen_overflow"));
+                                         "recording_theil_sen_overflow",
+                                         "recording_largest_rise_overflow"));
 
 }  // namespace
 }  // namespace dw::report
