@@ -42,12 +42,7 @@ __thread bool t_private_fd_table = false;
 dev_t g_stderr_device = 0;
 ino_t g_stderr_inode = 0;
 
-}  // namespace
-
-long RawCall(long number, long a, long b, long c, long d, long e, long f) {
-  return syscall(number, a, b, c, d, e, f);
-}
-
+// Writes `value` in decimal at `out` (no NUL); returns the end.
 char* FormatUnsigned(char* out, uint64_t value) {
   char digits[20];
   int count = 0;
@@ -57,6 +52,12 @@ char* FormatUnsigned(char* out, uint64_t value) {
   } while (value != 0);
   while (count > 0) *out++ = digits[--count];
   return out;
+}
+
+}  // namespace
+
+long RawCall(long number, long a, long b, long c, long d, long e, long f) {
+  return syscall(number, a, b, c, d, e, f);
 }
 
 void ProcPath(char* out, const char* prefix, uint64_t number, const char* suffix) {

@@ -37,8 +37,6 @@ class ErrnoKeeper {
   int saved_;
 };
 
-// Writes `value` in decimal at `out` (no NUL); returns the end.
-char* FormatUnsigned(char* out, uint64_t value);
 // "<prefix><number><suffix>" into `out`, NUL-terminated (at least 64 bytes): /proc paths.
 void ProcPath(char* out, const char* prefix, uint64_t number, const char* suffix = "");
 
