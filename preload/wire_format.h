@@ -85,13 +85,18 @@ struct Hello {
   uint64_t realtime_ns_at_hello;  // CLOCK_REALTIME when the connection was made
   uint32_t interval_ms;           // census interval in effect
   uint16_t depth;                 // maximum frames per stack in effect
-  uint16_t mode;                  // 0: exact (every resource has a site)
+  uint16_t mode;                  // kModeExact or kModeSampled (the heap kind only)
   uint32_t exe_length;
-  uint32_t reserved;
+  uint32_t sample_mean_bytes;  // kModeSampled: mean bytes between heap samples; else 0
 };
 static_assert(sizeof(Hello) == 56);
 
+// Exact: every heap block is recorded at its site. Sampled: heap blocks are sampled by bytes
+// (a Poisson process with mean `sample_mean_bytes`), and the heap kind's counters carry unbiased
+// estimates: a sampled block of size s counts for 1/(1-exp(-s/mean)) blocks and as many times s
+// bytes. Descriptors, threads and timers are exact in both modes.
 inline constexpr uint16_t kModeExact = 0;
+inline constexpr uint16_t kModeSampled = 1;
 
 // CensusBegin payload.
 struct CensusBegin {

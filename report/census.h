@@ -36,7 +36,8 @@ struct HelloInfo {
   uint64_t realtime_ns_at_hello = 0;
   uint32_t interval_ms = 0;
   uint16_t depth = 0;
-  uint16_t mode = 0;
+  uint16_t mode = 0;               // wire::kModeExact or kModeSampled
+  uint32_t sample_mean_bytes = 0;  // sampled mode: mean bytes between heap samples
 };
 
 // One file-backed mapping from a ModuleList record.

@@ -229,6 +229,14 @@ absl::Status CensusStreamDecoder::DecodeHello(std::string_view payload) {
     return absl::InvalidArgumentError(
         absl::StrFormat("depth %d exceeds kMaxDepth %d", hello.depth, wire::kMaxDepth));
   }
+  if (hello.mode != wire::kModeExact && hello.mode != wire::kModeSampled) {
+    return absl::InvalidArgumentError(absl::StrFormat("unknown mode %d", hello.mode));
+  }
+  if ((hello.mode == wire::kModeSampled) != (hello.sample_mean_bytes != 0)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "mode %d with a sampling mean of %d bytes (only sampled mode has one, and it is not 0)",
+        hello.mode, hello.sample_mean_bytes));
+  }
   HelloInfo info;
   info.identity.pid = hello.pid;
   info.identity.ppid = hello.ppid;
@@ -240,6 +248,7 @@ absl::Status CensusStreamDecoder::DecodeHello(std::string_view payload) {
   info.interval_ms = hello.interval_ms;
   info.depth = hello.depth;
   info.mode = hello.mode;
+  info.sample_mean_bytes = hello.sample_mean_bytes;
   hello_ = std::move(info);
   return absl::OkStatus();
 }
