@@ -36,17 +36,18 @@ class SiteCounters {
   // later Release() finds mapped counters.
   uint32_t Admit(uint32_t site) { return cells_.Ensure(site) != nullptr ? site : 0; }
 
-  void Acquire(uint32_t site, uint64_t bytes) {
+  // `count`: how many resources this one stands for (1, or a sampled block's estimate).
+  void Acquire(uint32_t site, uint64_t bytes, uint64_t count = 1) {
     Cell& cell = CellFor(site);
-    cell.acquired.fetch_add(1, std::memory_order_relaxed);
+    cell.acquired.fetch_add(count, std::memory_order_relaxed);
     cell.acquired_bytes.fetch_add(bytes, std::memory_order_relaxed);
   }
-  void Release(uint32_t site, uint64_t bytes) {
+  void Release(uint32_t site, uint64_t bytes, uint64_t count = 1) {
     Cell& cell = CellFor(site);
     cell.released_bytes.fetch_add(bytes, std::memory_order_relaxed);
     // Release order pairs with Read(): a reader that sees this release also sees the matching
     // acquisition, which happened before it.
-    cell.released.fetch_add(1, std::memory_order_release);
+    cell.released.fetch_add(count, std::memory_order_release);
   }
 
   // A site whose counters were never mapped reads as all zero.
