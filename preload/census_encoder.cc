@@ -71,7 +71,8 @@ bool CensusEncoder::AppendHello(os::PageBuffer& out) {
   hello.realtime_ns_at_hello = os::RealtimeNs();
   hello.interval_ms = interval_ms_;
   hello.depth = depth_;
-  hello.mode = wire::kModeExact;
+  hello.mode = sources_.heap_sample_mean_bytes != 0 ? wire::kModeSampled : wire::kModeExact;
+  hello.sample_mean_bytes = sources_.heap_sample_mean_bytes;
   hello.exe_length = static_cast<uint32_t>(exe_length);
   RecordWriter writer(out);
   writer.Begin(wire::RecordType::kHello);

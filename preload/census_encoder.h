@@ -38,6 +38,8 @@ struct CensusSources {
   const StackTable* stacks = nullptr;
   UnloadedModules* unloaded_modules = nullptr;  // code modules dlclose() removed, if tracked
   KindSource kinds[wire::kKindCount];
+  // Sampled mode's mean bytes between heap samples (the Hello says so); 0 in exact mode.
+  uint32_t heap_sample_mean_bytes = 0;
   // Run before the counters are read, e.g. to reconcile a tracker with /proc (fds opened where
   // no hook could see them).
   using Reconcile = void (*)();

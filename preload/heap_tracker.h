@@ -8,6 +8,9 @@
 // again, the old block must have been freed: OnAlloc releases the old entry at its site and
 // counts a missed free.
 //
+// In sampled mode (heap_sampler.h) only sampled blocks are recorded, each with its weight, and a
+// free looks in the table only when the BlockFilter says the block may have been sampled.
+//
 // Thread-safety: lock-free; all methods may run concurrently. Allocation: none after Init()
 // (table growth and a site's first use of a counter chunk map pages). Safe inside a hook: yes,
 // except Init() and ReleaseMemory().
@@ -16,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "preload/block_filter.h"
+#include "preload/heap_sampler.h"
 #include "preload/pointer_table.h"
 #include "preload/site_counters.h"
 
@@ -23,12 +28,18 @@ namespace dw {
 
 class HeapTracker {
  public:
-  bool Init(uint32_t max_sites);
+  // `sample_mean_bytes` 0: exact mode.
+  bool Init(uint32_t max_sites, uint32_t sample_mean_bytes = 0);
   // Unmaps the table and counters (a start that failed). Afterwards allocations are counted as
   // overflows and frees as untracked; nothing is mapped again.
   void ReleaseMemory();
 
-  // A block of `size` bytes was handed out at `site`.
+  // In sampled mode, whether this allocation is to be recorded (always true in exact mode).
+  // Counts it against the calling thread's countdown.
+  bool ShouldRecord(SampleCountdown& countdown, size_t size) const {
+    return !sampler_.sampling() || sampler_.Take(countdown, size);
+  }
+  // A block of `size` bytes was handed out at `site` (in sampled mode: a sampled one).
   void OnAlloc(void* block, size_t size, uint32_t site);
   // The block is about to be freed. Call before the real free, so the address cannot be reused
   // by another thread in between. Unknown blocks (allocated before tracking, or by code the
@@ -38,6 +49,7 @@ class HeapTracker {
   // realloc(old, size): call Begin before the real realloc and End after it, with its result.
   struct Move {
     void* handle = nullptr;
+    uintptr_t old_block = 0;
     PointerTable::Entry old_entry{};
   };
   Move BeginRealloc(void* old_block);
@@ -49,15 +61,26 @@ class HeapTracker {
   void AfterForkChild() { table_.AfterForkChild(); }
 
   const SiteCounters& counters() const { return counters_; }
+  const HeapSampler& sampler() const { return sampler_; }
   uint64_t untracked_frees() const { return untracked_frees_.load(std::memory_order_relaxed); }
   uint64_t table_overflowed() const { return table_overflowed_.load(std::memory_order_relaxed); }
   // Blocks found still live when their address was handed out again (released then).
   uint64_t missed_frees() const { return missed_frees_.load(std::memory_order_relaxed); }
   // Bytes mapped now; for tests of the start-up reservation.
-  size_t mapped_bytes() const { return table_.mapped_bytes() + counters_.mapped_bytes(); }
+  size_t mapped_bytes() const {
+    return table_.mapped_bytes() + counters_.mapped_bytes() + filter_.mapped_bytes();
+  }
   const PointerTable& table() const { return table_; }
 
  private:
+  BlockWeight Weigh(uintptr_t block, uint64_t size) const { return sampler_.Weigh(block, size); }
+  // In sampled mode, false for a block that was certainly never recorded.
+  bool MayBeRecorded(uintptr_t block) const {
+    return !sampler_.sampling() || filter_.MayHold(block);
+  }
+
+  HeapSampler sampler_;
+  BlockFilter filter_;  // sampled mode only
   PointerTable table_;
   SiteCounters counters_;
   std::atomic<uint64_t> untracked_frees_{0};

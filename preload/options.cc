@@ -18,6 +18,20 @@ void LoadUint(const char* name, uint32_t min, uint32_t max, uint32_t* value) {
   }
 }
 
+// DRIFTWATCH_SAMPLE_BYTES alone does not turn sampling on: a mean left in the environment of an
+// exact run must not change what that run measures.
+void LoadMode(Options& options) {
+  const char* mode = getenv("DRIFTWATCH_MODE");
+  if (mode == nullptr || *mode == '\0' || strcmp(mode, "exact") == 0) return;
+  if (strcmp(mode, "sampled") != 0) {
+    DW_LOG(kError, "DRIFTWATCH_MODE='" << mode << "' is neither exact nor sampled; using exact");
+    return;
+  }
+  options.sample_mean_bytes = Options::kDefaultSampleBytes;
+  // 1 byte samples every block (a test of the sampled path); 1 GiB is one sample per GiB.
+  LoadUint("DRIFTWATCH_SAMPLE_BYTES", 1, 1u << 30, &options.sample_mean_bytes);
+}
+
 }  // namespace
 
 bool ParseBoundedUint(const char* text, uint32_t min, uint32_t max, uint32_t* value) {
@@ -39,6 +53,7 @@ void LoadOptions(Options& options) {
   LoadUint("DRIFTWATCH_INTERVAL_MS", 10, 3600 * 1000, &options.interval_ms);
   LoadUint("DRIFTWATCH_DEPTH", 1, wire::kMaxDepth, &options.depth);
   LoadUint("DRIFTWATCH_MAX_SITES", 1024, 1u << 24, &options.max_sites);
+  LoadMode(options);
   const char* socket_path = getenv("DRIFTWATCH_SOCKET");
   if (socket_path != nullptr && *socket_path != '\0') {
     if (strlen(socket_path) > Options::kMaxSocketPath) {

@@ -19,6 +19,10 @@ struct Options {
   uint32_t depth = 16;                        // DRIFTWATCH_DEPTH, frames per stack
   uint32_t max_sites = 1u << 18;              // DRIFTWATCH_MAX_SITES, distinct stacks
   uint32_t log_level = 1;                     // DRIFTWATCH_LOG: 0 errors, 1 warnings, 2 info
+  // DRIFTWATCH_MODE=exact|sampled; in sampled mode, the mean bytes between heap samples
+  // (DRIFTWATCH_SAMPLE_BYTES). 0 means exact.
+  uint32_t sample_mean_bytes = 0;
+  static constexpr uint32_t kDefaultSampleBytes = 512 * 1024;
 
   bool enabled() const { return socket_path[0] != '\0'; }
 };

@@ -42,6 +42,9 @@ namespace {
 // never waits for the census thread.
 void ForkChild() {
   HookScope scope;
+  // The child inherits this thread's sampling state: without a new seed, parent and child would
+  // sample the same allocations from here on.
+  HeapSampler::Reseed(t_state.sample_countdown, static_cast<uint64_t>(os::GetPid()));
   g_runtime.heap.AfterForkChild();
   g_runtime.fds.handles().AfterForkChild();
   g_runtime.threads.handles().AfterForkChild();
@@ -96,7 +99,8 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
   LoadOptions(runtime.options);
   if (!runtime.options.enabled()) return;
   const uint32_t max_sites = runtime.options.max_sites;
-  if (!runtime.stacks.Init(max_sites, runtime.options.depth) || !runtime.heap.Init(max_sites) ||
+  if (!runtime.stacks.Init(max_sites, runtime.options.depth) ||
+      !runtime.heap.Init(max_sites, runtime.options.sample_mean_bytes) ||
       !runtime.fds.Init(max_sites) || !runtime.threads.Init(max_sites) ||
       !runtime.timers.Init(max_sites)) {
     DW_LOG(kError, "cannot map the shim's tables; not tracking");
@@ -120,6 +124,7 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
   heap.counters = &runtime.heap.counters();
   heap.table_overflowed = HeapTableOverflowed;
   heap.untracked_releases = HeapUntrackedFrees;
+  sources.heap_sample_mean_bytes = runtime.options.sample_mean_bytes;
   sources.kinds[KindIndex(wire::Kind::kFds)] = HandleKindSource<FdHandles>();
   sources.kinds[KindIndex(wire::Kind::kThreads)] = HandleKindSource<ThreadHandles>();
   sources.kinds[KindIndex(wire::Kind::kTimers)] = HandleKindSource<TimerHandles>();
@@ -144,8 +149,9 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
   // library would run with our destructors, before those of libraries loaded after us.
   __cxa_atexit(FlushAtExit, nullptr, nullptr);
   runtime.tracking.store(true, std::memory_order_release);
-  DW_LOG(kInfo, "tracking; census every " << runtime.options.interval_ms << " ms to "
-                                          << runtime.options.socket_path);
+  DW_LOG(kInfo, "tracking; census every "
+                    << runtime.options.interval_ms << " ms to " << runtime.options.socket_path
+                    << "; heap " << (runtime.options.sample_mean_bytes != 0 ? "sampled" : "exact"));
 }
 
 bool Tracking() {
@@ -155,9 +161,15 @@ bool Tracking() {
 
 void OnHeapAlloc(void* block, size_t size) {
   if (block == nullptr) return;
-  os::ErrnoKeeper keep_errno;
-  g_runtime.heap.OnAlloc(block, size, CaptureSite());
-  if (g_runtime.reporter.start_pending()) g_runtime.reporter.StartIfDue();
+  // Sampled mode: most allocations end here, after one subtraction.
+  if (g_runtime.heap.ShouldRecord(t_state.sample_countdown, size)) {
+    os::ErrnoKeeper keep_errno;
+    g_runtime.heap.OnAlloc(block, size, CaptureSite());
+  }
+  if (g_runtime.reporter.start_pending()) {
+    os::ErrnoKeeper keep_errno;
+    g_runtime.reporter.StartIfDue();
+  }
 }
 
 void OnHeapFree(void* block) { g_runtime.heap.OnFree(block); }
@@ -168,7 +180,10 @@ HeapTracker::Move OnHeapReallocBegin(void* old_block) {
 
 void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size) {
   os::ErrnoKeeper keep_errno;
-  uint32_t site = result != nullptr ? CaptureSite() : StackTable::kNoSite;
+  uint32_t site = HeapTracker::kUntrackedResult;
+  if (result != nullptr && g_runtime.heap.ShouldRecord(t_state.sample_countdown, size)) {
+    site = CaptureSite();
+  }
   g_runtime.heap.EndRealloc(move, result, size, site);
 }
 

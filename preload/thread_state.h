@@ -6,6 +6,8 @@
 // Safe inside a hook: yes; it is what makes hooks safe.
 #pragma once
 
+#include "preload/heap_sampler.h"
+
 namespace dw {
 
 struct ThreadState {
@@ -18,6 +20,8 @@ struct ThreadState {
   // the parent's memory, TLS included, until it execs or exits: hooks it runs must not touch
   // the parent's tables (docs/PITFALLS.md, section 5).
   bool in_vfork;
+  // Sampled mode: bytes left before this thread's next heap sample (heap_sampler.h).
+  SampleCountdown sample_countdown;
 };
 
 // The assembler name lets hooks/vfork_hook.S reach the flag without C++ name mangling.

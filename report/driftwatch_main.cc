@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "fmt/format.h"
 #include "report/recording.h"
 #include "report/report_output.h"
@@ -26,7 +27,8 @@ namespace dw::report {
 namespace {
 
 constexpr char kMainUsage[] =
-    "usage: driftwatch run [--duration S] [--interval MS] [--json FILE] [--record FILE]\n"
+    "usage: driftwatch run [--duration S] [--interval MS] [--mode exact|sampled]\n"
+    "                      [--sample-bytes N] [--json FILE] [--record FILE]\n"
     "                      [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
     "                      -- COMMAND [ARGS...]\n"
     "       driftwatch report [--json FILE] [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
@@ -45,7 +47,8 @@ constexpr char kMainUsage[] =
     "            or a process of the run never sent one)\n";
 
 constexpr char kRunUsage[] =
-    "usage: driftwatch run [--duration S] [--interval MS] [--json FILE] [--record FILE]\n"
+    "usage: driftwatch run [--duration S] [--interval MS] [--mode exact|sampled]\n"
+    "                      [--sample-bytes N] [--json FILE] [--record FILE]\n"
     "                      [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
     "                      -- COMMAND [ARGS...]\n"
     "\n"
@@ -56,6 +59,12 @@ constexpr char kRunUsage[] =
     "  --duration S    stop COMMAND (SIGTERM, SIGKILL 5 s later) after S seconds; being\n"
     "                  stopped this way is not a failure. Default: wait until COMMAND exits.\n"
     "  --interval MS   census interval in milliseconds (default 1000)\n"
+    "  --mode M        exact (default): every heap block is recorded at its call stack;\n"
+    "                  sampled: heap blocks are sampled by bytes, and heap figures are\n"
+    "                  unbiased estimates (far cheaper; slow leaks need longer runs,\n"
+    "                  see docs/SAMPLING.md). fds, threads and timers are exact in both.\n"
+    "  --sample-bytes N  sampled mode's mean bytes between samples (default 512KiB;\n"
+    "                  B, KiB or MiB; implies --mode sampled)\n"
     "  --json FILE     also write the verdict as JSON (schema driftwatch.verdict.v1)\n"
     "  --record FILE   keep every census in FILE, for 'driftwatch report FILE' later\n"
     "  --warmup S      skip the first S seconds of every series before fitting a trend\n"
@@ -114,6 +123,43 @@ std::optional<std::string> TakeAnalysisOption(const std::vector<std::string_view
   return std::nullopt;
 }
 
+// --mode and --sample-bytes. Returns nullopt when args[i] is neither, else an empty string on
+// success or the error text.
+std::optional<std::string> TakeSamplingOption(const std::vector<std::string_view>& args, size_t& i,
+                                              RunOptions& options) {
+  std::string error;
+  if (auto value = TakeValue(args, i, "--mode", error); value.has_value()) {
+    if (!error.empty()) return error;
+    if (*value == "exact") {
+      options.sample_mean_bytes = 0;
+    } else if (*value == "sampled") {
+      if (options.sample_mean_bytes == 0) options.sample_mean_bytes = kDefaultSampleBytes;
+    } else {
+      return fmt::format("--mode wants exact or sampled, got '{}'", *value);
+    }
+    return std::string();
+  }
+  if (auto value = TakeValue(args, i, "--sample-bytes", error); value.has_value()) {
+    if (!error.empty()) return error;
+    absl::string_view amount = *value;
+    uint64_t scale = 1;
+    if (absl::ConsumeSuffix(&amount, "MiB")) {
+      scale = 1024 * 1024;
+    } else if (absl::ConsumeSuffix(&amount, "KiB")) {
+      scale = 1024;
+    } else {
+      absl::ConsumeSuffix(&amount, "B");
+    }
+    uint64_t bytes = 0;
+    if (!absl::SimpleAtoi(amount, &bytes) || bytes == 0 || bytes > (uint64_t{1} << 30) / scale) {
+      return fmt::format("--sample-bytes wants 1 B to 1024 MiB (B, KiB or MiB), got '{}'", *value);
+    }
+    options.sample_mean_bytes = static_cast<uint32_t>(bytes * scale);
+    return std::string();
+  }
+  return std::nullopt;
+}
+
 // Accepts "--name VALUE" and "--name=VALUE". Returns nullopt when args[i] is not --name; sets
 // `error` when the value is missing.
 std::optional<std::string> TakeValue(const std::vector<std::string_view>& args, size_t& i,
@@ -166,6 +212,10 @@ int Run(const std::vector<std::string_view>& args) {
             fmt::format("--interval wants milliseconds between 1 and 3600000, got '{}'", *value));
       }
       options.interval_ms = ms;
+      continue;
+    }
+    if (auto failure = TakeSamplingOption(args, i, options); failure.has_value()) {
+      if (!failure->empty()) return UsageError(*failure);
       continue;
     }
     if (auto value = TakeValue(args, i, "--json", error); value.has_value()) {
@@ -261,6 +311,10 @@ int Report(const std::vector<std::string_view>& args) {
     if (arg == "-h" || arg == "--help") {
       fmt::print("{}", kReportUsage);
       return 0;
+    }
+    if (auto failure = TakeSamplingOption(args, i, options); failure.has_value()) {
+      if (!failure->empty()) return UsageError(*failure);
+      continue;
     }
     if (auto value = TakeValue(args, i, "--json", error); value.has_value()) {
       if (!error.empty()) return ReportUsageError(error);

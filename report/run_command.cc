@@ -72,7 +72,7 @@ std::string PreloadList(const std::string& shim, const std::string& previous,
 }
 
 std::vector<std::string> BuildEnvironment(const std::string& shim, const std::string& socket,
-                                          uint32_t interval_ms,
+                                          const RunOptions& options,
                                           const std::vector<std::string>& sanitizers) {
   std::vector<std::string> env;
   std::string previous_preload;
@@ -82,14 +82,20 @@ std::vector<std::string> BuildEnvironment(const std::string& shim, const std::st
       previous_preload = std::string(var.substr(std::strlen("LD_PRELOAD=")));
       continue;
     }
-    if (var.starts_with("DRIFTWATCH_SOCKET=") || var.starts_with("DRIFTWATCH_INTERVAL_MS=")) {
+    // What the run sets is the run's: an inherited value would contradict its options.
+    if (var.starts_with("DRIFTWATCH_SOCKET=") || var.starts_with("DRIFTWATCH_INTERVAL_MS=") ||
+        var.starts_with("DRIFTWATCH_MODE=") || var.starts_with("DRIFTWATCH_SAMPLE_BYTES=")) {
       continue;
     }
     env.emplace_back(var);
   }
   env.push_back(absl::StrCat("LD_PRELOAD=", PreloadList(shim, previous_preload, sanitizers)));
   env.push_back(absl::StrCat("DRIFTWATCH_SOCKET=", socket));
-  env.push_back(absl::StrCat("DRIFTWATCH_INTERVAL_MS=", interval_ms));
+  env.push_back(absl::StrCat("DRIFTWATCH_INTERVAL_MS=", options.interval_ms));
+  if (options.sample_mean_bytes != 0) {
+    env.push_back("DRIFTWATCH_MODE=sampled");
+    env.push_back(absl::StrCat("DRIFTWATCH_SAMPLE_BYTES=", options.sample_mean_bytes));
+  }
   return env;
 }
 
@@ -672,8 +678,8 @@ absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
   SubreaperGuard subreaper;
 
   const auto start = Clock::now();
-  const std::vector<std::string> env = BuildEnvironment(
-      result.shim_path, live.socket_path(), options.interval_ms, plan->sanitizer_runtimes);
+  const std::vector<std::string> env =
+      BuildEnvironment(result.shim_path, live.socket_path(), options, plan->sanitizer_runtimes);
   absl::StatusOr<pid_t> child = StartCommand(*executable, options.command, env, old_mask);
   if (!child.ok()) return child.status();
   result.child_pid = *child;

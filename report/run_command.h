@@ -36,14 +36,20 @@
 
 namespace dw::report {
 
+// Sampled mode's default mean bytes between heap samples, as in tcmalloc and Go.
+inline constexpr uint32_t kDefaultSampleBytes = 512 * 1024;
+
 struct RunOptions {
   std::vector<std::string> command;  // argv; command[0] is looked up in $PATH
   std::optional<double> duration_s;  // unset: until the command exits
   uint32_t interval_ms = 1000;       // passed as DRIFTWATCH_INTERVAL_MS
-  std::string shim_path;             // empty: LocateShim()
-  double kill_grace_s = 5.0;         // SIGTERM -> SIGKILL
-  double drain_grace_s = 2.0;        // after the command exits, wait this long for EOFs
-  bool forward_signals = true;       // forward SIGINT/SIGTERM received by us to the command
+  // --mode sampled: mean bytes between heap samples (DRIFTWATCH_MODE/DRIFTWATCH_SAMPLE_BYTES);
+  // 0 is exact mode, every heap block recorded.
+  uint32_t sample_mean_bytes = 0;
+  std::string shim_path;        // empty: LocateShim()
+  double kill_grace_s = 5.0;    // SIGTERM -> SIGKILL
+  double drain_grace_s = 2.0;   // after the command exits, wait this long for EOFs
+  bool forward_signals = true;  // forward SIGINT/SIGTERM received by us to the command
   // null: RobustDriftAnalyzer with `warmup_s`; when set, `warmup_s` is ignored.
   const DriftAnalyzer* analyzer = nullptr;
   std::optional<double> warmup_s;  // --warmup: seconds skipped before fitting; unset: from data

@@ -1,0 +1,46 @@
+// block_filter.h: sampled mode's quick answer to "could this freed block be a sampled one?".
+//
+// In sampled mode most blocks are never recorded, yet every free must find the few that were.
+// A lookup in the live-block table for each free would cost a scan of a bucket per level; this
+// counting filter answers most frees with one byte read: a count per hash of the address,
+// raised when a sampled block is recorded and lowered when it is released. Zero means "certainly
+// not sampled"; non-zero means "look in the table". A count that reaches 255 stays there (a
+// saturated count can no longer be lowered safely), which only costs lookups, never a miss.
+//
+// Thread-safety: lock-free; Add/Remove/MayHold may run concurrently. A free happens after its
+// block's allocation (the program cannot free a block it has not received), so the raise is
+// always visible to it. Allocation: Init() maps the counts (512 KiB, touched lazily); nothing
+// else. Safe inside a hook: yes, except Init() and Release().
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace dw {
+
+class BlockFilter {
+ public:
+  bool Init();
+  void Release();
+
+  void Add(uintptr_t block);
+  void Remove(uintptr_t block);
+  bool MayHold(uintptr_t block) const {
+    return counts_ != nullptr && counts_[Index(block)].load(std::memory_order_relaxed) != 0;
+  }
+  size_t mapped_bytes() const { return counts_ != nullptr ? kCounts : 0; }
+
+ private:
+  static constexpr int kBits = 19;
+  static constexpr size_t kCounts = size_t{1} << kBits;
+  static constexpr uint8_t kSaturated = 255;
+
+  static size_t Index(uintptr_t block) {
+    return static_cast<size_t>(((block >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - kBits));
+  }
+
+  std::atomic<uint8_t>* counts_ = nullptr;
+};
+
+}  // namespace dw
