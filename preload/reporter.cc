@@ -15,6 +15,9 @@ constexpr uint64_t kFinalFlushNs = 250'000'000;
 // thread count this often, for this long, so the process ends promptly once it is alone.
 constexpr uint64_t kLastThreadPollNs = 2'000'000;
 constexpr uint64_t kLastThreadWatchNs = 100'000'000;
+// A census still being sent is sent in slices of this length, between which the census thread
+// looks at its requests (final census, step aside).
+constexpr uint64_t kDrainSliceNs = 20'000'000;
 
 constexpr uint64_t Ms(uint32_t ms) { return uint64_t{ms} * 1000000u; }
 
@@ -105,6 +108,15 @@ void Reporter::Loop() {
       next += Ms(interval_ms_);
       // After a long stall (suspended process), skip the missed ticks instead of bursting.
       if (os::MonotonicNs() > next) next = os::MonotonicNs() + Ms(interval_ms_);
+    }
+    if (out_.size() > 0 && connection_.connected()) {
+      // A census larger than the socket buffer (100k stacks: megabytes) goes out as the
+      // collector reads it, in slices short enough to answer a final census or a step-aside
+      // request at once, rather than one socket buffer per tick (which let a census take
+      // longer than many intervals, and every census meanwhile was dropped).
+      const uint64_t slice_end = os::MonotonicNs() + kDrainSliceNs;
+      connection_.Flush(out_, slice_end < next ? slice_end : next);
+      continue;
     }
     os::FutexWaitUntil(&wake_, seen, WakeTime(next));
   }

@@ -280,7 +280,8 @@ absl::Status CensusStreamDecoder::DecodeCensusBegin(std::string_view payload) {
   census.totals.table_overflowed = begin.table_overflowed;
   census.totals.untracked_releases = begin.untracked_releases;
   // Start from the carried-forward values; Counters records overwrite the sites that changed.
-  census.counters = counters_;
+  // In changes-only mode the census starts empty and collects just those.
+  if (!changes_only_) census.counters = counters_;
   census.limits = limits_;
   open_census_ = std::move(census);
   return absl::OkStatus();
@@ -527,7 +528,13 @@ absl::Status CensusStreamDecoder::DecodeCensusEnd(std::string_view payload) {
   if (census.sequence > expected) sequence_gaps_ += census.sequence - expected;
   last_sequence_ = census.sequence;
   saw_final_ = census.final;
-  counters_ = census.counters;
+  if (changes_only_) {
+    for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
+      for (const auto& [site, values] : census.counters[kind]) counters_[kind][site] = values;
+    }
+  } else {
+    counters_ = census.counters;
+  }
   limits_ = census.limits;
   ready_.push_back(std::move(census));
   return absl::OkStatus();

@@ -2,8 +2,12 @@
 //
 // The collector reads a socket in arbitrary chunks; Feed() accepts any split of the byte stream,
 // validates every record and turns complete censuses into Census values with counters (and
-// limits) carried forward; thread states are kept per census. A corrupt stream yields an error
-// Status and the decoder stays failed, so one bad connection never poisons the others.
+// limits) carried forward; thread states are kept per census. Carrying every site's counters
+// into every census costs O(sites) per census; a decoder set to changes only
+// (set_changes_only) gives each Census the counters of the sites that census changed, and keeps
+// the carried-forward counters of all sites in counters() (O(changed sites) per census). A corrupt
+// stream yields an error Status and the decoder stays failed, so one bad connection never poisons
+// the others.
 //
 // Thread-safety: not thread-safe; one decoder per connection, used by one thread.
 // Allocation: yes (collector code). Never runs inside a hook.
@@ -13,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -45,8 +50,17 @@ class CensusStreamDecoder {
   // Complete censuses decoded since the last call, oldest first.
   std::vector<Census> TakeCensuses();
 
+  // From now on each Census carries in `counters` only the sites its Counters records changed
+  // (the stream's own deltas); counters() holds every site's latest values. Set before Feed().
+  void set_changes_only(bool changes_only) { changes_only_ = changes_only; }
+  // Every site's counters as of the last complete census, carried forward.
+  const std::array<KindCounters, wire::kKindCount>& counters() const { return counters_; }
+  std::array<KindCounters, wire::kKindCount> TakeCounters() { return std::exchange(counters_, {}); }
+
   // Every site defined on this connection so far.
   const absl::flat_hash_map<uint32_t, SiteStack>& sites() const { return sites_; }
+  // Hands the sites over (the connection has ended): sites() is empty afterwards.
+  absl::flat_hash_map<uint32_t, SiteStack> TakeSites() { return std::exchange(sites_, {}); }
 
   // Censuses the stream says were dropped: gaps in sequence numbers.
   uint64_t sequence_gaps() const { return sequence_gaps_; }
@@ -83,6 +97,7 @@ class CensusStreamDecoder {
   std::optional<uint64_t> last_sequence_;
   uint64_t sequence_gaps_ = 0;
   bool saw_final_ = false;
+  bool changes_only_ = false;
   std::vector<Census> ready_;
 };
 

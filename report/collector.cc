@@ -156,7 +156,7 @@ void Collector::AcceptAll() {
     }
     PeerInfo peer = PeerCredentials(fd);
     if (!Admit(fd, peer)) continue;
-    auto connection = std::make_unique<Connection>();
+    auto connection = NewConnection();
     connection->fd = fd;
     connection->record.peer = peer;
     connection->id = static_cast<uint32_t>(connections_.size());
@@ -238,8 +238,16 @@ void Collector::EndOfStream(Connection& connection, std::string_view read_error)
   Close(connection);
 }
 
-uint32_t Collector::OpenOffline() {
+std::unique_ptr<Collector::Connection> Collector::NewConnection() {
   auto connection = std::make_unique<Connection>();
+  // Each census carries only the sites it changed, so one costs O(changed sites) here; the
+  // latest values of all sites are handed over once, when the connection ends (Close).
+  connection->decoder.set_changes_only(true);
+  return connection;
+}
+
+uint32_t Collector::OpenOffline() {
+  auto connection = NewConnection();
   connection->id = static_cast<uint32_t>(connections_.size());
   connections_.push_back(std::move(connection));
   return connections_.back()->id;
@@ -262,6 +270,7 @@ void Collector::Drain(Connection& connection) {
     record.series.Append(census);
     ++record.census_count;
     record.latest = std::move(census);
+    record.latest->counters = {};  // the changes only: all sites' values come at Close
   }
   record.sequence_gaps = connection.decoder.sequence_gaps();
   record.saw_final = connection.decoder.saw_final();
@@ -272,7 +281,11 @@ void Collector::Close(Connection& connection) {
   connection.open = false;
   if (connection.fd >= 0) close(connection.fd);
   connection.fd = -1;
-  connection.record.sites = connection.decoder.sites();
+  // Moved, not copied: with 100k+ stacks each copy is tens of megabytes.
+  connection.record.sites = connection.decoder.TakeSites();
+  if (connection.record.latest.has_value()) {
+    connection.record.latest->counters = connection.decoder.TakeCounters();
+  }
 }
 
 std::vector<ConnectionRecord> Collector::Finish() {

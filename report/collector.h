@@ -52,7 +52,9 @@ struct PeerInfo {
 struct ConnectionRecord {
   std::optional<PeerInfo> peer;    // absent for offline (replayed) connections
   std::optional<HelloInfo> hello;  // absent if the peer never sent a Hello
-  std::optional<Census> latest;    // the last complete census
+  // The last complete census; its counters (every site's latest values) are filled in when the
+  // connection ends, empty before.
+  std::optional<Census> latest;
   ProcessSeries series;
   absl::flat_hash_map<uint32_t, SiteStack> sites;  // every site defined on the connection
   size_t census_count = 0;
@@ -136,6 +138,7 @@ class Collector {
   using Clock = std::chrono::steady_clock;
 
   Collector() = default;
+  static std::unique_ptr<Connection> NewConnection();
   void AcceptAll();
   // SO_PEERCRED of `fd`, and whether the peer may connect; closes `fd` and lists the peer when
   // not.

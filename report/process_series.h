@@ -1,9 +1,16 @@
 // process_series.h: the time series of one process's censuses, per (kind, site) and in total.
 //
 // Every census appends one point: live count and live bytes of every site seen so far, plus the
-// process totals (rss, fds, threads, heap live bytes). Memory is bounded: when a series reaches
-// max_points, every other point is dropped and from then on only every 2nd (4th, ...) census is
-// kept, so the series always spans the whole run with roughly even spacing.
+// process totals (rss, fds, threads, heap live bytes). A census may list only the sites it
+// changed (the decoder's changes-only mode): the others repeat their last point. Memory is
+// bounded per site, so that 100k+ stacks fit (issue 10: at most 2 KiB per site in the
+// collector):
+//   - a series holds at most max_points points: the newest half of them at full resolution
+//     (one per census), and behind that window every other point is dropped each time the
+//     series fills, so older censuses are kept ever more sparsely, back to the first;
+//   - a site with nothing live that has not changed for kQuietCensuses censuses is compacted:
+//     its series is dropped (Find() returns null, as for a site never seen). Should it change
+//     again, a new series starts there.
 //
 // Thread-safety: not thread-safe; owned by the collector thread. Allocation: yes (collector code).
 // Never runs inside a hook.
@@ -36,15 +43,21 @@ struct SiteSeries {
   size_t first_index = 0;  // index into ProcessSeries::times() of live[0]
   std::vector<int64_t> live;
   std::vector<int64_t> live_bytes;
+  // ProcessSeries::censuses_seen() when the site last changed (or first appeared).
+  uint64_t changed_at = 0;
 };
 
 class ProcessSeries {
  public:
-  static constexpr size_t kDefaultMaxPoints = 512;
+  // 96 points of 16 bytes per site: with the site's stack and counters, under 2 KiB a site.
+  static constexpr size_t kDefaultMaxPoints = 96;
+  // A site with nothing live, unchanged for this many censuses, is compacted.
+  static constexpr uint64_t kQuietCensuses = 8;
 
+  // `max_points` is rounded up to a multiple of 4, and to at least 8.
   explicit ProcessSeries(size_t max_points = kDefaultMaxPoints);
 
-  // Records one census (counters already carried forward by the decoder).
+  // Records one census. Sites the census does not list keep their last values.
   void Append(const Census& census);
 
   // Seconds since the first census of the process, one entry per kept census.
@@ -62,18 +75,20 @@ class ProcessSeries {
   const std::vector<int64_t>& threads() const { return threads_; }
   const std::vector<int64_t>& heap_live_bytes() const { return heap_live_bytes_; }
 
-  // Censuses offered to Append(), kept or not.
+  // Censuses offered to Append().
   size_t censuses_seen() const { return censuses_seen_; }
-  // Only every stride-th census is kept.
-  size_t stride() const { return stride_; }
+  // Sites whose series were compacted so far.
+  size_t sites_compacted() const { return sites_compacted_; }
 
  private:
-  void Halve();
+  // Drops every other point of the older half, to make room.
+  void Thin();
+  // Appends `value` without letting the vector's capacity pass max_points_.
+  void Push(std::vector<int64_t>& values, int64_t value) const;
 
   size_t max_points_;
-  size_t stride_ = 1;
-  size_t since_kept_ = 0;
   size_t censuses_seen_ = 0;
+  size_t sites_compacted_ = 0;
   uint64_t first_monotonic_ns_ = 0;
   std::vector<double> times_;
   std::vector<int64_t> rss_bytes_, fds_, threads_, heap_live_bytes_;

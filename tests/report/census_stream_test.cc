@@ -79,6 +79,29 @@ TEST(CensusStreamTest, DecodesWholeStream) {
   EXPECT_TRUE(decoder.TakeCensuses().empty());
 }
 
+// Changes-only mode (the collector's): a census holds only the sites it changed, so decoding one
+// costs O(changed sites); counters() carries every site forward.
+TEST(CensusStreamTest, ChangesOnlyCensusesCarryOnlyWhatChanged) {
+  CensusStreamDecoder decoder;
+  decoder.set_changes_only(true);
+  ASSERT_TRUE(decoder.Feed(TwoCensusStream()).ok());
+  const std::vector<Census> censuses = decoder.TakeCensuses();
+  ASSERT_EQ(censuses.size(), 2u);
+  EXPECT_EQ(censuses[0].counters[0].size(), 2u);
+  const auto& heap1 = censuses[1].counters[0];
+  EXPECT_EQ(heap1.size(), 2u) << "site 2 did not change in the second census";
+  EXPECT_FALSE(heap1.contains(2));
+  EXPECT_EQ(heap1.at(1).acquired, 20u);
+  EXPECT_EQ(heap1.at(3).Live(), 0);
+  const auto& all = decoder.counters();
+  EXPECT_EQ(all[0].size(), 3u);
+  EXPECT_EQ(all[0].at(2).LiveBytes(), 64) << "left-out site keeps its last values";
+  EXPECT_EQ(all[0].at(1).LiveBytes(), 1600);
+  EXPECT_EQ(all[static_cast<int>(wire::Kind::kFds)].at(0).Live(), 2);
+  EXPECT_EQ(decoder.TakeSites().size(), 3u);
+  EXPECT_TRUE(decoder.sites().empty());
+}
+
 TEST(CensusStreamTest, DecodesByteByByte) {
   const std::string stream = TwoCensusStream();
   CensusStreamDecoder decoder;
