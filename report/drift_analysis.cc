@@ -201,7 +201,23 @@ struct PrefixSums {
 // burst; a steady leak has no better split; a cache that fills and holds splits where it is full.
 // Otherwise only the first `startup_fraction` of the run (the first censuses of a starting
 // process) is skipped.
-size_t WarmupEnd(const Level& level, const RobustDriftAnalyzer::Options& options) {
+// With sampled estimates (`noise_per_byte` > 0), the deceleration must also stand out of the
+// Poisson noise of the samples: under a constant rate, the samples' worth of rise before the
+// split is binomial with the split's share of the time; a warm-up needs it z above that.
+bool DeceleratesBeyondNoise(const Level& level, size_t split, double noise_per_byte, double z) {
+  const size_t m = level.v.size();
+  const double span = level.t[m - 1] - level.t[0];
+  if (!(noise_per_byte > 0) || !(span > 0)) return true;
+  const double before = std::max(0.0, Difference(level.v[split], level.v[0])) / noise_per_byte;
+  const double after = std::max(0.0, Difference(level.v[m - 1], level.v[split])) / noise_per_byte;
+  const double total = before + after;
+  const double share = (level.t[split] - level.t[0]) / span;
+  const double spread = std::sqrt(total * share * (1 - share));
+  return spread > 0 && (before - total * share) / spread >= z;
+}
+
+size_t WarmupEnd(const Level& level, const RobustDriftAnalyzer::Options& options,
+                 double noise_per_byte, double z) {
   const size_t m = level.v.size();
   const size_t startup = std::max<size_t>(
       1, static_cast<size_t>(std::ceil(options.startup_fraction * static_cast<double>(m))));
@@ -227,7 +243,8 @@ size_t WarmupEnd(const Level& level, const RobustDriftAnalyzer::Options& options
     }
   }
   const bool two_regimes = best > 0 && best_sse <= 0.5 * single_sse;
-  const bool decelerates = best_left > 0 && best_right < 0.5 * best_left;
+  const bool decelerates = best_left > 0 && best_right < 0.5 * best_left &&
+                           DeceleratesBeyondNoise(level, best, noise_per_byte, z);
   return two_regimes && decelerates ? std::max(best, startup) : startup;
 }
 
@@ -339,8 +356,30 @@ MannKendall MannKendallTest(std::span<const int64_t> values) {
   return result;
 }
 
+DriftFinding DriftAnalyzer::AnalyzeEstimate(std::span<const double> times_s,
+                                            std::span<const int64_t> values,
+                                            const SamplingNoise& noise) const {
+  DriftFinding finding = Analyze(times_s, values);
+  ApplySamplingNoise(finding, times_s, values, noise);
+  return finding;
+}
+
 DriftFinding RobustDriftAnalyzer::Analyze(std::span<const double> times_s,
                                           std::span<const int64_t> values) const {
+  return AnalyzeWithNoise(times_s, values, 0.0);
+}
+
+DriftFinding RobustDriftAnalyzer::AnalyzeEstimate(std::span<const double> times_s,
+                                                  std::span<const int64_t> values,
+                                                  const SamplingNoise& noise) const {
+  DriftFinding finding = AnalyzeWithNoise(times_s, values, NoisePerByte(noise));
+  ApplySamplingNoise(finding, times_s, values, noise, options_);
+  return finding;
+}
+
+DriftFinding RobustDriftAnalyzer::AnalyzeWithNoise(std::span<const double> times_s,
+                                                   std::span<const int64_t> values,
+                                                   double noise_per_byte) const {
   DriftFinding finding;
   const size_t n = std::min(times_s.size(), values.size());
   if (n < options_.min_points) return finding;
@@ -359,7 +398,8 @@ DriftFinding RobustDriftAnalyzer::Analyze(std::span<const double> times_s,
   if (options_.warmup_s.has_value()) {
     while (warmup < level.t.size() && level.t[warmup] - times_s[0] < *options_.warmup_s) ++warmup;
   } else {
-    warmup = WarmupEnd(level, options_);
+    const double z = noise_per_byte > 0 ? NormalQuantile(options_.min_confidence) : 0.0;
+    warmup = WarmupEnd(level, options_, noise_per_byte, z);
   }
   finding.warmup_end_s = warmup < level.t.size() ? level.t[warmup] - times_s[0] : 0.0;
   const size_t raw_after_warmup =
@@ -407,6 +447,107 @@ DriftFinding RobustDriftAnalyzer::Analyze(std::span<const double> times_s,
     finding.status = DriftStatus::kWarming;
   }
   return finding;
+}
+
+// ---- Sampled mode ----------------------------------------------------------------------------
+
+double NoisePerByte(const SamplingNoise& noise) {
+  const double m = noise.mean_bytes;
+  if (!(m > 0)) return 0.0;
+  const double s = noise.block_bytes;
+  // Small blocks (or unknown size): each sample stands for ~m bytes, variance m per byte.
+  if (!(s > 0) || s < 1e-6 * m) return m;
+  const double x = s / m;
+  if (x > 700) return 0.0;  // exp(-x) underflows: every such block is sampled, no noise
+  // Var(w s) / (s) for w = 1/p with probability p = 1 - e^-x: s (1 - p) / p.
+  return s * std::exp(-x) / -std::expm1(-x);
+}
+
+double NormalQuantile(double confidence) {
+  confidence = std::clamp(confidence, 0.5, 1.0 - 1e-15);
+  double lo = 0, hi = 40;
+  for (int i = 0; i < 200; ++i) {
+    const double mid = (lo + hi) / 2;
+    (NormalUpperTail(mid) > 1.0 - confidence ? lo : hi) = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+double DetectableRate(const SamplingNoise& noise, double level_bytes, double window_s,
+                      size_t points, double z) {
+  const double v = NoisePerByte(noise);
+  if (!(window_s > 0) || points == 0) return std::numeric_limits<double>::infinity();
+  const double poisson = z * z * v / window_s;
+  const double level =
+      z * std::sqrt(12.0 * v * std::max(0.0, level_bytes) / static_cast<double>(points)) / window_s;
+  return std::max(poisson, level);
+}
+
+double WindowToDetect(const SamplingNoise& noise, double rate, double level_bytes,
+                      double interval_s, double z) {
+  if (!(rate > 0)) return std::numeric_limits<double>::infinity();
+  const double v = NoisePerByte(noise);
+  const double poisson = z * z * v / rate;
+  // z sqrt(12 v B dt) / T^(3/2) = rate, with n = T / dt points.
+  const double level =
+      std::pow(z * std::sqrt(12.0 * v * std::max(0.0, level_bytes) * interval_s) / rate, 2.0 / 3);
+  return std::max(poisson, level);
+}
+
+void ApplySamplingNoise(DriftFinding& finding, std::span<const double> times_s,
+                        std::span<const int64_t> values, const SamplingNoise& noise,
+                        const RobustDriftAnalyzer::Options& options) {
+  const size_t n = std::min(times_s.size(), values.size());
+  if (n == 0 || !(noise.mean_bytes > 0)) return;
+  finding.estimated = true;
+  finding.sample_mean_bytes = noise.mean_bytes;
+  if (!finding.enough_samples) return;
+  // The analysed window, on the raw points (the noise is per census, troughs or not).
+  const double start = times_s[0] + finding.warmup_end_s;
+  const size_t first = static_cast<size_t>(
+      std::lower_bound(times_s.begin(), times_s.begin() + n, start) - times_s.begin());
+  const auto window_t = times_s.subspan(first, n - first);
+  const auto window_v = values.subspan(first, n - first);
+  if (window_v.size() < 4) return;
+  const double window_s = window_t.back() - window_t.front();
+  const double interval_s = window_s / static_cast<double>(window_v.size() - 1);
+  const double z = NormalQuantile(options.min_confidence);
+  const double v = NoisePerByte(noise);
+  const double level = std::max(0.0, Mean(window_v));
+  const Quarters quarters = QuartersOf(window_t, window_v);
+  const double rise = quarters.v[3] - quarters.v[0];
+  finding.samples_in_rise = v > 0 ? rise / v : std::numeric_limits<double>::infinity();
+  const double detectable = DetectableRate(noise, level, window_s, window_v.size(), z);
+  finding.detectable_slope_per_hour = detectable * 3600.0;
+
+  // The rate the estimate rose at: Theil-Sen, or the quarters' when a few sample steps leave
+  // the median pairwise slope at 0.
+  const double apparent = std::max(finding.slope_per_hour / 3600.0, quarters.Rate(0, 3));
+  const bool resolved = finding.samples_in_rise >= z * z && apparent >= detectable;
+  // Several samples' worth arriving in one census is a burst (a one-off step): a leak slow
+  // enough to be under-sampled almost never puts two samples in one interval.
+  double largest_rise = 0;
+  for (size_t i = 1; i < window_v.size(); ++i) {
+    largest_rise = std::max(largest_rise, Difference(window_v[i], window_v[i - 1]));
+  }
+  const bool burst = largest_rise >= std::max(2.0 * v, 0.5 * rise);
+  bool unresolved_rise = false;
+  if (finding.status == DriftStatus::kDrifting) {
+    unresolved_rise = !resolved;
+  } else {
+    // Rose by at least about one sample, with a significant upward trend, but too little to
+    // trust the shape the analysis judged (a plateau, a single sample's step): a slow leak
+    // looks like this.
+    unresolved_rise = !resolved && !burst && finding.samples_in_rise >= 1.0 &&
+                      finding.confidence >= options.min_confidence;
+  }
+  if (!unresolved_rise) return;
+  finding.status = DriftStatus::kInconclusive;
+  finding.apparent_slope_per_hour = apparent * 3600.0;
+  const double window = WindowToDetect(noise, apparent, level, interval_s, z);
+  // The warm-up is skipped first; at least startup_fraction of any run is.
+  finding.needed_run_s =
+      std::max(window / (1.0 - options.startup_fraction), finding.warmup_end_s + window);
 }
 
 // ---- Budgets ---------------------------------------------------------------------------------
@@ -495,6 +636,8 @@ const char* DriftStatusName(DriftStatus status) {
       return "warming";
     case DriftStatus::kDrifting:
       return "drifting";
+    case DriftStatus::kInconclusive:
+      return "inconclusive";
   }
   return "unknown";
 }

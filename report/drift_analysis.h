@@ -5,7 +5,8 @@
 // default, RobustDriftAnalyzer, finds the end of the warm-up in the data, fits a Theil-Sen slope
 // and tests it with Mann-Kendall; OlsDriftAnalyzer (least squares with guards) is the first
 // implementation, kept for comparison. Also here: leak budgets (--budget), which accept a known
-// growth rate per kind.
+// growth rate per kind, and the sampling noise of heap estimates in sampled mode
+// (ApplySamplingNoise; derivation in docs/SAMPLING.md).
 //
 // Thread-safety: analyzers are immutable after construction; Analyze() is const and may be called
 // from any thread. Allocation: yes (collector code). Never runs inside a hook.
@@ -27,9 +28,12 @@ enum class DriftStatus {
   kSteady,    // no sustained growth (flat, bounded churn, or a one-off step)
   kWarming,   // grew early in the run but is flat at the end
   kDrifting,  // keeps growing
+  // Sampled heap only: the estimate rose, but by too few samples to tell a leak from a handful
+  // of lucky samples or a one-off step (ApplySamplingNoise). Makes a run inconclusive.
+  kInconclusive,
 };
 
-// "steady", "warming", "drifting".
+// "steady", "warming", "drifting", "inconclusive".
 const char* DriftStatusName(DriftStatus status);
 
 struct DriftFinding {
@@ -51,6 +55,27 @@ struct DriftFinding {
   bool troughs_only = false;
   // Growth was significant, but at most the --budget for its kind: reported as steady.
   bool within_budget = false;
+
+  // Sampled mode (heap): the series is an estimate from samples every `sample_mean_bytes` bytes
+  // on average, judged by ApplySamplingNoise. 0 and false otherwise.
+  bool estimated = false;
+  double sample_mean_bytes = 0;
+  // The analysed window's rise (last quarter's mean over the first's) in effective samples:
+  // below z^2 (about 10 at the default confidence) it cannot be told from chance.
+  double samples_in_rise = 0;
+  // The smallest leak (per hour) that this window could have shown as drifting, given the
+  // sampling noise and the number of points.
+  double detectable_slope_per_hour = 0;
+  // kInconclusive: the rate the estimate rose at (per hour), and how long a run (seconds, from
+  // its start) would need to show a leak of that rate as drifting.
+  double apparent_slope_per_hour = 0;
+  double needed_run_s = 0;
+};
+
+// How noisy a sampled heap estimate is (sampled mode; see ApplySamplingNoise below).
+struct SamplingNoise {
+  double mean_bytes = 0;   // the sampling mean (Hello.sample_mean_bytes)
+  double block_bytes = 0;  // typical block size at the site; 0: unknown, taken as small
 };
 
 class DriftAnalyzer {
@@ -59,6 +84,11 @@ class DriftAnalyzer {
   // `times_s` is strictly increasing and as long as `values`.
   virtual DriftFinding Analyze(std::span<const double> times_s,
                                std::span<const int64_t> values) const = 0;
+  // Values that are sampled estimates with `noise`. By default: Analyze(), then
+  // ApplySamplingNoise() with the default options.
+  virtual DriftFinding AnalyzeEstimate(std::span<const double> times_s,
+                                       std::span<const int64_t> values,
+                                       const SamplingNoise& noise) const;
 };
 
 // Theil-Sen slope and Mann-Kendall trend test after a warm-up found in the data.
@@ -97,8 +127,18 @@ class RobustDriftAnalyzer : public DriftAnalyzer {
 
   DriftFinding Analyze(std::span<const double> times_s,
                        std::span<const int64_t> values) const override;
+  // As Analyze(), but a warm-up found in the data must also be a deceleration beyond the
+  // sampling noise (more of the rise before the split than a constant rate would put there, at
+  // min_confidence), so a leak whose samples happened to bunch early is not cut to a plateau;
+  // then ApplySamplingNoise() with these options.
+  DriftFinding AnalyzeEstimate(std::span<const double> times_s, std::span<const int64_t> values,
+                               const SamplingNoise& noise) const override;
 
  private:
+  // `noise_per_byte`: NoisePerByte() of the estimate, 0 for exact values.
+  DriftFinding AnalyzeWithNoise(std::span<const double> times_s, std::span<const int64_t> values,
+                                double noise_per_byte) const;
+
   Options options_;
 };
 
@@ -129,6 +169,41 @@ struct DriftBudgets {
 // heap amounts in B, KiB, MiB, GiB (a bare number is bytes); counts for the other kinds; rates
 // per h, min or s. Each kind at most once. Errors name the bad item.
 absl::StatusOr<DriftBudgets> ParseBudgets(std::string_view text);
+
+// ---- Sampled mode ----------------------------------------------------------------------------
+//
+// A sampled heap estimate is noisy: with Poisson sampling by bytes at mean m, a live-bytes
+// estimate B made of blocks of size s has variance about v(s) * B, where v(s) = s e^(-s/m) /
+// (1 - e^(-s/m)) is the noise per byte (m for blocks far smaller than m, near 0 for blocks far
+// larger, which are always sampled). docs/SAMPLING.md derives what follows and tabulates it.
+
+// v(s) above, in bytes: the variance of a byte estimate per byte estimated.
+double NoisePerByte(const SamplingNoise& noise);
+
+// The one-sided normal quantile of `confidence` (e.g. 3.09 for 0.999).
+double NormalQuantile(double confidence);
+
+// The smallest leak rate (bytes/s) a window of `window_s` seconds with `points` censuses over a
+// site holding `level_bytes` could show as drifting at quantile `z`: the larger of the Poisson
+// term z^2 v / T (the rise must be made of about z^2 samples) and the level-noise term
+// z sqrt(12 v B / n) / T (the slope must stand out of the estimate's census-to-census noise).
+double DetectableRate(const SamplingNoise& noise, double level_bytes, double window_s,
+                      size_t points, double z);
+
+// How long (seconds) a window must be to show a leak of `rate` bytes/s as drifting, censuses
+// every `interval_s`, over a site holding `level_bytes`: DetectableRate solved for the window.
+double WindowToDetect(const SamplingNoise& noise, double rate, double level_bytes,
+                      double interval_s, double z);
+
+// Fits the sampling noise into a finding of RobustDriftAnalyzer (`options` as it ran with) on
+// sampled heap values: fills the estimate fields; turns drifting into inconclusive when the rise
+// is fewer than z^2 effective samples or the slope is within the level noise; turns steady or
+// warming into inconclusive when the estimate rose significantly (Mann-Kendall at
+// min_confidence) by at least one but fewer than z^2 effective samples, and says how long a run
+// would show that rate. A finding without enough samples is left as it is.
+void ApplySamplingNoise(DriftFinding& finding, std::span<const double> times_s,
+                        std::span<const int64_t> values, const SamplingNoise& noise,
+                        const RobustDriftAnalyzer::Options& options = {});
 
 // Least-squares slope after a warm-up, accepted as drift only when it is statistically
 // significant and the growth is sustained across the window (not one step, not churn).

@@ -21,6 +21,7 @@ namespace {
 
 std::string ModeName(uint16_t mode) {
   if (mode == wire::kModeExact) return "exact";
+  if (mode == wire::kModeSampled) return "sampled";
   return fmt::format("mode-{}", mode);
 }
 
@@ -160,6 +161,80 @@ void WriteLimitProjection(JsonWriter& json, const std::optional<LimitProjection>
   json.EndObject();
 }
 
+bool IsSampled(const ProcessReport& process) {
+  return process.mode == wire::kModeSampled && process.sample_mean_bytes > 0;
+}
+
+void WriteSampleMean(JsonWriter& json, const ProcessReport& process) {
+  if (IsSampled(process)) {
+    json.UInt(process.sample_mean_bytes);
+  } else {
+    json.Null();
+  }
+}
+
+// Rounded for the JSON: rates and sample counts are estimates, not exact figures.
+double Rounded(double value, double scale) { return std::round(value * scale) / scale; }
+
+// A finding on sampled heap estimates: the sampling rate, the noise floor, and for an
+// inconclusive one how long a run would tell.
+void WriteEstimate(JsonWriter& json, const DriftFinding& finding) {
+  json.Key("estimated");
+  json.Bool(finding.estimated);
+  if (!finding.estimated) return;
+  json.Key("sample_mean_bytes");
+  json.Double(finding.sample_mean_bytes);
+  json.Key("samples_in_rise");
+  json.Double(Rounded(finding.samples_in_rise, 10));
+  json.Key("detectable_slope_per_hour");
+  json.Double(Rounded(finding.detectable_slope_per_hour, 1));
+  json.Key("apparent_slope_per_hour");
+  json.Double(Rounded(finding.apparent_slope_per_hour, 1));
+  json.Key("needed_run_s");
+  if (finding.status == DriftStatus::kInconclusive) {
+    json.Double(Rounded(finding.needed_run_s, 1));
+  } else {
+    json.Null();
+  }
+}
+
+// The stacks of a group: how many, and the largest (each analysed on its own).
+void WriteStacks(JsonWriter& json, const ProcessReport& process, const SiteReport& group) {
+  json.Key("stack_count");
+  json.UInt(std::max<size_t>(1, group.members.size()));
+  json.Key("stacks");
+  json.BeginArray();
+  // A group of one stack is that stack: the finding's own frames say it all.
+  for (const GroupMember& member : group.members) {
+    if (group.members.size() < 2) break;
+    if (!member.analysed || member.site_index >= process.sites.size()) continue;
+    const SiteReport& site = process.sites[member.site_index];
+    json.BeginObject();
+    json.Key("site_id");
+    json.UInt(member.site_id);
+    json.Key("live");
+    json.Int(member.live);
+    json.Key("live_bytes");
+    json.Int(member.live_bytes);
+    json.Key("growth");
+    json.Double(member.growth);
+    json.Key("share");
+    json.Double(Rounded(member.share, 1e4));
+    json.Key("status");
+    json.String(DriftStatusName(site.finding.status));
+    json.Key("slope_per_hour");
+    json.Double(site.finding.slope_per_hour);
+    json.Key("confidence");
+    json.Double(Rounded(site.finding.confidence, 1e4));
+    json.Key("frames");
+    json.BeginArray();
+    for (const Frame& frame : site.frames) WriteFrame(json, frame);
+    json.EndArray();
+    json.EndObject();
+  }
+  json.EndArray();
+}
+
 // Rank of a kind in the findings: the counted kinds run into hard limits, so they come first.
 int KindRank(wire::Kind kind) { return kind == wire::Kind::kHeap ? 1 : 0; }
 
@@ -176,8 +251,8 @@ std::string Printable(std::string_view text) {
 
 std::vector<const SiteReport*> Findings(const ProcessReport& process) {
   std::vector<const SiteReport*> findings;
-  for (const SiteReport& site : process.sites) {
-    if (site.finding.status != DriftStatus::kSteady) findings.push_back(&site);
+  for (const SiteReport& group : process.groups) {
+    if (group.finding.status != DriftStatus::kSteady) findings.push_back(&group);
   }
   std::stable_sort(findings.begin(), findings.end(), [](const SiteReport* a, const SiteReport* b) {
     const bool a_drifts = a->finding.status == DriftStatus::kDrifting;
@@ -323,9 +398,29 @@ std::string FormatTimeToLimit(double seconds) {
   return fmt::format("{:.1f} days", seconds / 86400);
 }
 
+std::string FormatRatePerMinute(double bytes_per_hour) {
+  return FormatBytes(bytes_per_hour / 60.0) + "/min";
+}
+
+std::string SamplingSentence(const DriftFinding& finding) {
+  if (finding.status != DriftStatus::kInconclusive || !finding.estimated) return "";
+  const double ms = finding.needed_run_s * 1000.0;
+  return fmt::format(
+      "at {} sampling, a leak of {} needs ~{} to detect", FormatBytes(finding.sample_mean_bytes),
+      FormatRatePerMinute(finding.apparent_slope_per_hour),
+      ms < 1e15 ? FormatDuration(static_cast<uint64_t>(ms)) : std::string("forever"));
+}
+
 std::string FindingSentence(const SiteReport& site) {
-  std::string text = fmt::format("{}: {}", KindName(site.kind),
-                                 FormatSlope(site.finding.slope_per_hour, site.unit));
+  if (site.finding.status == DriftStatus::kInconclusive) {
+    return fmt::format(
+        "{} (estimated): rose {} by {:.1f} samples' worth, too few to tell a leak from chance; {}",
+        KindName(site.kind), FormatSlope(site.finding.apparent_slope_per_hour, site.unit),
+        site.finding.samples_in_rise, SamplingSentence(site.finding));
+  }
+  std::string text =
+      fmt::format("{}{}: {}", KindName(site.kind), site.finding.estimated ? " (estimated)" : "",
+                  FormatSlope(site.finding.slope_per_hour, site.unit));
   if (site.finding.within_budget && site.budget_per_hour.has_value()) {
     return text + fmt::format(", within the budget of {}",
                               FormatSlope(*site.budget_per_hour, site.unit).substr(1));
@@ -359,6 +454,18 @@ std::string RssSentence(const RssFinding& finding) {
 namespace {
 
 std::string InconclusiveReason(const RunResult& result) {
+  size_t unresolved = 0;
+  for (const ProcessReport& process : result.processes) {
+    for (const SiteReport* group : Findings(process)) {
+      unresolved += group->finding.status == DriftStatus::kInconclusive ? 1 : 0;
+    }
+  }
+  if (unresolved > 0) {
+    return fmt::format(
+        "{} sampled heap site{} rose by too few samples to tell a leak from chance (listed "
+        "below: run longer or sample more often)",
+        unresolved, unresolved == 1 ? "" : "s");
+  }
   if (!result.unheard.empty()) {
     return fmt::format("{} process{} of the run never sent a census (listed below)",
                        result.unheard.size(), result.unheard.size() == 1 ? "" : "es");
@@ -450,6 +557,12 @@ std::string RenderVerdictJson(const RunResult& result) {
   json.UInt(result.interval_ms);
   json.Key("mode");
   json.String(ModeName(result.processes.empty() ? wire::kModeExact : result.processes[0].mode));
+  json.Key("sample_mean_bytes");
+  if (result.processes.empty()) {
+    json.Null();
+  } else {
+    WriteSampleMean(json, result.processes[0]);
+  }
   json.Key("verdict");
   json.String(VerdictName(result.verdict));
   json.Key("processes");
@@ -486,6 +599,17 @@ std::string RenderVerdictJson(const RunResult& result) {
     json.Int(process.timers_live);
     json.EndObject();
     WriteLimits(json, process.limits);
+    // Added: how heap figures were taken, and how many stacks the groups stand for.
+    json.Key("mode");
+    json.String(ModeName(process.mode));
+    json.Key("sample_mean_bytes");
+    WriteSampleMean(json, process);
+    json.Key("heap_estimated");
+    json.Bool(IsSampled(process));
+    json.Key("stack_count");
+    json.UInt(process.sites.size());
+    json.Key("site_count");
+    json.UInt(process.groups.size());
     const auto write_finding = [&](const SiteReport* site) {
       json.BeginObject();
       json.Key("kind");
@@ -527,6 +651,8 @@ std::string RenderVerdictJson(const RunResult& result) {
         json.Key("budget_per_hour");
         json.Double(*site->budget_per_hour);
       }
+      WriteEstimate(json, site->finding);
+      WriteStacks(json, process, *site);
       json.EndObject();
     };
     json.Key("findings");
@@ -536,8 +662,8 @@ std::string RenderVerdictJson(const RunResult& result) {
     // Growth a --budget accepted: steady for the verdict, but its rate stays on record.
     json.Key("within_budget");
     json.BeginArray();
-    for (const SiteReport& site : process.sites) {
-      if (site.finding.within_budget) write_finding(&site);
+    for (const SiteReport& group : process.groups) {
+      if (group.finding.within_budget) write_finding(&group);
     }
     json.EndArray();
     json.Key("total_trends");
@@ -610,6 +736,51 @@ absl::Status WriteVerdictJson(const RunResult& result, const std::string& path) 
   return absl::OkStatus();
 }
 
+namespace {
+
+// Heap figures of a sampled process are estimates: say so, with the rate, and the slowest leak
+// at one site that a run of this length can show (docs/SAMPLING.md).
+void PrintSamplingNote(const ProcessReport& process, std::FILE* out) {
+  const SamplingNoise noise{.mean_bytes = static_cast<double>(process.sample_mean_bytes)};
+  const RobustDriftAnalyzer::Options options;
+  const std::vector<double>& times = process.series.times();
+  const double window_s =
+      times.size() >= 2 ? (times.back() - times.front()) * (1.0 - options.startup_fraction) : 0.0;
+  std::string floor;
+  if (window_s > 0) {
+    const double rate =
+        DetectableRate(noise, 0.0, window_s, times.size(), NormalQuantile(options.min_confidence));
+    floor = fmt::format("; in a run this long, a leak at one site needs at least {} to be seen",
+                        FormatRatePerMinute(rate * 3600.0));
+  }
+  fmt::print(out, "  heap figures are estimates (sampled mode, one sample per {} on average){}\n",
+             FormatBytes(noise.mean_bytes), floor);
+}
+
+// A group of several stacks: how many, and the largest ones, each with its callers.
+void PrintMembers(const ProcessReport& process, const SiteReport& group, std::FILE* out) {
+  if (group.members.size() < 2) return;
+  const bool bytes = group.kind == wire::Kind::kHeap;
+  fmt::print(out, "{:>10}{} stacks allocate here; the largest (growth, share of live):\n", "",
+             group.members.size());
+  for (const GroupMember& member : group.members) {
+    if (!member.analysed || member.site_index >= process.sites.size()) continue;
+    const SiteReport& site = process.sites[member.site_index];
+    std::string callers;
+    constexpr size_t kCallers = 3;
+    for (size_t f = site.headline + 1; f < site.frames.size() && f <= site.headline + kCallers;
+         ++f) {
+      callers += (callers.empty() ? "" : " < ") + site.frames[f].Describe();
+    }
+    fmt::print(out, "{:>12}{:>11} {:>4.0f}%  {:<9} {}\n", "",
+               bytes ? FormatBytes(member.growth) : FormatCount(member.growth), member.share * 100,
+               DriftStatusName(site.finding.status),
+               callers.empty() ? std::string("(no callers)") : callers);
+  }
+}
+
+}  // namespace
+
 void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sites) {
   size_t drifting = 0, warming = 0, processes_drifting = 0;
   for (const ProcessReport& process : result.processes) {
@@ -618,7 +789,7 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
       if (site->finding.status == DriftStatus::kDrifting) {
         ++drifting;
         any = true;
-      } else {
+      } else if (site->finding.status == DriftStatus::kWarming) {
         ++warming;
       }
     }
@@ -664,14 +835,16 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
   const bool list_all = order.size() <= kMaxQuietProcesses;
   std::map<std::string, size_t> quiet_by_exe;
   const auto print_process = [&](const ProcessReport& process) {
-    fmt::print(out, "\nprocess {} {}{}: {} census{}, rss {}, fds {}, threads {}, heap live {}{}\n",
+    fmt::print(out,
+               "\nprocess {} {}{}: {} census{}, rss {}, fds {}, threads {}, heap live {}{}{}\n",
                process.identity.pid, process.identity.exe,
                process.exit.has_value() ? fmt::format(" ({})", DescribeExit(*process.exit)) : "",
                process.census_count, process.census_count == 1 ? "" : "es",
                FormatBytes(static_cast<double>(process.totals.rss_bytes)), process.totals.fd_count,
-               process.totals.thread_count,
+               process.totals.thread_count, IsSampled(process) ? "~" : "",
                FormatBytes(static_cast<double>(process.heap_live_bytes)),
                process.timers_live != 0 ? fmt::format(", timers {}", process.timers_live) : "");
+    if (IsSampled(process)) PrintSamplingNote(process, out);
     if (process.limits.has_value()) {
       const ProcessLimits& limits = *process.limits;
       std::vector<std::string> known;
@@ -712,7 +885,7 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
       fmt::print(out, "  rss     {:<9} {}\n", DriftStatusName(process.rss_finding->status),
                  RssSentence(*process.rss_finding));
     }
-    for (const SiteReport& site : process.sites) {
+    for (const SiteReport& site : process.groups) {
       if (!site.finding.within_budget) continue;
       fmt::print(out, "  within budget: {} at {}\n", FindingSentence(site),
                  site.frames.empty() ? std::string("(unattributed)")
@@ -734,7 +907,8 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
       const std::string where = site.frames.empty() ? std::string("(unattributed)")
                                                     : site.frames[site.headline].Describe();
       const std::string live = site.kind == wire::Kind::kHeap
-                                   ? FormatBytes(static_cast<double>(site.live_bytes))
+                                   ? (site.finding.estimated ? "~" : "") +
+                                         FormatBytes(static_cast<double>(site.live_bytes))
                                    : fmt::format("{}", site.live);
       const std::string to_limit = site.limit.has_value() && site.limit->time_to_limit_s.has_value()
                                        ? FormatDuration(static_cast<uint64_t>(
@@ -760,6 +934,11 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
           fmt::print(out, "{:>10}{}\n", "", projection);
         }
       }
+      if (std::string sampling = SamplingSentence(site.finding); !sampling.empty()) {
+        fmt::print(out, "{:>10}rose by {:.1f} samples' worth: {}\n", "",
+                   site.finding.samples_in_rise, sampling);
+      }
+      PrintMembers(process, site, out);
       // The stack below the headline frame, i.e. who called it.
       constexpr size_t kMaxCallers = 12;
       for (size_t f = site.headline + 1; f < site.frames.size() && f <= site.headline + kMaxCallers;

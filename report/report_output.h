@@ -17,7 +17,8 @@ namespace dw::report {
 
 inline constexpr char kVerdictSchema[] = "driftwatch.verdict.v1";
 
-// The non-steady sites of a process: drifting before warming; then the counted kinds (threads,
+// The non-steady groups of a process (ProcessReport::groups: one per allocation site, see
+// site_groups.h): drifting before the others; then the counted kinds (threads,
 // fds, timers: they run into hard limits) before heap; then fastest growth first.
 std::vector<const SiteReport*> Findings(const ProcessReport& process);
 
@@ -48,8 +49,16 @@ std::string FormatTimeToLimit(double seconds);
 
 // The finding in one sentence (JSON "detail"): "fds: +6.0/h, RLIMIT_NOFILE 4096 reached in
 // 27.9 days", "heap: +2.0 MiB/h, within the budget of 10.0 MiB/h", "timers: +720/h, no known
-// limit".
+// limit"; sampled heap findings say "heap (estimated)", and inconclusive ones end with
+// SamplingSentence().
 std::string FindingSentence(const SiteReport& site);
+
+// "12.0 KiB/min" from bytes per hour.
+std::string FormatRatePerMinute(double bytes_per_hour);
+
+// For an inconclusive sampled heap finding: "at 512.0 KiB sampling, a leak of 10.0 KiB/min
+// needs ~8h09m to detect" (docs/SAMPLING.md); empty for any other finding.
+std::string SamplingSentence(const DriftFinding& finding);
 
 // The RSS reconciliation in one sentence: "RSS grows +30.0 MiB/h while the tracked heap is flat:
 // fragmentation or memory outside malloc (mmap, thread stacks, a custom allocator); MemTotal

@@ -500,11 +500,13 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
     process.identity = record.hello->identity;
     process.interval_ms = record.hello->interval_ms;
     process.mode = record.hello->mode;
+    process.sample_mean_bytes = record.hello->sample_mean_bytes;
     process.census_count = record.census_count;
     process.sequence_gaps = record.sequence_gaps;
     process.saw_final = record.saw_final;
     process.stream_error = record.stream_error;
-    const auto& series = record.series;
+    process.series = std::move(record.series);
+    const ProcessSeries& series = process.series;
     process.heap_total_finding = analyzer.Analyze(series.times(), series.heap_live_bytes());
     if (record.latest.has_value()) {
       const Census& latest = *record.latest;
@@ -543,21 +545,6 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
                                      it->second.module_generation);
             site.headline = HeadlineFrame(site.frames);
           }
-          if (const SiteSeries* points = series.Find({site.kind, site_id}); points != nullptr) {
-            site.finding = analyzer.Analyze(series.TimesOf(*points), site.kind == wire::Kind::kHeap
-                                                                         ? points->live_bytes
-                                                                         : points->live);
-          }
-          site.budget_per_hour = budgets.For(site.kind);
-          if (site.finding.status == DriftStatus::kDrifting && site.budget_per_hour.has_value() &&
-              site.finding.slope_per_hour <= *site.budget_per_hour) {
-            site.finding.status = DriftStatus::kSteady;
-            site.finding.within_budget = true;
-          }
-          if (site.finding.status == DriftStatus::kDrifting || site.finding.within_budget) {
-            site.limit = ProjectToLimit(site.kind, latest.totals, latest.limits,
-                                        site.finding.slope_per_hour);
-          }
           process.sites.push_back(std::move(site));
         }
       }
@@ -567,6 +554,7 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
                   return std::pair(a.kind, a.site_id) < std::pair(b.kind, b.site_id);
                 });
     }
+    BuildSiteGroups(process, analyzer, budgets);
     // RSS against the tracked heap: RSS drifting while the heap sites do not (or grow at a
     // fraction of its rate) is memory the shim cannot attribute: fragmentation, or mappings,
     // thread stacks and allocators outside malloc.
@@ -600,21 +588,21 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
           ProjectToLimit(total.kind, process.totals, process.limits, total.finding.slope_per_hour);
       process.total_trends.push_back(total);
     }
-    process.series = std::move(record.series);
     processes.push_back(std::move(process));
   }
   return processes;
 }
 
 Verdict ComputeVerdict(const std::vector<ProcessReport>& processes) {
-  bool judged = false;
+  bool judged = false, unresolved = false;
   for (const ProcessReport& process : processes) {
-    for (const SiteReport& site : process.sites) {
-      if (site.finding.status == DriftStatus::kDrifting) return Verdict::kDrift;
+    for (const SiteReport& group : process.groups) {
+      if (group.finding.status == DriftStatus::kDrifting) return Verdict::kDrift;
+      unresolved |= group.finding.status == DriftStatus::kInconclusive;
     }
     judged |= process.heap_total_finding.enough_samples;
   }
-  return judged ? Verdict::kSteady : Verdict::kInconclusive;
+  return judged && !unresolved ? Verdict::kSteady : Verdict::kInconclusive;
 }
 
 int ExitCodeFor(const RunResult& result) {

@@ -32,6 +32,7 @@
 #include "report/drift_analysis.h"
 #include "report/process_series.h"
 #include "report/run_watch.h"
+#include "report/site_groups.h"
 #include "report/symbolizer.h"
 
 namespace dw::report {
@@ -107,6 +108,10 @@ struct SiteReport {
   // For drifting sites (and growth within budget): the process's tightest limit of this kind.
   std::optional<LimitProjection> limit;
   std::optional<double> budget_per_hour;  // the --budget of this kind, when one was given
+  // For a group (ProcessReport::groups, site_groups.h): every stack of the allocation site,
+  // largest contribution first; the fields above are the group's sums and the verdict of its
+  // summed series, `frames` those of the first member. Empty for a plain site.
+  std::vector<GroupMember> members;
 };
 
 // RSS judged against the tracked heap: memory the process gains outside the heap sites.
@@ -131,7 +136,8 @@ struct ProcessReport {
   ProcessIdentity identity;
   uint32_t interval_ms = 0;
   uint16_t mode = wire::kModeExact;
-  std::optional<ExitInfo> exit;  // known for the direct child's last image only
+  uint32_t sample_mean_bytes = 0;  // sampled mode: heap figures are estimates at this mean
+  std::optional<ExitInfo> exit;    // known for the direct child's last image only
   size_t census_count = 0;
   uint64_t sequence_gaps = 0;
   bool saw_final = false;
@@ -148,6 +154,9 @@ struct ProcessReport {
   // holds: inherited fds, threads and memory made where no hook sees them).
   std::vector<TotalTrend> total_trends;
   std::vector<SiteReport> sites;  // every site of the latest census, all kinds
+  // The sites grouped by allocation site (BuildSiteGroups): what verdicts and reports use. A
+  // site's own finding is set only when it was analysed as one of its group's largest members.
+  std::vector<SiteReport> groups;
   ProcessSeries series;
 
   const SiteReport* FindSite(wire::Kind kind, uint32_t site_id) const;
@@ -206,7 +215,8 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
 void AnalyzeCollected(std::vector<ConnectionRecord> records, const RunOptions& options,
                       RunResult& result);
 
-// drift if any site drifts; inconclusive if no process sent enough censuses to judge.
+// drift if any group drifts; inconclusive if a sampled heap group rose by too few samples to
+// judge, or no process sent enough censuses to judge.
 Verdict ComputeVerdict(const std::vector<ProcessReport>& processes);
 
 // True when the frame's module is libc (and its former parts libpthread, librt, libdl),
