@@ -38,12 +38,13 @@ void ResolveAll() {
 
 }  // namespace
 
-bool EnsureResolved() {
+bool ResolveOnce() {
   int state = g_state.load(std::memory_order_acquire);
   if (state == kReady) return true;
   if (state == kUnresolved && g_state.compare_exchange_strong(state, kResolving)) {
     ResolveAll();
     g_state.store(kReady, std::memory_order_release);
+    g_resolved.store(true, std::memory_order_release);
     return true;
   }
   return false;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <atomic>
+
 #include "hooks/hook_declarations.h"
 
 namespace dw::real {
@@ -25,8 +27,11 @@ namespace dw::real {
 #undef DW_HOOK
 
 // True once every real function is resolved. The first caller resolves them; a call made
-// while resolution is under way (from dlsym itself, or another thread) gets false.
-bool EnsureResolved();
+// while resolution is under way (from dlsym itself, or another thread) gets false. Inline:
+// every hook asks, and after start-up the answer is one load.
+inline constinit std::atomic<bool> g_resolved{false};
+bool ResolveOnce();
+inline bool EnsureResolved() { return g_resolved.load(std::memory_order_acquire) || ResolveOnce(); }
 // True if all required functions were found.
 bool AllRequiredFound();
 

@@ -6,19 +6,21 @@
 #include <cstdint>
 
 namespace dw::bootstrap {
+
+using detail::g_arena;
+using detail::g_overflow_count;
+using detail::kArenaBytes;
+
 namespace {
 
-constexpr size_t kArenaBytes = 256 * 1024;
 constexpr size_t kHeaderBytes = 16;  // keeps the default alignment of malloc
 
-alignas(64) char g_arena[kArenaBytes];
 std::atomic<size_t> g_used{0};
 
 // Overflow blocks are mmap'd one by one and recorded here, so Owns() stays exact.
 constexpr int kMaxOverflowBlocks = 64;
 std::atomic<uintptr_t> g_overflow_begin[kMaxOverflowBlocks];
 std::atomic<size_t> g_overflow_size[kMaxOverflowBlocks];
-std::atomic<int> g_overflow_count{0};
 
 struct Header {
   size_t size;
@@ -57,10 +59,7 @@ void* Allocate(size_t size, size_t alignment) {
   return WriteHeader(reinterpret_cast<char*>(aligned), size);
 }
 
-bool Owns(const void* block) {
-  auto address = reinterpret_cast<uintptr_t>(block);
-  auto arena = reinterpret_cast<uintptr_t>(g_arena);
-  if (address >= arena && address < arena + kArenaBytes) return true;
+bool detail::OwnsOverflowBlock(uintptr_t address) {
   int count = g_overflow_count.load(std::memory_order_acquire);
   if (count > kMaxOverflowBlocks) count = kMaxOverflowBlocks;
   for (int i = 0; i < count; ++i) {

@@ -12,6 +12,7 @@
 // otherwise); InitRuntime(), no.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -19,8 +20,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "preload/heap_gate.h"
 #include "preload/heap_tracker.h"
 #include "preload/module_map.h"
+#include "preload/thread_state.h"
 #include "preload/thread_tracker.h"
 #include "preload/timer_tracker.h"
 
@@ -31,13 +34,28 @@ namespace dw {
 // Without DRIFTWATCH_SOCKET the shim stays dormant: every hook only forwards.
 void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end);
 
-// True once tracking is on in this process.
-bool Tracking();
+// State read inline by the fast paths below; set once by InitRuntime().
+extern constinit std::atomic<bool> g_tracking;
+extern constinit HeapGate g_heap_gate;
+
+// True once tracking is on in this process. In a vfork child the memory is the parent's:
+// nothing may be recorded there.
+inline bool Tracking() { return g_tracking.load(std::memory_order_acquire) && !t_state.in_vfork; }
 
 // ---- Heap ----
 // Heap events. Call OnHeapFree before the real free; the realloc pair around the real call.
-void OnHeapAlloc(void* block, size_t size);
-void OnHeapFree(void* block);
+// The first two run on every malloc and free: inline, they pass the gate (HeapGate) and only
+// call the tracker for what it must see.
+void RecordHeapAlloc(void* block, size_t size, HeapGate::Pass pass);
+void RecordHeapFree(void* block);
+inline void OnHeapAlloc(void* block, size_t size) {
+  if (block == nullptr) return;
+  const HeapGate::Pass pass = g_heap_gate.Allocation(t_state.sample_countdown, size);
+  if (pass != HeapGate::Pass::kSkip) RecordHeapAlloc(block, size, pass);
+}
+inline void OnHeapFree(void* block) {
+  if (g_heap_gate.MayBeRecorded(block)) RecordHeapFree(block);
+}
 HeapTracker::Move OnHeapReallocBegin(void* old_block);
 void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size);
 // A realloc re-entered from inside the shim (a signal handler interrupting a hook): the old

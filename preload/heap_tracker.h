@@ -34,12 +34,8 @@ class HeapTracker {
   // overflows and frees as untracked; nothing is mapped again.
   void ReleaseMemory();
 
-  // In sampled mode, whether this allocation is to be recorded (always true in exact mode).
-  // Counts it against the calling thread's countdown.
-  bool ShouldRecord(SampleCountdown& countdown, size_t size) const {
-    return !sampler_.sampling() || sampler_.Take(countdown, size);
-  }
-  // A block of `size` bytes was handed out at `site` (in sampled mode: a sampled one).
+  // A block of `size` bytes was handed out at `site` (in sampled mode: a sampled one; see
+  // HeapGate for the choice).
   void OnAlloc(void* block, size_t size, uint32_t site);
   // The block is about to be freed. Call before the real free, so the address cannot be reused
   // by another thread in between. Unknown blocks (allocated before tracking, or by code the
@@ -62,6 +58,8 @@ class HeapTracker {
 
   const SiteCounters& counters() const { return counters_; }
   const HeapSampler& sampler() const { return sampler_; }
+  // Sampled mode's filter of recorded blocks; null in exact mode.
+  const BlockFilter* filter() const { return sampler_.sampling() ? &filter_ : nullptr; }
   uint64_t untracked_frees() const { return untracked_frees_.load(std::memory_order_relaxed); }
   uint64_t table_overflowed() const { return table_overflowed_.load(std::memory_order_relaxed); }
   // Blocks found still live when their address was handed out again (released then).

@@ -51,6 +51,8 @@ class Reporter {
   // Hooks call StartIfDue() when start_pending() says so; it brings back a census thread that
   // stepped aside, once it is due.
   bool start_pending() const { return deferred_start_ns_.load(std::memory_order_relaxed) != 0; }
+  // The word behind start_pending(), for HeapGate, which reads it inline on every allocation.
+  const std::atomic<uint64_t>* start_pending_word() const { return &deferred_start_ns_; }
   void StartIfDue();
 
   // The exit path, after every library destructor (or _exit): sends a last census marked

@@ -23,6 +23,8 @@ __thread ThreadState t_state __asm__("dw_thread_state") __attribute__((tls_model
 // Constant-initialised and never destroyed: threads still allocating while exit() runs must
 // find the tables intact (docs/PITFALLS.md, section 12).
 constinit Runtime g_runtime;
+constinit std::atomic<bool> g_tracking{false};
+constinit HeapGate g_heap_gate;
 
 uint32_t CaptureSite() {
   // Read before unwinding: every module on this stack is mapped while its code runs here, so
@@ -148,31 +150,21 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
   // runs after the target's handlers and after every library destructor. A handler tied to our
   // library would run with our destructors, before those of libraries loaded after us.
   __cxa_atexit(FlushAtExit, nullptr, nullptr);
-  runtime.tracking.store(true, std::memory_order_release);
+  g_heap_gate.Init(runtime.heap.sampler(), runtime.heap.filter(),
+                   runtime.reporter.start_pending_word());
+  g_tracking.store(true, std::memory_order_release);
   DW_LOG(kInfo, "tracking; census every "
                     << runtime.options.interval_ms << " ms to " << runtime.options.socket_path
                     << "; heap " << (runtime.options.sample_mean_bytes != 0 ? "sampled" : "exact"));
 }
 
-bool Tracking() {
-  // In a vfork child the memory is the parent's: nothing may be recorded there.
-  return g_runtime.tracking.load(std::memory_order_acquire) && !t_state.in_vfork;
+void RecordHeapAlloc(void* block, size_t size, HeapGate::Pass pass) {
+  os::ErrnoKeeper keep_errno;
+  if (pass == HeapGate::Pass::kRecord) g_runtime.heap.OnAlloc(block, size, CaptureSite());
+  if (g_runtime.reporter.start_pending()) g_runtime.reporter.StartIfDue();
 }
 
-void OnHeapAlloc(void* block, size_t size) {
-  if (block == nullptr) return;
-  // Sampled mode: most allocations end here, after one subtraction.
-  if (g_runtime.heap.ShouldRecord(t_state.sample_countdown, size)) {
-    os::ErrnoKeeper keep_errno;
-    g_runtime.heap.OnAlloc(block, size, CaptureSite());
-  }
-  if (g_runtime.reporter.start_pending()) {
-    os::ErrnoKeeper keep_errno;
-    g_runtime.reporter.StartIfDue();
-  }
-}
-
-void OnHeapFree(void* block) { g_runtime.heap.OnFree(block); }
+void RecordHeapFree(void* block) { g_runtime.heap.OnFree(block); }
 
 HeapTracker::Move OnHeapReallocBegin(void* old_block) {
   return g_runtime.heap.BeginRealloc(old_block);
@@ -181,7 +173,8 @@ HeapTracker::Move OnHeapReallocBegin(void* old_block) {
 void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size) {
   os::ErrnoKeeper keep_errno;
   uint32_t site = HeapTracker::kUntrackedResult;
-  if (result != nullptr && g_runtime.heap.ShouldRecord(t_state.sample_countdown, size)) {
+  if (result != nullptr &&
+      g_heap_gate.Allocation(t_state.sample_countdown, size) == HeapGate::Pass::kRecord) {
     site = CaptureSite();
   }
   g_runtime.heap.EndRealloc(move, result, size, site);

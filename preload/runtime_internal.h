@@ -33,7 +33,6 @@ struct Runtime {
   TimerTracker timers;
   UnloadedModules unloaded_modules;
   Reporter reporter;
-  std::atomic<bool> tracking{false};
 };
 extern constinit Runtime g_runtime;
 

@@ -19,10 +19,12 @@
 namespace dw::report::e2e {
 
 // Runs DW_PROGRAM_DIR/name under the shim at a 100 ms census interval, until it exits (or for
-// `duration_s`), and expects it to succeed.
+// `duration_s`), and expects it to succeed. `sample_mean_bytes` non-zero: in sampled mode.
 inline RunResult RunProgram(const std::string& name, std::vector<std::string> arguments = {},
-                            std::optional<double> duration_s = std::nullopt) {
+                            std::optional<double> duration_s = std::nullopt,
+                            uint32_t sample_mean_bytes = 0) {
   RunOptions options;
+  options.sample_mean_bytes = sample_mean_bytes;
   options.command = {std::string(DW_PROGRAM_DIR) + "/" + name};
   options.command.insert(options.command.end(), arguments.begin(), arguments.end());
   options.interval_ms = 100;
