@@ -101,23 +101,32 @@ bool CensusConnection::Flush(os::PageBuffer& out, uint64_t deadline_ns) {
     Disconnect();
     return false;
   }
-  while (out.size() > 0) {
-    ssize_t sent = os::SendNoSignal(fd_, out.data(), out.size());
+  // What was sent is dropped from the buffer once, on the way out: dropping it after every
+  // send moved the rest of a census of megabytes to the front each time the socket took a
+  // buffer's worth (a third of the census thread's CPU with 150k changed sites).
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t sent = os::SendNoSignal(fd_, out.data() + done, out.size() - done);
     if (sent > 0) {
-      out.Consume(static_cast<size_t>(sent));
+      done += static_cast<size_t>(sent);
       continue;
     }
     if (sent < 0 && errno == EINTR) continue;
     if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       const uint64_t now = os::MonotonicNs();
-      if (now >= deadline_ns) return true;  // still connected; the rest goes later
+      if (now >= deadline_ns) {
+        out.Consume(done);
+        return true;  // still connected; the rest goes later
+      }
       os::WaitWritable(fd_, static_cast<int>((deadline_ns - now) / 1000000u) + 1);
       continue;
     }
     DW_LOG(kInfo, "collector connection lost (errno " << errno << ")");
+    out.Consume(done);
     Disconnect();
     return false;
   }
+  out.Consume(done);
   return true;
 }
 
