@@ -473,24 +473,46 @@ double NormalQuantile(double confidence) {
   return (lo + hi) / 2;
 }
 
+namespace {
+
+// The share of a window's rise that lies between the means of its first and last quarters.
+constexpr double kQuarterRiseShare = 0.75;
+
+// The level-noise term's multiplier: z for the test, plus the power's quantile.
+double LevelFactor(double z, double power) {
+  return z + (power > 0.5 ? NormalQuantile(power) : 0.0);
+}
+
+}  // namespace
+
+double SamplesToDetect(double z, double power) {
+  const double beta = power > 0.5 ? NormalQuantile(power) : 0.0;
+  // Counts c of the quarters' rise, Poisson with mean 0.75 L: c >= z^2 with probability `power`
+  // when 0.75 L - beta sqrt(0.75 L) = z^2, i.e. sqrt(0.75 L) = (beta + sqrt(beta^2 + 4 z^2)) / 2.
+  const double root = (beta + std::sqrt(beta * beta + 4 * z * z)) / 2;
+  return root * root / kQuarterRiseShare;
+}
+
 double DetectableRate(const SamplingNoise& noise, double level_bytes, double window_s,
-                      size_t points, double z) {
+                      size_t points, double z, double power) {
   const double v = NoisePerByte(noise);
   if (!(window_s > 0) || points == 0) return std::numeric_limits<double>::infinity();
-  const double poisson = z * z * v / window_s;
+  const double poisson = SamplesToDetect(z, power) * v / window_s;
   const double level =
-      z * std::sqrt(12.0 * v * std::max(0.0, level_bytes) / static_cast<double>(points)) / window_s;
+      LevelFactor(z, power) *
+      std::sqrt(12.0 * v * std::max(0.0, level_bytes) / static_cast<double>(points)) / window_s;
   return std::max(poisson, level);
 }
 
 double WindowToDetect(const SamplingNoise& noise, double rate, double level_bytes,
-                      double interval_s, double z) {
+                      double interval_s, double z, double power) {
   if (!(rate > 0)) return std::numeric_limits<double>::infinity();
   const double v = NoisePerByte(noise);
-  const double poisson = z * z * v / rate;
-  // z sqrt(12 v B dt) / T^(3/2) = rate, with n = T / dt points.
-  const double level =
-      std::pow(z * std::sqrt(12.0 * v * std::max(0.0, level_bytes) * interval_s) / rate, 2.0 / 3);
+  const double poisson = SamplesToDetect(z, power) * v / rate;
+  // k sqrt(12 v B dt) / T^(3/2) = rate, with n = T / dt points.
+  const double level = std::pow(
+      LevelFactor(z, power) * std::sqrt(12.0 * v * std::max(0.0, level_bytes) * interval_s) / rate,
+      2.0 / 3);
   return std::max(poisson, level);
 }
 
@@ -517,13 +539,16 @@ void ApplySamplingNoise(DriftFinding& finding, std::span<const double> times_s,
   const Quarters quarters = QuartersOf(window_t, window_v);
   const double rise = quarters.v[3] - quarters.v[0];
   finding.samples_in_rise = v > 0 ? rise / v : std::numeric_limits<double>::infinity();
-  const double detectable = DetectableRate(noise, level, window_s, window_v.size(), z);
-  finding.detectable_slope_per_hour = detectable * 3600.0;
+  finding.detectable_slope_per_hour =
+      DetectableRate(noise, level, window_s, window_v.size(), z) * 3600.0;
+  // The test itself (power 0.5): the slope must stand z standard errors out of the level noise.
+  const double level_noise =
+      z * std::sqrt(12.0 * v * level / static_cast<double>(window_v.size())) / window_s;
 
   // The rate the estimate rose at: Theil-Sen, or the quarters' when a few sample steps leave
   // the median pairwise slope at 0.
   const double apparent = std::max(finding.slope_per_hour / 3600.0, quarters.Rate(0, 3));
-  const bool resolved = finding.samples_in_rise >= z * z && apparent >= detectable;
+  const bool resolved = finding.samples_in_rise >= z * z && apparent >= level_noise;
   // Several samples' worth arriving in one census is a burst (a one-off step): a leak slow
   // enough to be under-sampled almost never puts two samples in one interval.
   double largest_rise = 0;

@@ -183,21 +183,33 @@ double NoisePerByte(const SamplingNoise& noise);
 // The one-sided normal quantile of `confidence` (e.g. 3.09 for 0.999).
 double NormalQuantile(double confidence);
 
-// The smallest leak rate (bytes/s) a window of `window_s` seconds with `points` censuses over a
-// site holding `level_bytes` could show as drifting at quantile `z`: the larger of the Poisson
-// term z^2 v / T (the rise must be made of about z^2 samples) and the level-noise term
-// z sqrt(12 v B / n) / T (the slope must stand out of the estimate's census-to-census noise).
-double DetectableRate(const SamplingNoise& noise, double level_bytes, double window_s,
-                      size_t points, double z);
+// Chance that a leak at the rate DetectableRate() gives (or over the window WindowToDetect()
+// gives) is shown as drifting: what "needs ~Y to detect" promises.
+inline constexpr double kDetectionPower = 0.9;
 
-// How long (seconds) a window must be to show a leak of `rate` bytes/s as drifting, censuses
-// every `interval_s`, over a site holding `level_bytes`: DetectableRate solved for the window.
+// Samples' worth of leak a window must hold on average so that, with probability `power`, the
+// rise between its first and last quarters (3/4 of the window's) reaches z^2 samples, the
+// Poisson significance of a rise: about 19 at z = 3.09 and power 0.9.
+double SamplesToDetect(double z, double power = kDetectionPower);
+
+// The smallest leak rate (bytes/s) that a window of `window_s` seconds with `points` censuses
+// over a site holding `level_bytes` shows as drifting with probability `power`: the larger of
+// the Poisson term SamplesToDetect * v / T and the level-noise term
+// (z + z_power) sqrt(12 v B / n) / T (the slope must stand out of the estimate's
+// census-to-census noise). docs/SAMPLING.md derives both.
+double DetectableRate(const SamplingNoise& noise, double level_bytes, double window_s,
+                      size_t points, double z, double power = kDetectionPower);
+
+// How long (seconds) a window must be to show a leak of `rate` bytes/s as drifting with
+// probability `power`, censuses every `interval_s`, over a site holding `level_bytes`:
+// DetectableRate solved for the window.
 double WindowToDetect(const SamplingNoise& noise, double rate, double level_bytes,
-                      double interval_s, double z);
+                      double interval_s, double z, double power = kDetectionPower);
 
 // Fits the sampling noise into a finding of RobustDriftAnalyzer (`options` as it ran with) on
 // sampled heap values: fills the estimate fields; turns drifting into inconclusive when the rise
-// is fewer than z^2 effective samples or the slope is within the level noise; turns steady or
+// is fewer than z^2 effective samples or the slope is within z standard errors of the level
+// noise; turns steady or
 // warming into inconclusive when the estimate rose significantly (Mann-Kendall at
 // min_confidence) by at least one but fewer than z^2 effective samples, and says how long a run
 // would show that rate. A finding without enough samples is left as it is.

@@ -761,16 +761,26 @@ void PrintSamplingNote(const ProcessReport& process, std::FILE* out) {
 void PrintMembers(const ProcessReport& process, const SiteReport& group, std::FILE* out) {
   if (group.members.size() < 2) return;
   const bool bytes = group.kind == wire::Kind::kHeap;
-  fmt::print(out, "{:>10}{} stacks allocate here; the largest (growth, share of live):\n", "",
-             group.members.size());
+  fmt::print(out,
+             "{:>10}{} stacks allocate here; the largest (growth, share of live, own status, "
+             "callers from where they part from the stack below):\n",
+             "", group.members.size());
   for (const GroupMember& member : group.members) {
     if (!member.analysed || member.site_index >= process.sites.size()) continue;
     const SiteReport& site = process.sites[member.site_index];
-    std::string callers;
+    // Stacks of one site share their innermost frames: show where this one differs from the
+    // group's own stack (printed below), so that recursive callers can be told apart.
+    size_t first = site.headline + 1;
+    while (first < site.frames.size() && first < group.frames.size() &&
+           site.frames[first].address == group.frames[first].address &&
+           site.frames[first].inlined == group.frames[first].inlined) {
+      ++first;
+    }
+    if (first >= site.frames.size()) first = site.headline + 1;
+    std::string callers = first > site.headline + 1 ? fmt::format("#{} ", first) : "";
     constexpr size_t kCallers = 3;
-    for (size_t f = site.headline + 1; f < site.frames.size() && f <= site.headline + kCallers;
-         ++f) {
-      callers += (callers.empty() ? "" : " < ") + site.frames[f].Describe();
+    for (size_t f = first; f < site.frames.size() && f < first + kCallers; ++f) {
+      callers += (f > first ? " < " : "") + site.frames[f].Describe();
     }
     fmt::print(out, "{:>12}{:>11} {:>4.0f}%  {:<9} {}\n", "",
                bytes ? FormatBytes(member.growth) : FormatCount(member.growth), member.share * 100,
