@@ -29,7 +29,7 @@ const SiteSeries* ProcessSeries::Find(SiteKey key) const {
 
 void ProcessSeries::Push(std::vector<int64_t>& values, int64_t value) const {
   if (values.size() == values.capacity()) {
-    values.reserve(std::min(std::max<size_t>(4, 2 * values.capacity()), max_points_));
+    values.reserve(values.capacity() < 16 ? std::min<size_t>(16, max_points_) : max_points_);
   }
   values.push_back(value);
 }

@@ -49,8 +49,9 @@ struct SiteSeries {
 
 class ProcessSeries {
  public:
-  // 96 points of 16 bytes per site: with the site's stack and counters, under 2 KiB a site.
-  static constexpr size_t kDefaultMaxPoints = 96;
+  // 64 points of 16 bytes per site: with the site's stack, its counters and the hash tables'
+  // slots, about 1.7 KiB a site (measured by bench/census_scale), under the 2 KiB target.
+  static constexpr size_t kDefaultMaxPoints = 64;
   // A site with nothing live, unchanged for this many censuses, is compacted.
   static constexpr uint64_t kQuietCensuses = 8;
 
@@ -83,7 +84,8 @@ class ProcessSeries {
  private:
   // Drops every other point of the older half, to make room.
   void Thin();
-  // Appends `value` without letting the vector's capacity pass max_points_.
+  // Appends `value`: room for 16 points first (most sites of a short run need no more), then
+  // for max_points_ at once, so that a long run leaves no chunks of every size behind.
   void Push(std::vector<int64_t>& values, int64_t value) const;
 
   size_t max_points_;
