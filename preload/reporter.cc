@@ -18,6 +18,8 @@ constexpr uint64_t kLastThreadWatchNs = 100'000'000;
 // A census still being sent is sent in slices of this length, between which the census thread
 // looks at its requests (final census, step aside).
 constexpr uint64_t kDrainSliceNs = 20'000'000;
+// A census buffer larger than this is unmapped once its census is sent.
+constexpr size_t kKeptBufferBytes = 8u << 20;
 
 constexpr uint64_t Ms(uint32_t ms) { return uint64_t{ms} * 1000000u; }
 
@@ -116,6 +118,10 @@ void Reporter::Loop() {
       // longer than many intervals, and every census meanwhile was dropped).
       const uint64_t slice_end = os::MonotonicNs() + kDrainSliceNs;
       connection_.Flush(out_, slice_end < next ? slice_end : next);
+      // The first census defines every stack (25 MB for 150k of them); later ones carry the
+      // changes only. A buffer that large goes back to the kernel once sent, rather than stay
+      // in the program's RSS for good.
+      if (out_.size() == 0 && out_.capacity() > kKeptBufferBytes) out_.Release();
       continue;
     }
     os::FutexWaitUntil(&wake_, seen, WakeTime(next));
