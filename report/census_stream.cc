@@ -427,6 +427,9 @@ absl::Status CensusStreamDecoder::DecodeCounters(std::string_view payload) {
   // A kind from a later protocol revision: skip it like an unknown record.
   if (header.kind >= wire::kKindCount) return absl::OkStatus();
   KindCounters& counters = open_census_->counters[header.kind];
+  // The census holds only changes then: sized once, not rehashed as 100k sites arrive. (The
+  // count was checked against the payload above.)
+  if (changes_only_) counters.reserve(counters.size() + header.count);
   for (uint32_t i = 0; i < header.count; ++i) {
     const auto entry =
         ReadAt<wire::SiteCounter>(payload, sizeof(header) + size_t{i} * sizeof(wire::SiteCounter));
