@@ -8,7 +8,6 @@
 // time per captured stack, `frames` returned, and `reaches_user` (1 if UserFrameMarker's return
 // address is among them). Ratios between lines of one run matter; absolute numbers vary with the
 // machine.
-#include <alloca.h>
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -33,7 +32,7 @@ constexpr uint32_t kShimDefaultDepth = 16;  // DRIFTWATCH_DEPTH's default (prelo
 constexpr int kUserLevels = 20;             // a realistic distance from main to the caller
 constexpr int kDeepLevels = 80;             // deeper than the deepest capture of the depth sweep
 
-enum class Method { kFramePointer, kShimUnwinder, kShimLibrary, kLibgcc, kGlibcBacktrace };
+enum class Method { kFramePointer, kShimUnwinder, kLibgcc, kGlibcBacktrace };
 
 struct StackBounds {
   uintptr_t low = 0;
@@ -103,8 +102,6 @@ __attribute__((noinline)) uint32_t Capture(const Run& run, uintptr_t* frames) {
       return FramePointerWalk(run.bounds, frames, run.depth);
     case Method::kShimUnwinder:
       return run.unwinder->Capture(frames, run.depth);
-    case Method::kShimLibrary:
-      return run.unwinder->CaptureWithLibrary(frames, run.depth);
     case Method::kLibgcc:
       // The shim's own fallback, used when libunwind is missing.
       return static_cast<uint32_t>(
@@ -198,9 +195,7 @@ void RunCaptures(benchmark::State& state, Method method, int levels, bool throug
   run.method = method;
   run.depth = static_cast<uint32_t>(state.range(0));
   run.bounds = CallingThreadStack();
-  if (method == Method::kShimUnwinder || method == Method::kShimLibrary) {
-    run.unwinder = &ShimUnwinder();
-  }
+  if (method == Method::kShimUnwinder) run.unwinder = &ShimUnwinder();
   if (method == Method::kFramePointer && run.bounds.high == 0) {
     state.SkipWithError("pthread_getattr_np failed: no stack bounds");
     return;
@@ -220,13 +215,9 @@ void RunCaptures(benchmark::State& state, Method method, int levels, bool throug
                                    : "bench-local walk, frame-pointer code only");
       break;
     case Method::kShimUnwinder:
-      state.SetLabel("dw::Unwinder, cached frame rules");
-      state.counters["fallbacks"] = static_cast<double>(run.unwinder->fallbacks());
-      break;
-    case Method::kShimLibrary:
       state.SetLabel(run.unwinder->method() == dw::UnwindMethod::kLibunwind
-                         ? "dw::Unwinder, libunwind.so.8 alone"
-                         : "dw::Unwinder, libgcc fallback alone");
+                         ? "dw::Unwinder, libunwind.so.8"
+                         : "dw::Unwinder, libgcc fallback");
       break;
     case Method::kLibgcc:
       state.SetLabel(LibraryOf(reinterpret_cast<const void*>(&_Unwind_Backtrace)));
@@ -255,12 +246,6 @@ void BM_ShimUnwinder(benchmark::State& state) {
 }
 BENCHMARK(BM_ShimUnwinder)->Arg(kShimDefaultDepth)->ArgName("depth");
 
-// The same unwinder with its fast walk left out: the loaded library (libunwind) does it all.
-void BM_ShimUnwinderLibraryOnly(benchmark::State& state) {
-  RunCaptures(state, Method::kShimLibrary, kUserLevels);
-}
-BENCHMARK(BM_ShimUnwinderLibraryOnly)->Arg(kShimDefaultDepth)->ArgName("depth");
-
 void BM_LibgccUnwindBacktrace(benchmark::State& state) {
   RunCaptures(state, Method::kLibgcc, kUserLevels);
 }
@@ -277,86 +262,5 @@ void BM_ShimUnwinderDepthSweep(benchmark::State& state) {
   RunCaptures(state, Method::kShimUnwinder, kDeepLevels);
 }
 BENCHMARK(BM_ShimUnwinderDepthSweep)->RangeMultiplier(2)->Range(8, 64)->ArgName("depth");
-
-void BM_ShimUnwinderLibraryOnlyDepthSweep(benchmark::State& state) {
-  RunCaptures(state, Method::kShimLibrary, kDeepLevels);
-}
-BENCHMARK(BM_ShimUnwinderLibraryOnlyDepthSweep)->RangeMultiplier(2)->Range(8, 64)->ArgName("depth");
-
-}  // namespace
-
-// ---- Many call paths in turn, as a program's allocations come: each capture starts from a
-// random path of plain frames, frames with alloca and qsort, 0 to 23 levels deep. Both ways of
-// the shim's unwinder in one process, so their ratio holds whatever else the machine runs.
-namespace {
-
-uint64_t g_path_random = 0x2545F4914F6CDD1Dull;
-int g_path_levels = 0;
-const dw::Unwinder* g_path_unwinder = nullptr;
-bool g_path_library = false;
-uintptr_t g_path_frames[dw::wire::kMaxDepth];
-
-uint64_t NextPathRandom() {
-  g_path_random ^= g_path_random >> 12;
-  g_path_random ^= g_path_random << 25;
-  g_path_random ^= g_path_random >> 27;
-  return g_path_random * 0x2545F4914F6CDD1Dull;
-}
-
-__attribute__((noinline, noclone)) void PathStep();
-
-int ComparePath(const void* left, const void* right) {
-  if (g_path_levels >= 0) PathStep();
-  return *static_cast<const int*>(left) - *static_cast<const int*>(right);
-}
-
-__attribute__((noinline, noclone)) void PathStep() {
-  if (g_path_levels-- <= 0) {
-    g_path_levels = -1;
-    if (g_path_library) {
-      g_path_unwinder->CaptureWithLibrary(g_path_frames, kShimDefaultDepth);
-    } else {
-      g_path_unwinder->Capture(g_path_frames, kShimDefaultDepth);
-    }
-    return;
-  }
-  switch (NextPathRandom() % 4) {
-    case 0:
-      PathStep();
-      break;
-    case 1: {
-      auto* scratch = static_cast<volatile char*>(alloca(16 + NextPathRandom() % 64));
-      scratch[0] = 1;
-      PathStep();
-      break;
-    }
-    case 2: {
-      int keys[] = {2, 1};
-      qsort(keys, 2, sizeof(keys[0]), ComparePath);
-      break;
-    }
-    default:
-      PathStep();
-      benchmark::ClobberMemory();
-      break;
-  }
-  benchmark::ClobberMemory();
-}
-
-void RandomPaths(benchmark::State& state, bool library) {
-  g_path_unwinder = &ShimUnwinder();
-  g_path_library = library;
-  for (auto _ : state) {
-    g_path_levels = static_cast<int>(NextPathRandom() % 24);
-    PathStep();
-  }
-  if (!library) state.counters["fallbacks"] = static_cast<double>(g_path_unwinder->fallbacks());
-}
-
-// The path's own cost (no capture at all) is in both; compare the two lines.
-void BM_ShimUnwinderRandomPaths(benchmark::State& state) { RandomPaths(state, false); }
-BENCHMARK(BM_ShimUnwinderRandomPaths);
-void BM_ShimUnwinderLibraryOnlyRandomPaths(benchmark::State& state) { RandomPaths(state, true); }
-BENCHMARK(BM_ShimUnwinderLibraryOnlyRandomPaths);
 
 }  // namespace

@@ -18,8 +18,6 @@
 #include <atomic>
 #include <cstdint>
 
-#include "preload/frame_rules.h"
-
 namespace dw {
 
 enum class UnwindMethod { kNone, kLibunwind, kLibgcc };
@@ -31,16 +29,10 @@ class Unwinder {
   UnwindMethod Init(uintptr_t shim_begin, uintptr_t shim_end);
 
   // Fills `frames` with up to `max_depth` return addresses, innermost first, starting at the
-  // first frame outside the shim. Returns the number of frames. Walks with the cached frame
-  // rules (frame_rules.h) when every frame on the way has one, else with the loaded unwinder:
-  // the frames are the same either way.
+  // first frame outside the shim. Returns the number of frames.
   uint32_t Capture(uintptr_t* frames, uint32_t max_depth) const;
-  // The same, always with the loaded unwinder (libunwind or libgcc). For tests and benchmarks.
-  uint32_t CaptureWithLibrary(uintptr_t* frames, uint32_t max_depth) const;
 
   UnwindMethod method() const { return method_; }
-  // Captures the fast walk handed to the loaded unwinder (a frame without a rule it follows).
-  uint64_t fallbacks() const { return fallbacks_.load(std::memory_order_relaxed); }
 
   // The shim's own frames above the interposed function (the hook, the tracker, Capture) are
   // unwound and then dropped by address range; at most this many are allowed for.
@@ -48,17 +40,6 @@ class Unwinder {
 
  private:
   using BacktraceFn = int (*)(void**, int);
-  // The walk over cached frame rules; -1 if some frame needs the loaded unwinder.
-  int FastCapture(uintptr_t* frames, uint32_t max_depth) const;
-  // The packed rule of return address `ip`: from the thread's own cache, the shared one, or the
-  // CFI (then cached in both).
-  uint64_t RuleFor(struct ThreadWalks& walks, uintptr_t ip, uint64_t epoch) const;
-
-  // Filled as return addresses are first seen; 2^14 slots (256 KiB of address space).
-  static constexpr uint32_t kRuleCacheBits = 14;
-  mutable FrameRuleCache rules_;
-  mutable std::atomic<uint64_t> fallbacks_{0};
-  bool fast_walk_ = false;
   BacktraceFn backtrace_ = nullptr;
   UnwindMethod method_ = UnwindMethod::kNone;
   uintptr_t shim_begin_ = 0;

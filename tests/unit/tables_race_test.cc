@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "preload/bootstrap_arena.h"
-#include "preload/frame_rules.h"
 #include "preload/handle_tracker.h"
 #include "preload/pointer_table.h"
 #include "preload/site_counters.h"
@@ -276,46 +275,6 @@ TEST(TablesRaceTest, StackTableReaderSeesOnlyCompleteStacks) {
     ASSERT_NE(ids[0][i], StackTable::kNoSite);
     for (int t = 1; t < kWriters; ++t) ASSERT_EQ(ids[t][i], ids[0][i]) << i;
   }
-}
-
-// The unwinder's rule cache, small enough that writers keep taking each other's slots and
-// epochs keep changing: a lookup that hits must return the rule stored for that very address
-// in that very epoch, never another's or a half-written one.
-TEST(TablesRaceTest, FrameRuleCacheHitsAreAlwaysTheirOwnRule) {
-  FrameRuleCache cache;
-  ASSERT_TRUE(cache.Init(5));
-  const auto rule_of = [](uintptr_t ip, uint64_t epoch) {
-    return ((ip * 31 + epoch * 7) & 0xFFFFFFFFFFull) | 1;  // 48 bits at most, never 0
-  };
-  constexpr uintptr_t kAddresses = 200;
-  constexpr uint64_t kEpochs = 40;
-  std::atomic<uint64_t> wrong{0};
-  std::atomic<uint64_t> hits{0};
-  uint64_t reader_round = 0;
-  RunWithReader(
-      3,
-      [&](int t) {
-        for (uint64_t epoch = 0; epoch < kEpochs; ++epoch) {
-          for (uintptr_t i = 0; i < kAddresses; ++i) {
-            const uintptr_t ip = 0x400000 + ((i * 7 + t) % kAddresses) * 16;
-            cache.Insert(ip, epoch, rule_of(ip, epoch));
-          }
-        }
-      },
-      [&] {
-        ++reader_round;
-        for (uintptr_t i = 0; i < kAddresses; ++i) {
-          const uintptr_t ip = 0x400000 + i * 16;
-          const uint64_t epoch = (reader_round + i) % kEpochs;
-          uint64_t packed = 0;
-          if (!cache.Lookup(ip, epoch, &packed)) continue;
-          hits.fetch_add(1, std::memory_order_relaxed);
-          if (packed != rule_of(ip, epoch)) wrong.fetch_add(1, std::memory_order_relaxed);
-        }
-      });
-  EXPECT_EQ(wrong.load(), 0u);
-  EXPECT_GT(hits.load(), 0u) << "the reader never overlapped the writers";
-  cache.ReleaseMemory();
 }
 
 TEST(TablesRaceTest, SiteCountersNeverShowMoreReleasesThanAcquisitions) {
