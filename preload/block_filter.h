@@ -33,9 +33,12 @@ class BlockFilter {
 
   void Add(uintptr_t block);
   void Remove(uintptr_t block);
-  bool MayHold(uintptr_t block) const {
-    return counts_ != nullptr && counts_[Index(block)].load(std::memory_order_relaxed) != 0;
+  bool MayHold(uintptr_t block) const { return counts_ != nullptr && MayHold(counts_, block); }
+  // The same test on the counts array, for a caller that keeps its address (HeapGate).
+  static bool MayHold(const std::atomic<uint8_t>* counts, uintptr_t block) {
+    return counts[Index(block)].load(std::memory_order_relaxed) != 0;
   }
+  const std::atomic<uint8_t>* counts() const { return counts_; }
   size_t mapped_bytes() const { return counts_ != nullptr ? kCounts : 0; }
 
  private:

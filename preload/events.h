@@ -48,13 +48,14 @@ inline bool Tracking() { return g_tracking.load(std::memory_order_acquire) && !t
 // call the tracker for what it must see.
 void RecordHeapAlloc(void* block, size_t size, HeapGate::Pass pass);
 void RecordHeapFree(void* block);
+// pre (OnHeapAlloc): the hook guard is held. OnHeapFree needs no guard.
 inline void OnHeapAlloc(void* block, size_t size) {
-  if (block == nullptr) return;
+  if (block == nullptr || !g_tracking.load(std::memory_order_acquire)) return;
   const HeapGate::Pass pass = g_heap_gate.Allocation(t_state.sample_countdown, size);
   if (pass != HeapGate::Pass::kSkip) RecordHeapAlloc(block, size, pass);
 }
 inline void OnHeapFree(void* block) {
-  if (g_heap_gate.MayBeRecorded(block)) RecordHeapFree(block);
+  if (Tracking() && g_heap_gate.MayBeRecorded(block)) RecordHeapFree(block);
 }
 HeapTracker::Move OnHeapReallocBegin(void* old_block);
 void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size);

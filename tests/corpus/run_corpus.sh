@@ -4,6 +4,7 @@
 # with a drifting finding of the right kind naming the right function, every steady program
 # exits 0 with no finding.
 # Usage: run_corpus.sh DRIFTWATCH BIN_DIR PLUGIN [SECONDS] [NAME...]
+# CORPUS_RUN_FLAGS: more `driftwatch run` flags for every program, e.g. "--mode sampled".
 set -u
 driftwatch=$1 bin_dir=$2 plugin=$3 seconds=${4:-60}
 shift 4 2>/dev/null || shift $#
@@ -19,7 +20,8 @@ while IFS=$'\t' read -r name verdict kind function arguments; do
   names+=("$name") verdicts+=("$verdict") kinds+=("$kind") functions+=("$function")
   args=()
   [[ "$arguments" == "@PLUGIN@" ]] && args=("$plugin")
-  "$driftwatch" run --duration "$seconds" --json "$work/$name.json" -- \
+  # shellcheck disable=SC2086 # CORPUS_RUN_FLAGS is a list of words
+  "$driftwatch" run ${CORPUS_RUN_FLAGS:-} --duration "$seconds" --json "$work/$name.json" -- \
     "$bin_dir/corpus_$name" "${args[@]}" > "$work/$name.out" 2>&1 &
   echo $! > "$work/$name.pid"
 done < "$here/corpus.tsv"
