@@ -7,10 +7,10 @@
 //   STACKS distinct call paths (at most 4^9 = 262144); each is walked about once per round, a
 //   round every 200 ms, for SECONDS seconds. Every walk frees the block its path allocated last
 //   time and allocates a new one, so each path's site changes in every census while its live
-//   memory stays one block. One path in 64 also keeps a small block per walk (a slow leak), so
-//   the verdict has something to find. With DEAD_AFTER_S, after that many seconds the upper
-//   half of the paths frees its blocks and is never walked again (sites that go quiet with
-//   nothing live), while the lower half goes on.
+//   memory stays one block. One path in 64 also keeps a block per walk, from Remember (a slow
+//   leak: one allocation site with ~2300 stacks), so the verdict has something to find. With
+//   DEAD_AFTER_S, after that many seconds the upper half of the paths frees its blocks and is
+//   never walked again (sites that go quiet with nothing live), while the lower half goes on.
 // Prints "stacks N" first and "rounds N" at the end.
 #include <stdint.h>
 #include <stdio.h>
@@ -34,26 +34,34 @@ static __attribute__((noinline)) void* Leaf(uint32_t path) {
   return block;
 }
 
+// The leak: its own function, so that its stacks group apart from the churn (one allocation
+// site with many callers).
+static __attribute__((noinline)) void* Remember(uint32_t path) {
+  void* block = malloc(24);
+  if (block != NULL) *(volatile uint32_t*)block = path;
+  return block;
+}
+
 // One frame per level: the four recursive calls are four return addresses, and the distinct
 // work after each keeps the compiler from merging them into one call.
-static __attribute__((noinline)) void* Descend(uint32_t path, int level) {
-  if (level == LEVELS) return Leaf(path);
+static __attribute__((noinline)) void* Descend(uint32_t path, int level, int keep) {
+  if (level == LEVELS) return keep ? Remember(path) : Leaf(path);
   void* result = NULL;
   switch ((path >> (2 * level)) & 3u) {
     case 0:
-      result = Descend(path, level + 1);
+      result = Descend(path, level + 1, keep);
       __asm__ volatile("nop" ::: "memory");
       break;
     case 1:
-      result = Descend(path, level + 1);
+      result = Descend(path, level + 1, keep);
       __asm__ volatile("nop; nop" ::: "memory");
       break;
     case 2:
-      result = Descend(path, level + 1);
+      result = Descend(path, level + 1, keep);
       __asm__ volatile("nop; nop; nop" ::: "memory");
       break;
     default:
-      result = Descend(path, level + 1);
+      result = Descend(path, level + 1, keep);
       __asm__ volatile("nop; nop; nop; nop" ::: "memory");
       break;
   }
@@ -78,8 +86,8 @@ static void Keep(void* block) {
 
 static void Walk(uint32_t path) {
   free(g_blocks[path]);
-  g_blocks[path] = Descend(path, 0);
-  if (path % 64 == 0) Keep(Descend(path ^ 1u, 0));  // the odd neighbour's stack, kept
+  g_blocks[path] = Descend(path, 0, 0);
+  if (path % 64 == 0) Keep(Descend(path, 0, 1));
 }
 
 int main(int argc, char** argv) {
