@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include "preload/block_filter.h"
@@ -158,6 +160,55 @@ TEST(HeapTrackerSampledTest, ReallocMovesTheSampleWithItsWeight) {
   const SiteCounters::Snapshot site2 = heap.counters().Read(2);
   EXPECT_EQ(site2.acquired_bytes, site2.released_bytes);
   EXPECT_FALSE(heap.filter()->MayHold(reinterpret_cast<uintptr_t>(Block(3))));
+}
+
+// Threads sample, record and free concurrently, half of each thread's blocks freed by another
+// thread, while a reader polls the counters (TSan runs this): every sample is released with its
+// own weight, so the site ends at zero.
+TEST(HeapTrackerSampledTest, ConcurrentSamplesAndCrossThreadFreesBalance) {
+  HeapTracker heap;
+  ASSERT_TRUE(heap.Init(64, 256));
+  constexpr int kThreads = 4;
+  constexpr uintptr_t kBlocks = 20000;
+  std::vector<std::vector<uintptr_t>> kept(kThreads);
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    while (!done.load()) {
+      const SiteCounters::Snapshot at = heap.counters().Read(1);
+      EXPECT_GE(at.acquired, at.released);
+    }
+  });
+  auto allocate = [&](int t) {
+    SampleCountdown countdown{0, 0};
+    HeapSampler::Reseed(countdown, static_cast<uint64_t>(t) + 1);
+    for (uintptr_t i = 0; i < kBlocks; ++i) {
+      const uintptr_t block = (uintptr_t{1} << 32) * (t + 1) + i * 64;
+      const size_t size = 16 + i % 300;
+      if (!heap.sampler().Take(countdown, size)) continue;
+      heap.OnAlloc(reinterpret_cast<void*>(block), size, 1);
+      if (i % 2 == 0) {
+        heap.OnFree(reinterpret_cast<void*>(block));
+      } else {
+        kept[t].push_back(block);
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(allocate, t);
+  for (std::thread& thread : threads) thread.join();
+  threads.clear();
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (uintptr_t block : kept[(t + 1) % kThreads]) heap.OnFree(reinterpret_cast<void*>(block));
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  done.store(true);
+  reader.join();
+  const SiteCounters::Snapshot at = heap.counters().Read(1);
+  EXPECT_GT(at.acquired, 0u);
+  EXPECT_EQ(at.acquired, at.released);
+  EXPECT_EQ(at.acquired_bytes, at.released_bytes);
 }
 
 }  // namespace
