@@ -173,6 +173,21 @@ void WriteSampleMean(JsonWriter& json, const ProcessReport& process) {
   }
 }
 
+// The slowest leak (bytes/hour) at one heap site that a sampled process's run was long enough
+// to show as drifting 9 times in 10 (docs/SAMPLING.md, Poisson term); 0 when not sampled or too
+// short to say.
+double SampledHeapFloorPerHour(const ProcessReport& process) {
+  const std::vector<double>& times = process.series.times();
+  if (!IsSampled(process) || times.size() < 2) return 0.0;
+  const RobustDriftAnalyzer::Options options;
+  const double window_s = (times.back() - times.front()) * (1.0 - options.startup_fraction);
+  if (!(window_s > 0)) return 0.0;
+  const SamplingNoise noise{.mean_bytes = static_cast<double>(process.sample_mean_bytes)};
+  return DetectableRate(noise, 0.0, window_s, times.size(),
+                        NormalQuantile(options.min_confidence)) *
+         3600.0;
+}
+
 // Rounded for the JSON: rates and sample counts are estimates, not exact figures.
 double Rounded(double value, double scale) { return std::round(value * scale) / scale; }
 
@@ -606,6 +621,12 @@ std::string RenderVerdictJson(const RunResult& result) {
     WriteSampleMean(json, process);
     json.Key("heap_estimated");
     json.Bool(IsSampled(process));
+    json.Key("heap_detectable_slope_per_hour");
+    if (const double floor = SampledHeapFloorPerHour(process); floor > 0) {
+      json.Double(Rounded(floor, 1));
+    } else {
+      json.Null();
+    }
     json.Key("stack_count");
     json.UInt(process.sites.size());
     json.Key("site_count");
@@ -741,20 +762,13 @@ namespace {
 // Heap figures of a sampled process are estimates: say so, with the rate, and the slowest leak
 // at one site that a run of this length can show (docs/SAMPLING.md).
 void PrintSamplingNote(const ProcessReport& process, std::FILE* out) {
-  const SamplingNoise noise{.mean_bytes = static_cast<double>(process.sample_mean_bytes)};
-  const RobustDriftAnalyzer::Options options;
-  const std::vector<double>& times = process.series.times();
-  const double window_s =
-      times.size() >= 2 ? (times.back() - times.front()) * (1.0 - options.startup_fraction) : 0.0;
-  std::string floor;
-  if (window_s > 0) {
-    const double rate =
-        DetectableRate(noise, 0.0, window_s, times.size(), NormalQuantile(options.min_confidence));
-    floor = fmt::format("; in a run this long, a leak at one site needs at least {} to be seen",
-                        FormatRatePerMinute(rate * 3600.0));
-  }
+  const double floor = SampledHeapFloorPerHour(process);
   fmt::print(out, "  heap figures are estimates (sampled mode, one sample per {} on average){}\n",
-             FormatBytes(noise.mean_bytes), floor);
+             FormatBytes(static_cast<double>(process.sample_mean_bytes)),
+             floor > 0 ? fmt::format("; in a run this long, a leak at one site needs at least {} "
+                                     "to be seen",
+                                     FormatRatePerMinute(floor))
+                       : std::string());
 }
 
 // A group of several stacks: how many, and the largest ones, each with its callers.
@@ -811,10 +825,20 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
                  drifting == 1 ? "" : "s", processes_drifting, result.processes.size(),
                  result.processes.size() == 1 ? "" : "es");
       break;
-    case Verdict::kSteady:
-      fmt::print(out, "driftwatch: steady: no site keeps growing ({} process{})\n",
-                 result.processes.size(), result.processes.size() == 1 ? "" : "es");
+    case Verdict::kSteady: {
+      // Sampled heaps are steady only down to what the run could see: say so on the verdict.
+      double floor = 0;
+      for (const ProcessReport& process : result.processes) {
+        floor = std::max(floor, SampledHeapFloorPerHour(process));
+      }
+      fmt::print(out, "driftwatch: steady: no site keeps growing ({} process{}){}\n",
+                 result.processes.size(), result.processes.size() == 1 ? "" : "es",
+                 floor > 0 ? fmt::format("; sampled heap: leaks below ~{} per site are too slow "
+                                         "for a run this long to see (docs/SAMPLING.md)",
+                                         FormatRatePerMinute(floor))
+                           : std::string());
       break;
+    }
     case Verdict::kInconclusive:
       fmt::print(out, "driftwatch: inconclusive: {}\n", InconclusiveReason(result));
       break;

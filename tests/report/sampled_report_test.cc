@@ -47,7 +47,7 @@ void Hello(StreamBuilder& b, uint16_t mode, uint32_t mean) {
 
 // Site 1: a slow leak of small blocks hit by three samples (at censuses 30, 60 and 90), each
 // standing for 512 KiB. Site 2: a steady 8 MiB.
-RunResult Collect(uint16_t mode, uint32_t mean) {
+RunResult Collect(uint16_t mode, uint32_t mean, bool leak = true) {
   StreamBuilder b;
   Hello(b, mode, mean);
   for (int i = 0; i < kCensuses; ++i) {
@@ -56,7 +56,7 @@ RunResult Collect(uint16_t mode, uint32_t mean) {
       b.Site(1, {0x1000, 0x1008});
       b.Site(2, {0x2000, 0x2008});
     }
-    const uint64_t samples = (i >= 30) + (i >= 60) + (i >= 90);
+    const uint64_t samples = leak ? (i >= 30) + (i >= 60) + (i >= 90) : 0;
     b.Counters(wire::Kind::kHeap,
                {Counter(1, samples * 8192, 0, samples * kMean, 0), Counter(2, 128, 0, 8 << 20, 0)});
     b.End(i, i + 1 == kCensuses ? wire::kCensusFinal : 0);
@@ -133,6 +133,20 @@ TEST(SampledReportTest, ExactModeFiguresAreNotEstimates) {
   const std::string json = RenderVerdictJson(result);
   EXPECT_THAT(json, HasSubstr("\"mode\":\"exact\",\"sample_mean_bytes\":null"));
   EXPECT_THAT(json, HasSubstr("\"heap_estimated\":false"));
+}
+
+// Steady in sampled mode is steady only down to what the run could see: the verdict says how
+// slow a leak may go unseen, and the JSON gives that rate.
+TEST(SampledReportTest, SteadySaysWhatARunThisLongCannotSee) {
+  const RunResult result = Collect(wire::kModeSampled, kMean, /*leak=*/false);
+  EXPECT_EQ(result.verdict, Verdict::kSteady);
+  // 19.2 samples of 512 KiB over 0.9 of the 119 s: 92 KiB/s, 5.4 MiB/min.
+  EXPECT_THAT(Terminal(result), HasSubstr("driftwatch: steady: no site keeps growing (1 process); "
+                                          "sampled heap: leaks below ~5.4 MiB/min per site"));
+  EXPECT_THAT(RenderVerdictJson(result), HasSubstr("\"heap_detectable_slope_per_hour\":3"));
+  const RunResult exact = Collect(wire::kModeExact, 0, /*leak=*/false);
+  EXPECT_THAT(Terminal(exact), Not(HasSubstr("sampled heap")));
+  EXPECT_THAT(RenderVerdictJson(exact), HasSubstr("\"heap_detectable_slope_per_hour\":null"));
 }
 
 }  // namespace
