@@ -39,6 +39,7 @@ void CensusEncoder::NewConnection() {
   sequence_ = 0;
   first_undefined_ = 1;
   scanned_up_to_ = 1;
+  read_every_site_ = true;
   modules_hash_ = 0;
   // Dropping the pages (rather than zeroing them) gives zeroes back without making every page
   // of the arrays resident.
@@ -242,6 +243,7 @@ bool CensusEncoder::AppendCounters(os::PageBuffer& out) {
   for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
     if (sources_.kinds[kind].counters != nullptr && !AppendKindCounters(out, kind)) return false;
   }
+  read_every_site_ = false;
   return true;
 }
 
@@ -261,20 +263,26 @@ bool CensusEncoder::AppendKindCounters(os::PageBuffer& out, uint32_t kind) {
     memcpy(out.data() + out.size() - writer.payload_size(), &header, sizeof(header));
     return writer.End();
   };
-  writer.Begin(wire::RecordType::kCounters);
-  writer.Append(&header, sizeof(header));
-  // Site 0 (unattributed) is always eligible; defined sites only once their definition went
-  // out, so a collector never sees counters for a stack it cannot resolve.
-  for (uint32_t site = 0; site < scanned_up_to_; ++site) {
-    if (site != StackTable::kNoSite && !Defined(site)) continue;
+  // Appends the site's counters if they changed since last sent. False: no buffer memory.
+  auto append_site = [&](uint32_t site) {
+    // Site 0 (unattributed) is always eligible; defined sites only once their definition went
+    // out, so a collector never sees counters for a stack it cannot resolve. The change of a
+    // site not yet defined is kept for the census that defines it.
+    if (site != StackTable::kNoSite && !Defined(site)) {
+      source.counters->MarkChanged(site);
+      return true;
+    }
     SiteCounters::Snapshot now = source.counters->Read(site);
     const LastSent* before = last_sent.Get(site);
     if (before == nullptr ? now.acquired == 0 && now.released == 0
                           : now.acquired == before->acquired && now.released == before->released) {
-      continue;
+      return true;
     }
     LastSent* last = last_sent.Ensure(site);
-    if (last == nullptr) continue;  // no memory to remember it: sent when there is
+    if (last == nullptr) {  // no memory to remember it: sent when there is
+      source.counters->MarkChanged(site);
+      return true;
+    }
     wire::SiteCounter entry{site,
                             source.site_detail ? source.site_detail(site) : 0u,
                             now.acquired,
@@ -290,8 +298,24 @@ bool CensusEncoder::AppendKindCounters(os::PageBuffer& out, uint32_t kind) {
       writer.Begin(wire::RecordType::kCounters);
       writer.Append(&header, sizeof(header));
     }
+    return true;
+  };
+  writer.Begin(wire::RecordType::kCounters);
+  writer.Append(&header, sizeof(header));
+  bool ok = true;
+  if (read_every_site_) {
+    // A new connection has been sent nothing: every site is read once, marked or not.
+    source.counters->ClearChanged();
+    for (uint32_t site = 0; ok && site < scanned_up_to_; ++site) ok = append_site(site);
+  } else {
+    // Only the sites whose counters changed since the last census: what exists but is quiet
+    // costs nothing. (A failure drops the census and resets the connection: the next one reads
+    // every site again, so the marks taken here are not needed.)
+    source.counters->TakeChanged(sources_.stacks->end_id(), [&](uint32_t site) {
+      if (ok) ok = append_site(site);
+    });
   }
-  return close_record();
+  return ok && close_record();
 }
 
 }  // namespace dw

@@ -105,6 +105,7 @@ class CensusEncoder {
   LazyArray<uint64_t, 9> defined_;  // bit per site: its SiteDef went out (or it is a duplicate)
   uint32_t first_undefined_ = 1;    // every site below this is defined
   uint32_t scanned_up_to_ = 1;      // sites at or above this were never looked at
+  bool read_every_site_ = true;     // the connection's first census: every site, not the changed
   uint64_t modules_hash_ = 0;       // hash of the last ModuleList sent
   // Per kind, per site: the acquired/released values last sent.
   struct LastSent {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "preload/site_counters.h"
 #include "preload/stack_table.h"
@@ -118,6 +119,77 @@ TEST_F(CensusEncoderTest, CountersOfManySitesSpanSeveralRecords) {
   const std::vector<report::Census> censuses = decoder_.TakeCensuses();
   ASSERT_EQ(censuses.size(), 1u);
   EXPECT_EQ(censuses[0].counters[0].size(), kSites);
+}
+
+// Counter entries in the Counters records of an encoded census.
+size_t CounterEntries(const os::PageBuffer& out) {
+  size_t entries = 0;
+  for (size_t at = 0; at < out.size();) {
+    wire::RecordHeader header;
+    memcpy(&header, out.data() + at, sizeof(header));
+    if (header.type == static_cast<uint32_t>(wire::RecordType::kCounters)) {
+      wire::CountersHeader counters;
+      memcpy(&counters, out.data() + at + sizeof(header), sizeof(counters));
+      entries += counters.count;
+    }
+    at += sizeof(header) + header.length;
+  }
+  return entries;
+}
+
+// After a connection's first census, a census reads only the sites that changed since the last
+// one: quiet sites cost nothing, and a change made at any time is sent by the next census.
+TEST_F(CensusEncoderTest, LaterCensusesCarryOnlyTheSitesThatChanged) {
+  ASSERT_TRUE(encoder_.AppendHello(out_));
+  std::vector<uint32_t> sites;
+  for (uintptr_t seed = 1; seed <= 5000; ++seed) sites.push_back(Site(seed * 16));
+  for (uint32_t site : sites) heap_.Acquire(site, 8);
+  ASSERT_TRUE(encoder_.AppendCensus(out_, false, 0));
+  EXPECT_EQ(CounterEntries(out_), 5000u);
+  ASSERT_TRUE(decoder_.Feed(std::string_view(out_.data(), out_.size())).ok());
+  out_.Clear();
+  heap_.Acquire(sites[10], 8);
+  heap_.Release(sites[4000], 8);
+  heap_.Acquire(sites[4999], 8);
+  ASSERT_TRUE(encoder_.AppendCensus(out_, false, 0));
+  EXPECT_EQ(CounterEntries(out_), 3u);
+  ASSERT_TRUE(decoder_.Feed(std::string_view(out_.data(), out_.size())).ok());
+  out_.Clear();
+  ASSERT_TRUE(encoder_.AppendCensus(out_, false, 0));
+  EXPECT_EQ(CounterEntries(out_), 0u);
+  ASSERT_TRUE(decoder_.Feed(std::string_view(out_.data(), out_.size())).ok());
+  out_.Clear();
+  heap_.Acquire(sites[10], 8);
+  EncodeAndDecode();
+  const std::vector<report::Census> censuses = decoder_.TakeCensuses();
+  ASSERT_EQ(censuses.size(), 4u);
+  const auto& heap = censuses[3].counters[static_cast<uint32_t>(wire::Kind::kHeap)];
+  EXPECT_EQ(heap.at(sites[10]).acquired, 3u);
+  EXPECT_EQ(heap.at(sites[4000]).released, 1u);
+  EXPECT_EQ(heap.at(sites[4999]).acquired, 2u);
+  EXPECT_EQ(heap.at(sites[1]).acquired, 1u);
+}
+
+// The first census of a new connection reads every site, changed since the last census or not:
+// the new collector was sent nothing yet.
+TEST_F(CensusEncoderTest, ANewConnectionReadsEverySiteOnceWhateverChanged) {
+  ASSERT_TRUE(encoder_.AppendHello(out_));
+  const uint32_t quiet = Site(1);
+  const uint32_t busy = Site(2);
+  heap_.Acquire(quiet, 8);
+  heap_.Acquire(busy, 8);
+  EncodeAndDecode();
+  heap_.Acquire(busy, 8);
+  encoder_.NewConnection();
+  report::CensusStreamDecoder fresh;
+  ASSERT_TRUE(encoder_.AppendHello(out_));
+  ASSERT_TRUE(encoder_.AppendCensus(out_, false, 0));
+  EXPECT_EQ(CounterEntries(out_), 2u);  // the quiet site too: this collector never saw it
+  ASSERT_TRUE(fresh.Feed(std::string_view(out_.data(), out_.size())).ok());
+  const std::vector<report::Census> censuses = fresh.TakeCensuses();
+  ASSERT_EQ(censuses.size(), 1u);
+  EXPECT_EQ(censuses[0].counters[0].at(quiet).acquired, 1u);
+  EXPECT_EQ(censuses[0].counters[0].at(busy).acquired, 2u);
 }
 
 // A thread stopped in the middle of StackTable::Intern (a long signal handler, a debugger, CPU
