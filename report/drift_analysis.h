@@ -55,6 +55,9 @@ struct DriftFinding {
   bool troughs_only = false;
   // Growth was significant, but at most the --budget for its kind: reported as steady.
   bool within_budget = false;
+  // Of a group of stacks (site_groups.h): the finding is that of one of its stacks, which drifts
+  // on its own while the group's summed series, churned by the others, does not.
+  bool judged_on_stack = false;
 
   // Sampled mode (heap): the series is an estimate from samples every `sample_mean_bytes` bytes
   // on average, judged by ApplySamplingNoise. 0 and false otherwise.

@@ -194,6 +194,8 @@ double Rounded(double value, double scale) { return std::round(value * scale) / 
 // A finding on sampled heap estimates: the sampling rate, the noise floor, and for an
 // inconclusive one how long a run would tell.
 void WriteEstimate(JsonWriter& json, const DriftFinding& finding) {
+  json.Key("judged_on");
+  json.String(finding.judged_on_stack ? "stack" : "sum");
   json.Key("estimated");
   json.Bool(finding.estimated);
   if (!finding.estimated) return;

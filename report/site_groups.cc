@@ -111,6 +111,23 @@ SiteReport Summarise(const ProcessReport& process, const std::vector<size_t>& in
   return group;
 }
 
+// A leak at one stack can hide in the sum of a site whose other stacks churn far more: their
+// noise drowns its trend. When the sum is not drifting but one of the largest stacks is on its
+// own, that stack's finding is the group's (marked judged_on_stack), as exact per-stack
+// analysis would have found it.
+void PromoteDriftingMember(SiteReport& group, const std::vector<SiteReport>& sites) {
+  if (group.finding.status == DriftStatus::kDrifting || group.members.size() < 2) return;
+  for (const GroupMember& member : group.members) {
+    if (!member.analysed) continue;
+    const SiteReport& site = sites[member.site_index];
+    if (site.finding.status != DriftStatus::kDrifting) continue;
+    group.finding = site.finding;
+    group.finding.judged_on_stack = true;
+    group.limit = site.limit;
+    return;
+  }
+}
+
 }  // namespace
 
 std::string GroupKey(const SiteReport& site) {
@@ -216,6 +233,11 @@ void BuildSiteGroups(ProcessReport& process, const DriftAnalyzer& analyzer,
                 ? 0.0
                 : static_cast<double>(values[static_cast<size_t>(at_start - times.begin()) - 1]);
         member.growth = static_cast<double>(values.back()) - before;
+        // Rises minus falls between its censuses in the window: a steady leak scores near the
+        // number of points, churn near 0, however large its swings.
+        for (size_t i = static_cast<size_t>(at_start - times.begin()) + 1; i < values.size(); ++i) {
+          member.steadiness += values[i] > values[i - 1] ? 1 : (values[i] < values[i - 1] ? -1 : 0);
+        }
       }
       members.push_back(member);
     }
@@ -224,10 +246,23 @@ void BuildSiteGroups(ProcessReport& process, const DriftAnalyzer& analyzer,
                        if (a.growth != b.growth) return a.growth > b.growth;
                        return a.share > b.share;
                      });
-    // The largest members on their own; a group of one is its member.
-    for (size_t m = 0; m < members.size() && m < kAnalysedMembers; ++m) {
+    // The largest members on their own, and the most steadily rising ones (a small leak among
+    // big churners); a group of one is its member.
+    for (size_t m = 0; m < members.size() && m < kAnalysedMembers; ++m) members[m].analysed = true;
+    if (members.size() > kAnalysedMembers) {
+      std::vector<size_t> order(members.size() - kAnalysedMembers);
+      for (size_t i = 0; i < order.size(); ++i) order[i] = kAnalysedMembers + i;
+      const size_t extra = std::min(kAnalysedMembers, order.size());
+      std::partial_sort(
+          order.begin(), order.begin() + static_cast<ptrdiff_t>(extra), order.end(),
+          [&](size_t a, size_t b) { return members[a].steadiness > members[b].steadiness; });
+      for (size_t i = 0; i < extra; ++i) {
+        if (members[order[i]].steadiness > 0) members[order[i]].analysed = true;
+      }
+    }
+    for (size_t m = 0; m < members.size(); ++m) {
+      if (!members[m].analysed) continue;
       SiteReport& site = sites[members[m].site_index];
-      members[m].analysed = true;
       if (members.size() == 1) {
         site.finding = finding;
       } else if (const SiteSeries* points = process.series.Find({kind, site.site_id})) {
@@ -239,6 +274,7 @@ void BuildSiteGroups(ProcessReport& process, const DriftAnalyzer& analyzer,
     SiteReport group = Summarise(process, indices, std::move(members));
     group.finding = finding;
     ApplyBudgetAndLimit(group, budgets, process.totals, process.limits);
+    PromoteDriftingMember(group, sites);
     process.groups.push_back(std::move(group));
   }
 }

@@ -42,12 +42,15 @@ struct GroupMember {
   double growth = 0;
   // The member's part of the group's latest value, in [0, 1] when nothing is negative.
   double share = 0;
+  // Rises minus falls of its series over the window: how steadily it grows, whatever its size.
+  int64_t steadiness = 0;
   // Its own series was analysed: the site's finding (ProcessReport::sites) is its own verdict.
-  // Only the kAnalysedMembers largest members of a group are, so 100k stacks cost 5 analyses.
+  // Only the kAnalysedMembers largest members of a group are, and up to kAnalysedMembers more
+  // that rise most steadily, so 100k stacks cost at most 10 analyses.
   bool analysed = false;
 };
 
-// Members of each group analysed on their own (and listed in the reports).
+// Members of each group analysed on their own by size (and as many more by steadiness).
 inline constexpr size_t kAnalysedMembers = 5;
 
 // The grouping key of a site: kind, then the headline frame's function, file and line when it
@@ -69,7 +72,9 @@ SummedSeries SumSeries(const ProcessSeries& series, wire::Kind kind,
 // headlines) and `process.series`: sums, analyses each group with `analyzer` (and, for heap in
 // sampled mode, ApplySamplingNoise with process.sample_mean_bytes), applies `budgets` and limit
 // projections to each group, and analyses the largest kAnalysedMembers members of each group on
-// their own into their SiteReport::finding. Groups are ordered by kind, then by their first
+// their own into their SiteReport::finding. When the sum does not drift but one of those
+// members does (its leak hidden by the others' churn), the group takes that member's finding
+// (DriftFinding::judged_on_stack). Groups are ordered by kind, then by their first
 // member's site id.
 void BuildSiteGroups(ProcessReport& process, const DriftAnalyzer& analyzer,
                      const DriftBudgets& budgets);

@@ -124,7 +124,7 @@ TEST(AnalysisReportTest, FindingCarriesConfidenceLimitAndDetail) {
   EXPECT_THAT(json, HasSubstr(R"("confidence":1,"time_to_limit_s":4000,)"
                               R"("limit":{"name":"RLIMIT_NOFILE","value":4096},)"
                               R"("detail":"fds: +3.6k/h, RLIMIT_NOFILE 4096 reached in 67 min",)"
-                              R"("estimated":false,"stack_count":1,"stacks":[]})"));
+                              R"("judged_on":"sum","estimated":false,"stack_count":1,"stacks":[]})"));
 }
 
 TEST(AnalysisReportTest, ProjectToLimitMath) {
