@@ -455,12 +455,24 @@ std::string TotalTrendSentence(const TotalTrend& trend) {
                      LimitClause(trend.kind, trend.limit));
 }
 
-std::string RssSentence(const RssFinding& finding) {
+std::string RssSentence(const RssFinding& finding, double sampled_heap_floor_per_hour) {
   const std::string heap =
       finding.heap_slope_per_hour > 0 &&
               finding.heap_slope_per_hour >= 0.01 * finding.slope_per_hour
           ? fmt::format("grows only {}", FormatSlope(finding.heap_slope_per_hour, "bytes"))
           : std::string("is flat");
+  if (sampled_heap_floor_per_hour > 0) {
+    // The heap is sampled: growth the estimate cannot resolve yet may well be the heap's, so
+    // the sentence must not blame memory outside malloc.
+    return fmt::format(
+        "RSS grows {} while the sampled heap estimate {}: heap growth slower than ~{} per site "
+        "is not resolved by sampling in a run this long, so this may be a heap leak (run longer, "
+        "with a smaller --sample-bytes, or in exact mode), fragmentation, or memory outside "
+        "malloc; {}",
+        FormatSlope(finding.slope_per_hour, "bytes"), heap,
+        FormatRatePerMinute(sampled_heap_floor_per_hour),
+        LimitClause(wire::Kind::kHeap, finding.limit));
+  }
   return fmt::format(
       "RSS grows {} while the tracked heap {}: fragmentation or memory outside malloc (mmap, "
       "thread stacks, a custom allocator); {}",
@@ -723,7 +735,7 @@ std::string RenderVerdictJson(const RunResult& result) {
       json.Double(std::round(rss.confidence * 1e4) / 1e4);
       WriteLimitProjection(json, rss.limit);
       json.Key("detail");
-      json.String(RssSentence(rss));
+      json.String(RssSentence(rss, SampledHeapFloorPerHour(process)));
       json.EndObject();
     } else {
       json.Null();
@@ -919,7 +931,7 @@ void PrintTerminalReport(const RunResult& result, std::FILE* out, size_t max_sit
     }
     if (process.rss_finding.has_value()) {
       fmt::print(out, "  rss     {:<9} {}\n", DriftStatusName(process.rss_finding->status),
-                 RssSentence(*process.rss_finding));
+                 RssSentence(*process.rss_finding, SampledHeapFloorPerHour(process)));
     }
     for (const SiteReport& site : process.groups) {
       if (!site.finding.within_budget) continue;

@@ -63,7 +63,9 @@ std::string SamplingSentence(const DriftFinding& finding);
 // The RSS reconciliation in one sentence: "RSS grows +30.0 MiB/h while the tracked heap is flat:
 // fragmentation or memory outside malloc (mmap, thread stacks, a custom allocator); MemTotal
 // 7.8 GiB reached in 11.2 days".
-std::string RssSentence(const RssFinding& finding);
+// `sampled_heap_floor_per_hour`: in sampled mode, the slowest heap growth per site the run can
+// resolve (0 in exact mode).
+std::string RssSentence(const RssFinding& finding, double sampled_heap_floor_per_hour);
 
 // A drifting process total in one sentence: "fds (process total): +3.6k/h, RLIMIT_NOFILE 4096
 // reached in 67 min".
