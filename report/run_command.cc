@@ -390,19 +390,30 @@ bool IsRuntimeFrame(const Frame& frame) {
   return false;
 }
 
+namespace {
+
+// Library code compiled into the user's binary: std templates, and anything inlined from a
+// system header (inlined frames carry their plain DWARF name, e.g. "allocate", so the file
+// says where they come from).
+bool IsLibraryTemplate(const Frame& frame) {
+  return frame.function.starts_with("std::") || frame.function.starts_with("__gnu_cxx::") ||
+         frame.file.starts_with("/usr/include/");
+}
+
+// The headline is the first frame that is neither: once one is seen, the frames after it cannot
+// change it.
+bool IsHeadlineCandidate(const Frame& frame) {
+  return !IsRuntimeFrame(frame) && !IsLibraryTemplate(frame);
+}
+
+}  // namespace
+
 size_t HeadlineFrame(const std::vector<Frame>& frames) {
-  // Library code compiled into the user's binary: std templates, and anything inlined from a
-  // system header (inlined frames carry their plain DWARF name, e.g. "allocate", so the file
-  // says where they come from).
-  const auto is_library_template = [](const Frame& frame) {
-    return frame.function.starts_with("std::") || frame.function.starts_with("__gnu_cxx::") ||
-           frame.file.starts_with("/usr/include/");
-  };
   std::optional<size_t> first_outside_runtime;
   for (size_t i = 0; i < frames.size(); ++i) {
     if (IsRuntimeFrame(frames[i])) continue;
     if (!first_outside_runtime.has_value()) first_outside_runtime = i;
-    if (!is_library_template(frames[i])) return i;
+    if (!IsLibraryTemplate(frames[i])) return i;
   }
   return first_outside_runtime.value_or(0);
 }
@@ -487,6 +498,53 @@ std::optional<LimitProjection> ProjectToLimit(wire::Kind kind, const CensusTotal
   return projection;
 }
 
+namespace {
+
+std::vector<Frame> SymbolizeStack(Symbolizer& symbolizer, const SiteStack& stack) {
+  return symbolizer.Symbolize(stack.return_addresses, stack.modules.get(), stack.module_generation);
+}
+
+// The frames of `stack` from the innermost up to its headline (HeadlineFrame gives the same
+// index as on the whole stack), or all of them when no frame settles it. Most stacks of a large
+// process are only grouped by their headline, never printed: their callers are not needed.
+std::vector<Frame> SymbolizeToHeadline(Symbolizer& symbolizer, const SiteStack& stack) {
+  std::vector<Frame> frames;
+  for (uint64_t address : stack.return_addresses) {
+    std::vector<Frame> expanded =
+        symbolizer.SymbolizeWithInlines(address, stack.modules.get(), stack.module_generation);
+    for (Frame& frame : expanded) {
+      const bool settled = IsHeadlineCandidate(frame);
+      frames.push_back(std::move(frame));
+      if (settled) return frames;
+    }
+  }
+  return frames;
+}
+
+// The whole stacks of what the outputs print of a process whose stacks were symbolised up to
+// their headline: each group's own stack and its analysed members (report_output.cc).
+void SymbolizeReportedStacks(ProcessReport& process,
+                             const absl::flat_hash_map<uint32_t, SiteStack>& stacks,
+                             Symbolizer& symbolizer) {
+  const auto fill = [&](SiteReport& site) {
+    if (site.frames.empty()) return;
+    if (auto it = stacks.find(site.site_id); it != stacks.end()) {
+      site.frames = SymbolizeStack(symbolizer, it->second);
+    }
+  };
+  for (SiteReport& group : process.groups) {
+    fill(group);
+    if (group.members.size() < 2) continue;
+    for (const GroupMember& member : group.members) {
+      if (member.analysed && member.site_index < process.sites.size()) {
+        fill(process.sites[member.site_index]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> records,
                                                const DriftAnalyzer& analyzer,
                                                Symbolizer& symbolizer,
@@ -507,11 +565,17 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
     process.stream_error = record.stream_error;
     process.series = std::move(record.series);
     const ProcessSeries& series = process.series;
+    bool full_stacks = true;
     process.heap_total_finding = analyzer.Analyze(series.times(), series.heap_live_bytes());
     if (record.latest.has_value()) {
       const Census& latest = *record.latest;
       process.totals = latest.totals;
       process.limits = latest.limits;
+      size_t stack_count = 0;
+      for (const auto& counters : latest.counters) stack_count += counters.size();
+      full_stacks = stack_count <= kFullStacksUpTo;
+      // Sized once: growing by doubling held the old and the new array (~370 B a site) at once.
+      process.sites.reserve(stack_count);
       for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
         for (const auto& [site_id, counters] : latest.counters[kind]) {
           SiteReport site;
@@ -540,9 +604,8 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
               break;
           }
           if (auto it = record.sites.find(site_id); it != record.sites.end()) {
-            site.frames =
-                symbolizer.Symbolize(it->second.return_addresses, it->second.modules.get(),
-                                     it->second.module_generation);
+            site.frames = full_stacks ? SymbolizeStack(symbolizer, it->second)
+                                      : SymbolizeToHeadline(symbolizer, it->second);
             site.headline = HeadlineFrame(site.frames);
           }
           process.sites.push_back(std::move(site));
@@ -555,6 +618,7 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
                 });
     }
     BuildSiteGroups(process, analyzer, budgets);
+    if (!full_stacks) SymbolizeReportedStacks(process, record.sites, symbolizer);
     // RSS against the tracked heap: RSS drifting while the heap sites do not (or grow at a
     // fraction of its rate) is memory the shim cannot attribute: fragmentation, or mappings,
     // thread stacks and allocators outside malloc.

@@ -121,10 +121,11 @@ TEST(AnalysisReportTest, FindingCarriesConfidenceLimitAndDetail) {
   ASSERT_TRUE(site->limit->time_to_limit_s.has_value());
   EXPECT_NEAR(*site->limit->time_to_limit_s, 4000, 1);
   const std::string json = RenderVerdictJson(result);
-  EXPECT_THAT(json, HasSubstr(R"("confidence":1,"time_to_limit_s":4000,)"
-                              R"("limit":{"name":"RLIMIT_NOFILE","value":4096},)"
-                              R"("detail":"fds: +3.6k/h, RLIMIT_NOFILE 4096 reached in 67 min",)"
-                              R"("judged_on":"sum","estimated":false,"stack_count":1,"stacks":[]})"));
+  EXPECT_THAT(json,
+              HasSubstr(R"("confidence":1,"time_to_limit_s":4000,)"
+                        R"("limit":{"name":"RLIMIT_NOFILE","value":4096},)"
+                        R"("detail":"fds: +3.6k/h, RLIMIT_NOFILE 4096 reached in 67 min",)"
+                        R"("judged_on":"sum","estimated":false,"stack_count":1,"stacks":[]})"));
 }
 
 TEST(AnalysisReportTest, ProjectToLimitMath) {
@@ -208,6 +209,84 @@ TEST(AnalysisReportTest, OneLeakingWorkerAmongSteadySiblings) {
     SCOPED_TRACE(process.identity.pid);
     EXPECT_EQ(Findings(process).size(), process.identity.pid == 202 ? 1u : 0u);
   }
+}
+
+// One allocation site reached through `stacks` callers: stack i is {0x1000, its own caller}.
+// Each stack's live bytes grow at its own rate, so the group has members analysed on their own
+// and members only summed.
+RunResult ManyCallersOfOneSite(uint32_t stacks) {
+  StreamBuilder b;
+  b.Hello(100, 1, "/srv/parser", 1000);
+  constexpr int kCount = 12;
+  constexpr uint32_t kChunk = 1000;
+  for (int i = 0; i < kCount; ++i) {
+    const uint64_t n = static_cast<uint64_t>(i) + 1;
+    b.Begin(i, static_cast<uint64_t>(i) * 1'000'000'000);
+    for (uint32_t id = 1; i == 0 && id <= stacks; ++id) b.Site(id, {0x1000, 0x10000 + 16 * id});
+    for (uint32_t first = 1; first <= stacks; first += kChunk) {
+      std::vector<wire::SiteCounter> counters;
+      for (uint32_t id = first; id < first + kChunk && id <= stacks; ++id) {
+        counters.push_back(testing::Counter(id, n, 0, n * 64 * (id % 13 + 1), 0));
+      }
+      b.Counters(wire::Kind::kHeap, counters);
+    }
+    b.End(i, i + 1 == kCount ? wire::kCensusFinal : 0);
+  }
+  std::vector<ConnectionRecord> records;
+  records.push_back(testing::RecordFromStream(b.Take()));
+  EXPECT_EQ(records[0].stream_error, "");
+  RobustDriftAnalyzer analyzer;
+  Symbolizer symbolizer;
+  RunResult result;
+  result.processes = BuildProcessReports(std::move(records), analyzer, symbolizer);
+  return result;
+}
+
+// Stacks per frame count: {frames of the group's own stack, of its analysed members, of the
+// others}.
+struct StackDepths {
+  size_t group = 0;
+  std::vector<size_t> analysed, others;
+};
+StackDepths Depths(const ProcessReport& process) {
+  StackDepths depths;
+  EXPECT_EQ(process.groups.size(), 1u);
+  if (process.groups.empty()) return depths;
+  const SiteReport& group = process.groups[0];
+  depths.group = group.frames.size();
+  for (const GroupMember& member : group.members) {
+    const SiteReport& site = process.sites[member.site_index];
+    EXPECT_EQ(site.headline, 0u);
+    (member.analysed ? depths.analysed : depths.others).push_back(site.frames.size());
+  }
+  return depths;
+}
+
+// Beyond kFullStacksUpTo stacks, the stacks no output prints are symbolised only up to their
+// headline frame (what grouping needs): a whole stack each cost ~5 KB, 1.3 GB at 150k stacks.
+// What the outputs print keeps every frame.
+TEST(AnalysisReportTest, ManyStacksSymboliseOnlyWhatIsPrinted) {
+  const RunResult result = ManyCallersOfOneSite(kFullStacksUpTo + 500);
+  ASSERT_EQ(result.processes.size(), 1u);
+  const StackDepths depths = Depths(result.processes[0]);
+  EXPECT_EQ(depths.group, 2u);
+  EXPECT_FALSE(depths.analysed.empty());
+  EXPECT_THAT(depths.analysed, ::testing::Each(2u));
+  EXPECT_EQ(depths.others.size(), kFullStacksUpTo + 500 - depths.analysed.size());
+  EXPECT_THAT(depths.others, ::testing::Each(1u));
+  // The printed stacks carry their callers into the JSON.
+  EXPECT_THAT(RenderVerdictJson(result), ::testing::ContainsRegex(R"("address":"0x1[0-9a-f]{4}")"));
+}
+
+// Up to kFullStacksUpTo stacks, every stack keeps all its frames (FindSitesByFunction searches
+// every caller).
+TEST(AnalysisReportTest, FewStacksKeepWholeStacks) {
+  const RunResult result = ManyCallersOfOneSite(50);
+  ASSERT_EQ(result.processes.size(), 1u);
+  const StackDepths depths = Depths(result.processes[0]);
+  EXPECT_EQ(depths.group, 2u);
+  EXPECT_THAT(depths.analysed, ::testing::Each(2u));
+  EXPECT_THAT(depths.others, ::testing::Each(2u));
 }
 
 }  // namespace
