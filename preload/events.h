@@ -57,8 +57,27 @@ inline void OnHeapAlloc(void* block, size_t size) {
 inline void OnHeapFree(void* block) {
   if (Tracking() && g_heap_gate.MayBeRecorded(block)) RecordHeapFree(block);
 }
-HeapTracker::Move OnHeapReallocBegin(void* old_block);
-void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size);
+// realloc, inline for the same reason: in sampled mode, an old block that was never sampled and
+// a result the countdown passes over cost no call.
+HeapTracker::Move RecordHeapReallocBegin(void* old_block);
+void RecordHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size,
+                          HeapGate::Pass pass);
+inline HeapTracker::Move OnHeapReallocBegin(void* old_block) {
+  if (old_block == nullptr || !g_heap_gate.MayBeRecorded(old_block)) {
+    HeapTracker::Move unrecorded;
+    unrecorded.old_block = reinterpret_cast<uintptr_t>(old_block);
+    return unrecorded;
+  }
+  return RecordHeapReallocBegin(old_block);
+}
+inline void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size) {
+  const HeapGate::Pass pass = result != nullptr
+                                  ? g_heap_gate.Allocation(t_state.sample_countdown, size)
+                                  : HeapGate::Pass::kSkip;
+  if (move.handle != nullptr || pass != HeapGate::Pass::kSkip) {
+    RecordHeapReallocEnd(move, result, size, pass);
+  }
+}
 // A realloc re-entered from inside the shim (a signal handler interrupting a hook): the old
 // block's release is recorded, so no stale address stays in the table; the result is not
 // tracked, since no stack can be taken here.

@@ -166,18 +166,17 @@ void RecordHeapAlloc(void* block, size_t size, HeapGate::Pass pass) {
 
 void RecordHeapFree(void* block) { g_runtime.heap.OnFree(block); }
 
-HeapTracker::Move OnHeapReallocBegin(void* old_block) {
+HeapTracker::Move RecordHeapReallocBegin(void* old_block) {
   return g_runtime.heap.BeginRealloc(old_block);
 }
 
-void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size) {
+void RecordHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size,
+                          HeapGate::Pass pass) {
   os::ErrnoKeeper keep_errno;
-  uint32_t site = HeapTracker::kUntrackedResult;
-  if (result != nullptr &&
-      g_heap_gate.Allocation(t_state.sample_countdown, size) == HeapGate::Pass::kRecord) {
-    site = CaptureSite();
-  }
+  const uint32_t site =
+      pass == HeapGate::Pass::kRecord ? CaptureSite() : HeapTracker::kUntrackedResult;
   g_runtime.heap.EndRealloc(move, result, size, site);
+  if (g_runtime.reporter.start_pending()) g_runtime.reporter.StartIfDue();
 }
 
 void OnNestedHeapRealloc(const HeapTracker::Move& move, void* result, size_t size) {
