@@ -267,6 +267,7 @@ class RunLoop {
  private:
   enum class Phase { kRunning, kTerminating, kDraining };
   static constexpr auto kScanPeriod = std::chrono::milliseconds(200);
+  static constexpr int kLastLookMs = 5;
 
   // Every child of ours: the command, and orphans of the run re-parented to us.
   void Reap(Clock::time_point now) {
@@ -304,14 +305,20 @@ class RunLoop {
     if (phase_ == Phase::kTerminating && !sent_kill_) {
       timeout = std::min(timeout, MillisUntil(now, kill_at_));
     }
-    if (phase_ == Phase::kDraining) timeout = std::min(timeout, MillisUntil(now, drain_until_));
+    if (phase_ == Phase::kDraining) {
+      timeout = std::min(timeout, MillisUntil(now, drain_until_));
+      // Every connection is closed: one short look for a connection still being made, then the
+      // run is over (a short command does not wait out the full poll period).
+      if (collector_.open_connections() == 0) timeout = std::min(timeout, kLastLookMs);
+    }
     return timeout;
   }
 
   void ForwardSignals() {
     signalfd_siginfo info;
     while (read(signal_fd_, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
-      if (phase_ == Phase::kDraining) continue;
+      // SIGCHLD only wakes the loop, which reaps at once rather than at its next timeout.
+      if (info.ssi_signo == SIGCHLD || phase_ == Phase::kDraining) continue;
       kill(result_.child_pid, static_cast<int>(info.ssi_signo));
       // The user asked to stop: the command ending from it is not a failure of the command.
       result_.ended_by_us = true;
@@ -713,16 +720,19 @@ absl::StatusOr<RunResult> RunUnderShim(const RunOptions& options) {
   live.set_admission([&watch](const PeerInfo& peer) { return watch.Admits(peer); });
 
   // SIGINT/SIGTERM are blocked and read from a signalfd, so that the poll loop sees them and
-  // forwards them instead of dying with the socket directory left behind.
+  // forwards them instead of dying with the socket directory left behind. SIGCHLD too, so that
+  // the loop wakes as soon as the command exits (a short run does not wait out a poll timeout).
   sigset_t forwarded, old_mask;
   sigemptyset(&forwarded);
-  sigaddset(&forwarded, SIGINT);
-  sigaddset(&forwarded, SIGTERM);
-  sigprocmask(SIG_BLOCK, options.forward_signals ? &forwarded : nullptr, &old_mask);
+  sigaddset(&forwarded, SIGCHLD);
+  if (options.forward_signals) {
+    sigaddset(&forwarded, SIGINT);
+    sigaddset(&forwarded, SIGTERM);
+  }
+  sigprocmask(SIG_BLOCK, &forwarded, &old_mask);
   SignalMaskGuard mask_guard(old_mask);
-  FdGuard signal_fd(options.forward_signals ? signalfd(-1, &forwarded, SFD_NONBLOCK | SFD_CLOEXEC)
-                                            : -1);
-  if (options.forward_signals && signal_fd.get() < 0) {
+  FdGuard signal_fd(signalfd(-1, &forwarded, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (signal_fd.get() < 0) {
     return absl::InternalError(absl::StrCat("signalfd: ", ErrnoText(errno)));
   }
   // Orphans of the run (daemonising double-forks) are re-parented to us instead of init, so their
