@@ -54,9 +54,16 @@ slow_leak() {
   # 2 KiB/s for 12 s at 4 KiB sampling: about 6 samples, too few to judge.
   local name=sampled_slow_leak
   run_with $name --mode sampled --sample-bytes 4KiB -- "$bin/e2e_paced_leak" 2
-  expect $name '[ "$rc" -ne 0 ]' "exit code 0: a leak hit by a few samples was called steady" \
-    || return
-  if [ "$rc" -eq 4 ]; then
+  if [ "$rc" -eq 0 ]; then
+    # Hit by so few samples (0-2: about 6% of runs) that nothing rose: a steady verdict is then
+    # allowed only with the floor that says this leak was too slow to see (2 KiB/s).
+    check $name '.verdict == "steady" and ([.processes[].heap_detectable_slope_per_hour
+        | select(. != null and . > 2048 * 3600)] | length >= 1)' \
+      "steady without a detection floor above the leak's rate" || return
+    expect $name 'grep -q "sampled heap: leaks below ~.* per site are too slow" \
+      "$work/$name.out"' "the steady verdict does not state its floor" || return
+    echo "ok: $name hit by too few samples; steady with a floor above its rate"
+  elif [ "$rc" -eq 4 ]; then
     check $name '[.processes[].findings[] | select(.kind == "heap" and .status == "inconclusive"
         and .needed_run_s > 12) | select(any(.frames[]; .function == "remember_session_tag"))]
         | length == 1' "no inconclusive heap finding with the run length it needs" || return
@@ -74,8 +81,11 @@ churn() {
   local name=sampled_churn
   run_with $name --mode sampled --sample-bytes 4KiB -- "$bin/e2e_bounded_churn"
   expect $name '[ "$rc" -eq 0 ]' "exit code $rc, expected 0 (steady)" || return
-  check $name '.verdict == "steady" and ([.processes[].findings[]] | length == 0)' \
-    "verdict not steady, or findings reported" || return
+  # A warm-up seen through sampling noise may be listed as warming; never drifting or
+  # inconclusive.
+  check $name '.verdict == "steady" and ([.processes[].findings[]
+      | select(.status == "drifting" or .status == "inconclusive")] | length == 0)' \
+    "verdict not steady, or a drifting or inconclusive finding reported" || return
   echo "ok: $name is steady"
   passed=$((passed + 1))
 }
