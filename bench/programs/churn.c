@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_scale.h"
+
 typedef struct {
   uint32_t n;      // limbs in use
   uint32_t* limb;  // little-endian, malloc'ed (the object is malloc'ed too)
@@ -129,19 +131,7 @@ static uint64_t FormatHash(const Big* b) {
 }
 
 int main(int argc, char** argv) {
-  double scale = 1.0;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
-      scale = strtod(argv[++i], NULL);
-    } else {
-      fprintf(stderr, "usage: %s [--scale X]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (!(scale > 0 && scale <= 1000)) {
-    fprintf(stderr, "usage: %s [--scale X (0 < X <= 1000)]\n", argv[0]);
-    return 2;
-  }
+  const double scale = ParseScale(argc, argv);
   const uint64_t steps = (uint64_t)(12e6 * scale);
   Big* pool[kPool];
   for (int i = 0; i < kPool; i++) {

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_scale.h"
+
 enum { kQueue = 1024, kProducers = 2, kConsumers = 2 };
 
 typedef struct {
@@ -126,19 +128,7 @@ static void* Consume(void* arg) {
 }
 
 int main(int argc, char** argv) {
-  double scale = 1.0;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
-      scale = strtod(argv[++i], NULL);
-    } else {
-      fprintf(stderr, "usage: %s [--scale X]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (!(scale > 0 && scale <= 1000)) {
-    fprintf(stderr, "usage: %s [--scale X (0 < X <= 1000)]\n", argv[0]);
-    return 2;
-  }
+  const double scale = ParseScale(argc, argv);
   per_producer = (uint64_t)(1e6 * scale);
   pthread_t threads[kProducers + kConsumers];
   Worker workers[kProducers + kConsumers];

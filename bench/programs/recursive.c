@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_scale.h"
+
 #define NOINLINE __attribute__((noinline))
 
 enum { kRing = 8192, kFunctions = 8 };
@@ -111,19 +113,7 @@ DEFINE_R(6)
 DEFINE_R(7)
 
 int main(int argc, char** argv) {
-  double scale = 1.0;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
-      scale = strtod(argv[++i], NULL);
-    } else {
-      fprintf(stderr, "usage: %s [--scale X]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (!(scale > 0 && scale <= 1000)) {
-    fprintf(stderr, "usage: %s [--scale X (0 < X <= 1000)]\n", argv[0]);
-    return 2;
-  }
+  const double scale = ParseScale(argc, argv);
   const uint64_t descents = (uint64_t)(3e6 * scale);
   uint64_t check = 0;
   for (uint64_t i = 0; i < descents; i++) {

@@ -19,6 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench_scale.h"
+
 namespace {
 
 class Rng {  // xorshift64*: deterministic, allocation-free
@@ -92,19 +94,7 @@ class Index {
 }  // namespace
 
 int main(int argc, char** argv) {
-  double scale = 1.0;
-  for (int i = 1; i < argc; i++) {
-    if (std::strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
-      scale = std::strtod(argv[++i], nullptr);
-    } else {
-      std::fprintf(stderr, "usage: %s [--scale X]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (!(scale > 0 && scale <= 1000)) {
-    std::fprintf(stderr, "usage: %s [--scale X (0 < X <= 1000)]\n", argv[0]);
-    return 2;
-  }
+  const double scale = ParseScale(argc, argv);
   const auto words = static_cast<uint32_t>(6e5 * scale);
   Rng rng;
   Index index;
