@@ -35,29 +35,31 @@ TEST(OptionsTest, BadValuesKeepDefaults) {
   EXPECT_FALSE(dormant.enabled());
 }
 
+// The sampling mean the shim takes from DRIFTWATCH_MODE (null: unset) and
+// DRIFTWATCH_SAMPLE_BYTES; 0 is exact mode.
+uint32_t SampleMeanWith(const char* mode, const char* mean) {
+  setenv("DRIFTWATCH_LOG", "0", 1);
+  if (mode != nullptr) {
+    setenv("DRIFTWATCH_MODE", mode, 1);
+  } else {
+    unsetenv("DRIFTWATCH_MODE");
+  }
+  setenv("DRIFTWATCH_SAMPLE_BYTES", mean, 1);
+  Options options;
+  LoadOptions(options);
+  unsetenv("DRIFTWATCH_MODE");
+  unsetenv("DRIFTWATCH_SAMPLE_BYTES");
+  return options.sample_mean_bytes;
+}
+
 // The mode: sampled only when asked for by name; a mean alone, or a misspelt mode, leaves the
 // shim exact (a stray variable must not change what a run measures).
 TEST(OptionsTest, SampledModeOnlyByName) {
-  setenv("DRIFTWATCH_LOG", "0", 1);
-  setenv("DRIFTWATCH_SAMPLE_BYTES", "4096", 1);
-  unsetenv("DRIFTWATCH_MODE");
-  Options exact;
-  LoadOptions(exact);
-  EXPECT_EQ(exact.sample_mean_bytes, 0u);
-  setenv("DRIFTWATCH_MODE", "sampeld", 1);
-  Options misspelt;
-  LoadOptions(misspelt);
-  EXPECT_EQ(misspelt.sample_mean_bytes, 0u);
-  setenv("DRIFTWATCH_MODE", "sampled", 1);
-  Options sampled;
-  LoadOptions(sampled);
-  EXPECT_EQ(sampled.sample_mean_bytes, 4096u);
-  setenv("DRIFTWATCH_SAMPLE_BYTES", "0", 1);
-  Options bad_mean;
-  LoadOptions(bad_mean);
-  EXPECT_EQ(bad_mean.sample_mean_bytes, Options::kDefaultSampleBytes);
-  unsetenv("DRIFTWATCH_MODE");
-  unsetenv("DRIFTWATCH_SAMPLE_BYTES");
+  EXPECT_EQ(SampleMeanWith(nullptr, "4096"), 0u);
+  EXPECT_EQ(SampleMeanWith("sampeld", "4096"), 0u);
+  EXPECT_EQ(SampleMeanWith("exact", "4096"), 0u);
+  EXPECT_EQ(SampleMeanWith("sampled", "4096"), 4096u);
+  EXPECT_EQ(SampleMeanWith("sampled", "0"), Options::kDefaultSampleBytes);
 }
 
 }  // namespace
