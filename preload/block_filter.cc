@@ -14,18 +14,14 @@ void BlockFilter::Release() {
   counts_ = nullptr;
 }
 
-void BlockFilter::Add(uintptr_t block) {
-  if (counts_ == nullptr) return;
-  std::atomic<uint8_t>& count = counts_[Index(block)];
+void BlockFilter::Raise(std::atomic<uint8_t>& count) {
   uint8_t seen = count.load(std::memory_order_relaxed);
   while (seen != kSaturated &&
          !count.compare_exchange_weak(seen, seen + 1, std::memory_order_relaxed)) {
   }
 }
 
-void BlockFilter::Remove(uintptr_t block) {
-  if (counts_ == nullptr) return;
-  std::atomic<uint8_t>& count = counts_[Index(block)];
+void BlockFilter::Lower(std::atomic<uint8_t>& count) {
   uint8_t seen = count.load(std::memory_order_relaxed);
   // A CAS rather than a subtraction: a count saturated meanwhile must not be lowered.
   while (seen != kSaturated && seen != 0 &&

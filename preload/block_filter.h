@@ -31,8 +31,13 @@ class BlockFilter {
   bool Init();
   void Release();
 
-  void Add(uintptr_t block);
-  void Remove(uintptr_t block);
+  // Both do nothing while the filter is not mapped (exact mode), inline so that costs a compare.
+  void Add(uintptr_t block) {
+    if (counts_ != nullptr) Raise(counts_[Index(block)]);
+  }
+  void Remove(uintptr_t block) {
+    if (counts_ != nullptr) Lower(counts_[Index(block)]);
+  }
   bool MayHold(uintptr_t block) const { return counts_ != nullptr && MayHold(counts_, block); }
   // The same test on the counts array, for a caller that keeps its address (HeapGate).
   static bool MayHold(const std::atomic<uint8_t>* counts, uintptr_t block) {
@@ -42,6 +47,9 @@ class BlockFilter {
   size_t mapped_bytes() const { return counts_ != nullptr ? kCounts : 0; }
 
  private:
+  static void Raise(std::atomic<uint8_t>& count);
+  static void Lower(std::atomic<uint8_t>& count);
+
   static constexpr int kBits = 16;
   static constexpr int kGranuleBits = 12;
   static constexpr size_t kCounts = size_t{1} << kBits;

@@ -115,8 +115,7 @@ bool HeapSampler::TakeSlow(SampleCountdown& countdown, size_t size) const {
   return true;
 }
 
-BlockWeight HeapSampler::Weigh(uintptr_t block, uint64_t size) const {
-  if (mean_ == 0) return BlockWeight{1, size};
+BlockWeight HeapSampler::WeighSample(uintptr_t block, uint64_t size) const {
   const double probability = OneMinusExpNegative(static_cast<double>(size) / mean_);
   if (probability <= 0.0) return BlockWeight{0, 0};  // size 0: never sampled
   // Unbiased rounding: up with probability equal to the fraction, decided by the address, so

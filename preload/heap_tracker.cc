@@ -36,7 +36,7 @@ void HeapTracker::OnAlloc(void* block, size_t size, uint32_t site) {
       break;
     }
     case PointerTable::InsertResult::kInserted:
-      if (sampler_.sampling()) filter_.Add(key);
+      filter_.Add(key);  // nothing in exact mode: the filter is never mapped
       break;
   }
   const BlockWeight weight = Weigh(key, size);
@@ -49,7 +49,7 @@ void HeapTracker::OnFree(void* block) {
   if (!MayBeRecorded(key)) return;
   PointerTable::Entry entry;
   if (table_.Erase(key, &entry)) {
-    if (sampler_.sampling()) filter_.Remove(key);
+    filter_.Remove(key);
     const BlockWeight weight = Weigh(key, entry.size);
     counters_.Release(entry.site, weight.bytes, weight.count);
   } else if (!sampler_.sampling()) {
@@ -75,7 +75,7 @@ void HeapTracker::EndRealloc(const Move& move, void* result, size_t size, uint32
   if (move.handle != nullptr) {
     table_.EndMove(move.handle, old_released);
     if (old_released) {
-      if (sampler_.sampling()) filter_.Remove(move.old_block);
+      filter_.Remove(move.old_block);
       const BlockWeight weight = Weigh(move.old_block, move.old_entry.size);
       counters_.Release(move.old_entry.site, weight.bytes, weight.count);
     }
