@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "report/run_command.h"
+#include "report/commands/run_command.h"
 
 namespace dw::report::e2e {
 

@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "report/census_stream.h"
-#include "report/process_series.h"
+#include "report/decode/census_stream.h"
+#include "report/store/process_series.h"
 
 namespace {
 

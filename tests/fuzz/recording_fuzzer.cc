@@ -15,8 +15,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "report/recording.h"
-#include "report/report_output.h"
+#include "report/commands/recording.h"
+#include "report/commands/run_command.h"
+#include "report/outputs/report_output.h"
 
 namespace {
 

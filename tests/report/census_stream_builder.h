@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "preload/wire_format.h"
-#include "report/collector.h"
+#include "report/transport/collector.h"
 
 namespace dw::report::testing {
 

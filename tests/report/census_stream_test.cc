@@ -1,6 +1,6 @@
 // Tests of CensusStreamDecoder on hand-built byte streams: valid streams fed in every possible
 // split, carry-forward of counters, and truncated or corrupt input.
-#include "report/census_stream.h"
+#include "report/decode/census_stream.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

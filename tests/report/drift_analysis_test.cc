@@ -1,6 +1,6 @@
 // Tests of the drift analyzers (RobustDriftAnalyzer, the default, and OlsDriftAnalyzer) and of
 // budget parsing on synthetic series: what must and must not count as drift.
-#include "report/drift_analysis.h"
+#include "report/analysis/drift_analysis.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // Tests of JsonWriter: structure, escaping and numbers.
-#include "report/json_writer.h"
+#include "report/outputs/json_writer.h"
 
 #include <gtest/gtest.h>
 

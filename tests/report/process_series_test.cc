@@ -1,5 +1,5 @@
 // Tests of ProcessSeries: alignment of site series, totals, and bounded memory.
-#include "report/process_series.h"
+#include "report/store/process_series.h"
 
 #include <gtest/gtest.h>
 

@@ -4,7 +4,8 @@
 // tapping the collector, replays the file and requires the replay to render exactly the same
 // verdict JSON and terminal report as the live run. The golden test replays a checked-in
 // recording with the driftwatch binary and diffs its JSON with a checked-in expectation.
-#include "report/recording.h"
+#include "report/commands/recording.h"
+#include "report/commands/run_command.h"
 
 #include <stdio.h>
 #include <sys/wait.h>
@@ -21,7 +22,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "report/report_output.h"
+#include "report/outputs/report_output.h"
 #include "tests/report/cli_runner.h"
 
 namespace dw::report {

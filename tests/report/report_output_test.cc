@@ -1,7 +1,7 @@
 // Tests of the reports for every resource kind: hand-built census streams with fds, threads,
 // timers, Limits and ThreadStates go through the decoder, the series, BuildProcessReports and
 // the analyzer, then out as verdict JSON and as the terminal table.
-#include "report/report_output.h"
+#include "report/outputs/report_output.h"
 
 #include <stdio.h>
 
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "report/census_stream.h"
-#include "report/run_command.h"
+#include "report/analysis/process_analysis.h"
+#include "report/decode/census_stream.h"
 #include "tests/report/census_stream_builder.h"
 
 namespace dw::report {

@@ -1,6 +1,6 @@
 // Tests of RunUnderShim with a real fork/exec, a real socket and a real census stream: the fake
 // census client stands in for the shim, an empty shared object is preloaded in its place.
-#include "report/run_command.h"
+#include "report/commands/run_command.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "report/report_output.h"
+#include "report/outputs/report_output.h"
 
 namespace dw::report {
 namespace {

@@ -22,11 +22,11 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
-#include "report/launch_check.h"
-#include "report/process_tree.h"
-#include "report/report_output.h"
-#include "report/run_command.h"
-#include "report/run_watch.h"
+#include "report/commands/launch_check.h"
+#include "report/commands/run_command.h"
+#include "report/commands/run_watch.h"
+#include "report/outputs/report_output.h"
+#include "report/transport/process_tree.h"
 #include "tests/report/cli_runner.h"
 
 namespace dw::report {

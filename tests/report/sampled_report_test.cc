@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "report/census_stream.h"
-#include "report/report_output.h"
-#include "report/run_command.h"
+#include "report/analysis/process_analysis.h"
+#include "report/decode/census_stream.h"
+#include "report/outputs/report_output.h"
 #include "tests/report/census_stream_builder.h"
 
 namespace dw::report {

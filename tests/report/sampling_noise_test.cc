@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "report/drift_analysis.h"
+#include "report/analysis/drift_analysis.h"
 
 namespace dw::report {
 namespace {

@@ -1,5 +1,5 @@
 // Tests of the shim search order.
-#include "report/shim_locator.h"
+#include "report/commands/shim_locator.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Tests of the site-group stage (report/site_groups.h): stacks that share an allocation site
 // are one group whose verdict comes from their summed series, with the largest stacks listed;
 // and the reports and the run verdict use the groups.
-#include "report/site_groups.h"
+#include "report/analysis/site_groups.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "report/report_output.h"
-#include "report/run_command.h"
+#include "report/analysis/process_analysis.h"
+#include "report/outputs/report_output.h"
 
 namespace dw::report {
 namespace {

@@ -1,6 +1,6 @@
 // Tests of Symbolizer and ComputeLoadBias against this very test binary (a PIE built with -g)
 // and the shared libraries it has loaded, using /proc/self/maps as the census ModuleList.
-#include "report/symbolizer.h"
+#include "report/symbols/symbolizer.h"
 
 #include <link.h>
 #include <sys/stat.h>

@@ -15,7 +15,7 @@
 
 #include "preload/site_counters.h"
 #include "preload/stack_table.h"
-#include "report/census_stream.h"
+#include "report/decode/census_stream.h"
 
 namespace dw {
 namespace {

@@ -41,8 +41,8 @@
 
 #include "absl/status/status.h"
 #include "fmt/format.h"
-#include "report/census.h"
-#include "report/census_stream.h"
+#include "report/decode/census.h"
+#include "report/decode/census_stream.h"
 
 namespace {
 

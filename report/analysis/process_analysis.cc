@@ -1,0 +1,260 @@
+#include "report/analysis/process_analysis.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string_view>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "report/analysis/site_groups.h"
+#include "report/symbols/frames.h"
+
+namespace dw::report {
+
+std::optional<LimitProjection> ProjectToLimit(wire::Kind kind, const CensusTotals& totals,
+                                              const std::optional<ProcessLimits>& limits,
+                                              double slope_per_hour) {
+  if (!limits.has_value()) return std::nullopt;
+  struct Candidate {
+    uint64_t value;
+    const char* name;
+  };
+  std::vector<Candidate> candidates;
+  uint64_t current = 0;
+  switch (kind) {
+    case wire::Kind::kFds:
+      candidates = {{limits->nofile_soft, "RLIMIT_NOFILE"}};
+      current = totals.fd_count;
+      break;
+    case wire::Kind::kThreads:
+      // All three count more than this process's threads; the process alone reaches them last,
+      // so this is the latest the process can fail, not the earliest.
+      candidates = {{limits->nproc_soft, "RLIMIT_NPROC"},
+                    {limits->pids_max, "pids.max"},
+                    {limits->threads_max, "threads-max"}};
+      current = totals.thread_count;
+      break;
+    case wire::Kind::kHeap:
+      // The cgroup limit is what the OOM killer enforces; without one, the machine's memory.
+      candidates = {{limits->memory_limit_bytes != 0 ? limits->memory_limit_bytes
+                                                     : limits->memory_total_bytes,
+                     limits->memory_limit_bytes != 0 ? "memory.max" : "MemTotal"}};
+      current = totals.rss_bytes;
+      break;
+    case wire::Kind::kTimers:
+      return std::nullopt;  // RLIMIT_SIGPENDING and kernel memory are not sent by the shim
+  }
+  const Candidate* tightest = nullptr;
+  for (const Candidate& candidate : candidates) {
+    if (candidate.value == 0) continue;
+    if (tightest == nullptr || candidate.value < tightest->value) tightest = &candidate;
+  }
+  if (tightest == nullptr) return std::nullopt;
+  LimitProjection projection;
+  projection.name = tightest->name;
+  projection.value = tightest->value;
+  projection.current = current;
+  if (slope_per_hour > 0 && tightest->value > current) {
+    const double seconds = static_cast<double>(tightest->value - current) / slope_per_hour * 3600;
+    if (std::isfinite(seconds)) projection.time_to_limit_s = seconds;
+  }
+  return projection;
+}
+
+namespace {
+
+std::vector<Frame> SymbolizeStack(Symbolizer& symbolizer, const SiteStack& stack) {
+  return symbolizer.Symbolize(stack.return_addresses, stack.modules.get(), stack.module_generation);
+}
+
+// The frames of `stack` from the innermost up to its headline (HeadlineFrame gives the same
+// index as on the whole stack), or all of them when no frame settles it. Most stacks of a large
+// process are only grouped by their headline, never printed: their callers are not needed.
+std::vector<Frame> SymbolizeToHeadline(Symbolizer& symbolizer, const SiteStack& stack) {
+  std::vector<Frame> frames;
+  for (uint64_t address : stack.return_addresses) {
+    std::vector<Frame> expanded =
+        symbolizer.SymbolizeWithInlines(address, stack.modules.get(), stack.module_generation);
+    for (Frame& frame : expanded) {
+      const bool settled = IsHeadlineCandidate(frame);
+      frames.push_back(std::move(frame));
+      if (settled) return frames;
+    }
+  }
+  return frames;
+}
+
+// The whole stacks of what the outputs print of a process whose stacks were symbolised up to
+// their headline: each group's own stack and its analysed members (report_output.cc).
+void SymbolizeReportedStacks(ProcessReport& process,
+                             const absl::flat_hash_map<uint32_t, SiteStack>& stacks,
+                             Symbolizer& symbolizer) {
+  const auto fill = [&](SiteReport& site) {
+    if (site.frames.empty()) return;
+    if (auto it = stacks.find(site.site_id); it != stacks.end()) {
+      site.frames = SymbolizeStack(symbolizer, it->second);
+    }
+  };
+  for (SiteReport& group : process.groups) {
+    fill(group);
+    if (group.members.size() < 2) continue;
+    for (const GroupMember& member : group.members) {
+      if (member.analysed && member.site_index < process.sites.size()) {
+        fill(process.sites[member.site_index]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> records,
+                                               const DriftAnalyzer& analyzer,
+                                               Symbolizer& symbolizer,
+                                               const DriftBudgets& budgets) {
+  std::vector<ProcessReport> processes;
+  for (ConnectionRecord& record : records) {
+    // A peer that never said Hello is not a driftwatch process (or failed at once): nothing to
+    // report about it.
+    if (!record.hello.has_value()) continue;
+    ProcessReport process;
+    process.identity = record.hello->identity;
+    process.interval_ms = record.hello->interval_ms;
+    process.mode = record.hello->mode;
+    process.sample_mean_bytes = record.hello->sample_mean_bytes;
+    process.census_count = record.census_count;
+    process.sequence_gaps = record.sequence_gaps;
+    process.saw_final = record.saw_final;
+    process.stream_error = record.stream_error;
+    process.series = std::move(record.series);
+    const ProcessSeries& series = process.series;
+    bool full_stacks = true;
+    process.heap_total_finding = analyzer.Analyze(series.times(), series.heap_live_bytes());
+    if (record.latest.has_value()) {
+      const Census& latest = *record.latest;
+      process.totals = latest.totals;
+      process.limits = latest.limits;
+      size_t stack_count = 0;
+      for (const auto& counters : latest.counters) stack_count += counters.size();
+      full_stacks = stack_count <= kFullStacksUpTo;
+      // Sized once: growing by doubling held the old and the new array (~370 B a site) at once.
+      process.sites.reserve(stack_count);
+      for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
+        for (const auto& [site_id, counters] : latest.counters[kind]) {
+          SiteReport site;
+          site.kind = static_cast<wire::Kind>(kind);
+          site.site_id = site_id;
+          site.counters = counters;
+          site.live = counters.Live();
+          site.live_bytes = counters.LiveBytes();
+          site.unit = site.kind == wire::Kind::kHeap ? "bytes" : "count";
+          site.detail = counters.detail;
+          switch (site.kind) {
+            case wire::Kind::kHeap:
+              AddSaturating(process.heap_live_bytes, site.live_bytes);
+              break;
+            case wire::Kind::kFds:
+              site.fd_types = FdTypeNames(site.detail);
+              break;
+            case wire::Kind::kTimers:
+              site.timer_notify = TimerNotifyNames(site.detail);
+              AddSaturating(process.timers_live, site.live);
+              break;
+            case wire::Kind::kThreads:
+              if (auto it = latest.thread_states.find(site_id); it != latest.thread_states.end()) {
+                site.thread_state = it->second;
+              }
+              break;
+          }
+          if (auto it = record.sites.find(site_id); it != record.sites.end()) {
+            site.frames = full_stacks ? SymbolizeStack(symbolizer, it->second)
+                                      : SymbolizeToHeadline(symbolizer, it->second);
+            site.headline = HeadlineFrame(site.frames);
+          }
+          process.sites.push_back(std::move(site));
+        }
+      }
+      // Stable order for reports and tests: by kind, then site id.
+      std::sort(process.sites.begin(), process.sites.end(),
+                [](const SiteReport& a, const SiteReport& b) {
+                  return std::pair(a.kind, a.site_id) < std::pair(b.kind, b.site_id);
+                });
+    }
+    BuildSiteGroups(process, analyzer, budgets);
+    if (!full_stacks) SymbolizeReportedStacks(process, record.sites, symbolizer);
+    // RSS against the tracked heap: RSS drifting while the heap sites do not (or grow at a
+    // fraction of its rate) is memory the shim cannot attribute: fragmentation, or mappings,
+    // thread stacks and allocators outside malloc.
+    const DriftFinding rss = analyzer.Analyze(series.times(), series.rss_bytes());
+    const DriftFinding& heap = process.heap_total_finding;
+    // Judged on the heap's slope, not its status: a heap growing as fast as RSS explains it even
+    // when its own trend is not yet significant.
+    constexpr double kUnexplainedShare = 0.25;  // heap growth below this share of RSS growth
+    if (rss.status == DriftStatus::kDrifting &&
+        heap.slope_per_hour < kUnexplainedShare * rss.slope_per_hour) {
+      RssFinding finding;
+      finding.status = rss.status;
+      finding.slope_per_hour = rss.slope_per_hour;
+      finding.heap_slope_per_hour = heap.slope_per_hour;
+      finding.confidence = rss.confidence;
+      finding.limit =
+          ProjectToLimit(wire::Kind::kHeap, process.totals, process.limits, rss.slope_per_hour);
+      process.rss_finding = finding;
+    }
+    const std::pair<const std::vector<int64_t>*, TotalTrend> totals[] = {
+        {&series.rss_bytes(), {.name = "rss", .kind = wire::Kind::kHeap}},
+        {&series.fds(), {.name = "fds", .kind = wire::Kind::kFds}},
+        {&series.threads(), {.name = "threads", .kind = wire::Kind::kThreads}},
+    };
+    for (const auto& [values, trend] : totals) {
+      TotalTrend total = trend;
+      total.finding =
+          trend.name == std::string_view("rss") ? rss : analyzer.Analyze(series.times(), *values);
+      if (total.finding.status != DriftStatus::kDrifting) continue;
+      total.limit =
+          ProjectToLimit(total.kind, process.totals, process.limits, total.finding.slope_per_hour);
+      process.total_trends.push_back(total);
+    }
+    processes.push_back(std::move(process));
+  }
+  return processes;
+}
+
+Verdict ComputeVerdict(const std::vector<ProcessReport>& processes) {
+  bool judged = false, unresolved = false;
+  for (const ProcessReport& process : processes) {
+    for (const SiteReport& group : process.groups) {
+      if (group.finding.status == DriftStatus::kDrifting) return Verdict::kDrift;
+      unresolved |= group.finding.status == DriftStatus::kInconclusive;
+    }
+    judged |= process.heap_total_finding.enough_samples;
+  }
+  return judged && !unresolved ? Verdict::kSteady : Verdict::kInconclusive;
+}
+
+void AnalyzeCollected(std::vector<ConnectionRecord> records, const AnalysisOptions& options,
+                      RunResult& result) {
+  const pid_t child = result.child_pid;
+  ExitInfo& exit = result.child_exit;
+  result.child_failed = !result.ended_by_us && (exit.signaled || exit.code != 0);
+
+  RobustDriftAnalyzer default_analyzer({.warmup_s = options.warmup_s});
+  Symbolizer symbolizer({.debug_dirs = options.debug_dirs});
+  result.processes = BuildProcessReports(
+      std::move(records), options.analyzer != nullptr ? *options.analyzer : default_analyzer,
+      symbolizer, options.budgets);
+  // The direct child's exit status belongs to its last image (an exec replaces the earlier ones).
+  for (auto it = result.processes.rbegin(); it != result.processes.rend(); ++it) {
+    if (it->identity.pid == static_cast<uint32_t>(child)) {
+      it->exit = result.child_exit;
+      break;
+    }
+  }
+  result.verdict = ComputeVerdict(result.processes);
+  // A process of the run that was never heard from may be the one that drifts.
+  if (result.verdict == Verdict::kSteady && !result.unheard.empty()) {
+    result.verdict = Verdict::kInconclusive;
+  }
+}
+
+}  // namespace dw::report

@@ -1,0 +1,547 @@
+#include "report/symbols/symbolizer.h"
+
+#include <cxxabi.h>
+#include <dwarf.h>
+#include <elf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace dw::report {
+namespace {
+
+// Symbol files are opened by the names a census stream gives: anything but a regular file (a
+// FIFO would block the collector forever, a device could have side effects) is refused.
+absl::Status CheckRegularFile(const std::string& path) {
+  struct stat status;
+  if (stat(path.c_str(), &status) != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  if (!S_ISREG(status.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a regular file"));
+  }
+  return absl::OkStatus();
+}
+
+// Reads the program headers of the ELF at `path` and returns the virtual address that file offset
+// `file_offset` is loaded at (PT_LOAD maps p_offset to p_vaddr).
+absl::StatusOr<uint64_t> VaddrOfFileOffset(const std::string& path, uint64_t file_offset) {
+  if (absl::Status regular = CheckRegularFile(path); !regular.ok()) return regular;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open: ", std::strerror(errno)));
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  Elf64_Ehdr ehdr;
+  if (pread(fd, &ehdr, sizeof(ehdr), 0) != static_cast<ssize_t>(sizeof(ehdr)) ||
+      std::memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0) {
+    return absl::InvalidArgumentError("not an ELF file");
+  }
+  if (ehdr.e_ident[EI_CLASS] != ELFCLASS64 || ehdr.e_phentsize != sizeof(Elf64_Phdr)) {
+    return absl::InvalidArgumentError("not a 64-bit ELF file");
+  }
+  for (uint16_t i = 0; i < ehdr.e_phnum; ++i) {
+    Elf64_Phdr phdr;
+    if (pread(fd, &phdr, sizeof(phdr), ehdr.e_phoff + uint64_t{i} * sizeof(phdr)) !=
+        static_cast<ssize_t>(sizeof(phdr))) {
+      return absl::InvalidArgumentError("truncated program headers");
+    }
+    if (phdr.p_type != PT_LOAD) continue;
+    // Mappings start on page boundaries, so the mapping's offset may lie up to a page below the
+    // segment's p_offset; p_vaddr and p_offset are congruent modulo the page size.
+    const uint64_t page = 4096;
+    const uint64_t segment_start = phdr.p_offset & ~(page - 1);
+    if (file_offset >= segment_start && file_offset < phdr.p_offset + phdr.p_filesz) {
+      return phdr.p_vaddr - (phdr.p_offset - file_offset);
+    }
+  }
+  return absl::NotFoundError(
+      absl::StrFormat("no PT_LOAD segment covers file offset 0x%x", file_offset));
+}
+
+}  // namespace
+
+namespace {
+
+// GCC names the copies it makes of a function by appending a suffix: "probe.isra.0",
+// "parse.constprop.0", "run.part.0", "handle.cold". Users wrote "probe", so that is what a
+// frame says (the address still identifies the exact copy). In demangled C++ names the suffix
+// reads " [clone .isra.0]".
+std::string StripCloneSuffixes(std::string name) {
+  for (size_t clone; (clone = name.find(" [clone .")) != std::string::npos;) {
+    size_t end = name.find(']', clone);
+    name.erase(clone, end == std::string::npos ? std::string::npos : end - clone + 1);
+  }
+  static constexpr const char* kSuffixes[] = {".isra.",     ".constprop.", ".part.",       ".cold",
+                                              ".lto_priv.", ".localalias", ".specialized."};
+  size_t cut = std::string::npos;
+  for (const char* suffix : kSuffixes) cut = std::min(cut, name.find(suffix));
+  if (cut != std::string::npos && cut > 0) name.erase(cut);
+  return name;
+}
+
+}  // namespace
+
+std::string Demangle(const char* symbol) {
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(symbol, nullptr, nullptr, &status);
+  if (status != 0 || demangled == nullptr) return StripCloneSuffixes(symbol);
+  std::string result(demangled);
+  std::free(demangled);
+  return StripCloneSuffixes(std::move(result));
+}
+
+absl::StatusOr<uint64_t> ImageLoadBias(const ModuleMapping& first, const std::string& elf_file) {
+  absl::StatusOr<uint64_t> vaddr = VaddrOfFileOffset(elf_file, first.file_offset);
+  if (!vaddr.ok()) return vaddr.status();
+  return first.start - *vaddr;
+}
+
+absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::string& path) {
+  const ModuleMapping* lowest = nullptr;
+  for (const ModuleMapping& mapping : modules) {
+    if (mapping.path == path && !mapping.unloaded() &&
+        (lowest == nullptr || mapping.file_offset < lowest->file_offset)) {
+      lowest = &mapping;
+    }
+  }
+  if (lowest == nullptr) return absl::NotFoundError("module not in the module list");
+  return ImageLoadBias(*lowest, path);
+}
+
+namespace {
+
+// The mapping that starts the image `mapping` belongs to: the one with the lowest file offset in
+// the run of neighbouring entries from the same file and unload. A ModuleList lists each image's
+// mappings next to each other (address order for live ones, unload order for unloaded ones), so
+// two images of one file, such as a plugin loaded again after a dlclose, stay apart.
+size_t ImageStart(const ModuleList& modules, size_t index) {
+  const ModuleMapping& mapping = modules[index];
+  auto same_image = [&](size_t i) {
+    return modules[i].path == mapping.path && modules[i].unloaded() == mapping.unloaded() &&
+           modules[i].unload_number() == mapping.unload_number();
+  };
+  // An image's mappings go up in file offset; one that starts again lower is another image of
+  // the same file (dlmopen, or the file also mapped as data).
+  size_t first = index;
+  while (first > 0 && same_image(first - 1) &&
+         modules[first - 1].file_offset < modules[first].file_offset) {
+    --first;
+  }
+  return first;
+}
+
+// What identifies an image across processes: its path and build-id. Without a build-id, a file
+// deleted or replaced since it was mapped is another image than the one at the path now.
+std::string ImageKey(const std::string& path, const std::string& build_id, bool deleted) {
+  return absl::StrCat(path, "#", build_id.empty() && deleted ? "(deleted)" : build_id);
+}
+
+bool HasSection(Elf* elf, Elf64_Word type) {
+  for (Elf_Scn* section = elf_nextscn(elf, nullptr); section != nullptr;
+       section = elf_nextscn(elf, section)) {
+    GElf_Shdr header;
+    if (gelf_getshdr(section, &header) != nullptr && header.sh_type == type) return true;
+  }
+  return false;
+}
+
+std::string BuildIdOf(Dwfl_Module* module) {
+  const unsigned char* bits = nullptr;
+  GElf_Addr vaddr = 0;
+  const int length = dwfl_module_build_id(module, &bits, &vaddr);
+  if (length <= 0) return "";
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bits), static_cast<size_t>(length)));
+}
+
+}  // namespace
+
+struct Symbolizer::LoadedModule {
+  Dwfl* dwfl = nullptr;
+  Dwfl_Module* module = nullptr;
+  std::string file;        // what was opened: the path, or the debug file found by build-id
+  std::string error;       // why module is null
+  std::string no_symbols;  // why a function name may be missing, when some are
+  std::string no_lines;    // why source lines are missing
+
+  ~LoadedModule() { Close(); }
+  void Close() {
+    if (dwfl != nullptr) dwfl_end(dwfl);
+    dwfl = nullptr;
+    module = nullptr;
+  }
+  void Open(const Dwfl_Callbacks* callbacks, const std::string& path) {
+    Close();
+    file = path;
+    if (absl::Status regular = CheckRegularFile(path); !regular.ok()) {
+      error = std::string(regular.message());
+      return;
+    }
+    dwfl = dwfl_begin(callbacks);
+    if (dwfl == nullptr) {
+      error = absl::StrCat("dwfl_begin: ", dwfl_errmsg(-1));
+      return;
+    }
+    dwfl_report_begin(dwfl);
+    // Loaded at bias 0, so module addresses are the file's own virtual addresses: one session
+    // serves every process that maps the file, wherever ASLR put it (lookups subtract the bias).
+    module = dwfl_report_elf(dwfl, path.c_str(), path.c_str(), -1, 0, true);
+    if (module == nullptr) error = absl::StrCat("cannot open ", path, ": ", dwfl_errmsg(-1));
+    dwfl_report_end(dwfl, nullptr, nullptr);
+  }
+};
+
+Symbolizer::Symbolizer(SymbolizerOptions options) : options_(std::move(options)) {
+  // libdwfl reads a relative entry as relative to each binary's own folder (".debug"); the
+  // user meant the current one.
+  for (std::string& dir : options_.debug_dirs) {
+    std::error_code error;
+    const std::filesystem::path absolute = std::filesystem::absolute(dir, error);
+    if (!error) dir = absolute.lexically_normal().string();
+  }
+  debuginfo_path_ = ":.debug";
+  for (const std::string& dir : options_.debug_dirs) absl::StrAppend(&debuginfo_path_, ":", dir);
+  absl::StrAppend(&debuginfo_path_, ":/usr/lib/debug");
+  debuginfo_path_data_ = debuginfo_path_.data();
+  callbacks_ = Dwfl_Callbacks{
+      .find_elf = dwfl_build_id_find_elf,
+      .find_debuginfo = dwfl_standard_find_debuginfo,
+      .section_address = dwfl_offline_section_address,
+      .debuginfo_path = &debuginfo_path_data_,
+  };
+}
+
+Symbolizer::~Symbolizer() = default;
+
+std::string Symbolizer::FindDebugFile(const std::string& build_id) const {
+  if (build_id.size() < 4) return "";
+  std::vector<std::string> roots = options_.debug_dirs;
+  roots.push_back("/usr/lib/debug");
+  for (const std::string& root : roots) {
+    std::string candidate =
+        absl::StrCat(root, "/.build-id/", build_id.substr(0, 2), "/", build_id.substr(2), ".debug");
+    if (access(candidate.c_str(), R_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::string& build_id,
+                                           bool deleted) {
+  auto& slot = loaded_[ImageKey(path, build_id, deleted)];
+  if (slot != nullptr) return slot.get();
+  slot = std::make_unique<LoadedModule>();
+  LoadedModule& loaded = *slot;
+  if (deleted && build_id.empty()) {
+    // Without a build-id nothing tells whether the file now at the path is the one that ran.
+    loaded.error = absl::StrCat(path,
+                                " was deleted or replaced after it was loaded, and the shim sent "
+                                "no build-id to check a file against");
+    return slot.get();
+  }
+  loaded.Open(&callbacks_, path);
+  if (!build_id.empty()) {
+    // The file at the path may not be the one that was loaded (a deploy replaced it while the
+    // process ran): its symbols would name the wrong code. Its debug file, found by build-id,
+    // describes the loaded image exactly, so it is used instead.
+    const std::string on_disk = loaded.module != nullptr ? BuildIdOf(loaded.module) : "";
+    if (on_disk != build_id) {
+      const std::string problem =
+          loaded.module == nullptr
+              ? loaded.error
+              : absl::StrCat(path, " has changed since it was loaded (build-id ", build_id,
+                             on_disk.empty() ? ", the file has none"
+                                             : absl::StrCat(", the file has ", on_disk),
+                             ")");
+      const std::string debug_file = FindDebugFile(build_id);
+      if (debug_file.empty()) {
+        loaded.Close();  // every lookup in this image says why
+        loaded.error = absl::StrCat(problem, "; no debug file with that build-id was found");
+        return slot.get();
+      }
+      loaded.Open(&callbacks_, debug_file);
+      if (loaded.module == nullptr) {
+        loaded.error = absl::StrCat(problem, "; ", loaded.error);
+        return slot.get();
+      }
+    }
+  }
+  if (loaded.module == nullptr) return slot.get();
+  // What the image lacks, to explain frames that stay incomplete.
+  Dwarf_Addr dwarf_bias = 0;
+  const bool has_dwarf = dwfl_module_getdwarf(loaded.module, &dwarf_bias) != nullptr;
+  if (!has_dwarf) {
+    loaded.no_lines =
+        absl::StrCat("no debug info for ", path,
+                     build_id.empty() ? "" : absl::StrCat(" (build-id ", build_id, ")"));
+  }
+  GElf_Addr elf_bias = 0;
+  Elf* elf = dwfl_module_getelf(loaded.module, &elf_bias);
+  if (!has_dwarf && elf != nullptr && !HasSection(elf, SHT_SYMTAB)) {
+    loaded.no_symbols =
+        absl::StrCat(path,
+                     " is stripped and has no debug info: only its exported (.dynsym) "
+                     "functions have names");
+  }
+  return slot.get();
+}
+
+std::vector<Frame> Symbolizer::Symbolize(std::span<const uint64_t> return_addresses,
+                                         const ModuleList* modules, uint16_t module_generation) {
+  std::vector<Frame> frames;
+  frames.reserve(return_addresses.size());
+  for (uint64_t address : return_addresses) {
+    std::vector<Frame> expanded = SymbolizeWithInlines(address, modules, module_generation);
+    frames.insert(frames.end(), expanded.begin(), expanded.end());
+  }
+  return frames;
+}
+
+namespace {
+
+// The name of a subprogram or inlined-subroutine DIE, following its abstract origin: the
+// linkage name demangled when there is one (it carries the class and namespace), else the
+// plain name.
+std::string DieName(Dwarf_Die* die) {
+  Dwarf_Attribute attribute;
+  for (int name : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name}) {
+    if (dwarf_attr_integrate(die, name, &attribute) != nullptr) {
+      if (const char* linkage = dwarf_formstring(&attribute); linkage != nullptr) {
+        return Demangle(linkage);
+      }
+    }
+  }
+  if (dwarf_attr_integrate(die, DW_AT_name, &attribute) != nullptr) {
+    if (const char* plain = dwarf_formstring(&attribute); plain != nullptr) return plain;
+  }
+  return "";
+}
+
+// The functions inlined at `file_pc` of `module`, innermost first, each with the source line
+// inside it, then the containing function's frame (`physical`) with the line of the outermost
+// inlined call. Empty when nothing is inlined there or there is no DWARF.
+std::vector<Frame> InlineChain(Dwfl_Module* module, Dwarf_Addr file_pc, const Frame& physical) {
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* cu = dwfl_module_addrdie(module, file_pc, &bias);
+  if (cu == nullptr) return {};
+  // The innermost scope at the address, then every DIE that encloses it in the tree: the nested
+  // inlined-subroutine instances up to the containing subprogram (as eu-addr2line -i does;
+  // dwarf_getscopes alone can stop at the first inline level).
+  Dwarf_Die* innermost = nullptr;
+  if (dwarf_getscopes(cu, file_pc - bias, &innermost) <= 0) return {};
+  Dwarf_Die start = innermost[0];
+  free(innermost);
+  Dwarf_Die* scopes = nullptr;
+  const int count = dwarf_getscopes_die(&start, &scopes);
+  if (count <= 0) return {};
+  Dwarf_Files* files = nullptr;
+  size_t file_count = 0;
+  if (dwarf_getsrcfiles(cu, &files, &file_count) != 0) files = nullptr;
+
+  std::vector<Frame> chain;
+  std::string file = physical.file;
+  int line = physical.line;
+  for (int i = 0; i < count; ++i) {
+    const int tag = dwarf_tag(&scopes[i]);
+    if (tag == DW_TAG_subprogram) break;
+    if (tag != DW_TAG_inlined_subroutine) continue;  // lexical blocks
+    Frame frame = physical;
+    frame.function = DieName(&scopes[i]);
+    frame.file = file;
+    frame.line = line;
+    frame.inlined = true;
+    chain.push_back(std::move(frame));
+    // Where this inlined call was made: the location inside the next scope out.
+    Dwarf_Attribute attribute;
+    Dwarf_Word value = 0;
+    file.clear();
+    line = 0;
+    if (files != nullptr &&
+        dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attribute), &value) == 0) {
+      if (const char* name = dwarf_filesrc(files, value, nullptr, nullptr); name != nullptr) {
+        file = name;
+      }
+    }
+    if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attribute), &value) == 0) {
+      line = static_cast<int>(value);
+    }
+  }
+  free(scopes);
+  if (chain.empty()) return {};
+  Frame outer = physical;
+  outer.file = file;
+  outer.line = line;
+  chain.push_back(std::move(outer));
+  return chain;
+}
+
+}  // namespace
+
+std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
+                                                    const ModuleList* modules,
+                                                    uint16_t module_generation) {
+  Frame physical = SymbolizeReturnAddress(return_address, modules, module_generation);
+  if (physical.function.empty() || physical.module.empty() || physical.module_offset == 0) {
+    return {physical};
+  }
+  const uint64_t file_pc = physical.module_offset - 1;
+  // Only resolved frames get here, so their image was not deleted without a build-id.
+  const auto key = std::make_pair(ImageKey(physical.module, physical.build_id, false), file_pc);
+  auto [it, inserted] = inline_chains_.try_emplace(key);
+  if (inserted) {
+    LoadedModule* loaded = Load(physical.module, physical.build_id, false);
+    if (loaded->module != nullptr) it->second = InlineChain(loaded->module, file_pc, physical);
+  }
+  if (it->second.empty()) return {physical};
+  std::vector<Frame> chain = it->second;
+  for (Frame& frame : chain) frame.address = return_address;
+  return chain;
+}
+
+Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules,
+                                         uint16_t module_generation) {
+  Frame frame;
+  frame.address = return_address;
+  if (modules == nullptr) {
+    frame.unresolved = "no module list was received";
+    return frame;
+  }
+  // A return address points after the call; the call itself is one byte earlier. That matters
+  // when the call is the last instruction of a function (noreturn callee) or of an inline range.
+  const uint64_t pc = return_address > 0 ? return_address - 1 : 0;
+  // The mapping that held this address when the stack was captured: of the mappings dlclose()
+  // removed after the capture, the first removed (a later one can only have been loaded there
+  // after it); if none, the live mapping. Unload numbers wrap at 2^16, so they are compared as
+  // differences.
+  std::optional<size_t> found;
+  int best_distance = 0;
+  bool unloaded_here = false;  // some unloaded mapping covers the address
+  bool live_here = false;
+  for (size_t i = 0; i < modules->size(); ++i) {
+    const ModuleMapping& m = (*modules)[i];
+    if (pc < m.start || pc >= m.end) continue;
+    if (!m.unloaded()) {
+      live_here = true;
+      continue;
+    }
+    unloaded_here = true;
+    const auto distance = static_cast<int16_t>(m.unload_number() - module_generation);
+    if (distance > 0 && (!found || distance < best_distance)) {
+      found = i;
+      best_distance = distance;
+    }
+  }
+  // The shim keeps the unloads of the last census intervals or so. A stack older than that
+  // (sent again after a reconnect, or captured before thousands of dlcloses within one
+  // interval) may have run in a module that is no longer listed: whichever module is listed at
+  // the address now may not be the one that ran.
+  const bool unloads_since =
+      modules->has_unload_history &&
+      static_cast<int16_t>(modules->unload_generation - module_generation) > 0;
+  const bool history_complete =
+      !modules->has_unload_history ||
+      static_cast<int16_t>(modules->unload_history_start - module_generation) <= 1;
+  if (unloads_since && !history_complete && (unloaded_here || !live_here)) {
+    frame.unresolved =
+        "the module mapped here when the stack was captured is unknown: more modules were "
+        "unloaded since than the shim keeps a record of";
+    return frame;
+  }
+  for (size_t i = 0; i < modules->size() && !found; ++i) {
+    const ModuleMapping& m = (*modules)[i];
+    if (!m.unloaded() && pc >= m.start && pc < m.end) found = i;
+  }
+  if (!found) {
+    frame.unresolved = "no mapped file contains the address";
+    return frame;
+  }
+  const ModuleMapping& mapping = (*modules)[*found];
+  const size_t image_start = ImageStart(*modules, *found);
+  const ModuleMapping& image = (*modules)[image_start];
+  frame.module = mapping.path;
+  frame.build_id = image.build_id;
+  frame.module_unloaded = mapping.unloaded();
+  LoadedModule* loaded = Load(mapping.path, image.build_id, image.deleted);
+
+  const auto bias_key = std::make_pair(modules, image_start);
+  auto bias_it = biases_.find(bias_key);
+  if (bias_it == biases_.end()) {
+    // The debug file found by build-id has the same program headers as the loaded image.
+    const absl::StatusOr<uint64_t> value =
+        ImageLoadBias(image, loaded->module != nullptr ? loaded->file : mapping.path);
+    LoadBias bias;
+    if (value.ok()) {
+      bias.value = *value;
+    } else {
+      bias.error = std::string(value.status().message());
+    }
+    bias_it = biases_.emplace(bias_key, std::move(bias)).first;
+  }
+  if (!bias_it->second.error.empty()) {
+    frame.module_offset = return_address - mapping.start + mapping.file_offset;
+    frame.unresolved = loaded->module == nullptr
+                           ? loaded->error
+                           : absl::StrCat("cannot compute load bias: ", bias_it->second.error);
+    return frame;
+  }
+  const uint64_t bias = bias_it->second.value;
+  frame.module_offset = return_address - bias;
+
+  // The same code at the same file address, whatever the process: cached by file address.
+  const uint64_t file_pc = pc - bias;
+  const auto key = std::make_pair(ImageKey(mapping.path, image.build_id, image.deleted), file_pc);
+  if (auto it = frames_.find(key); it != frames_.end()) {
+    Frame cached = it->second;
+    cached.address = return_address;
+    cached.module_unloaded = frame.module_unloaded;
+    return cached;
+  }
+
+  if (loaded->module == nullptr) {
+    frame.unresolved = loaded->error;
+  } else {
+    GElf_Off offset = 0;
+    GElf_Sym sym;
+    const char* name =
+        dwfl_module_addrinfo(loaded->module, file_pc, &offset, &sym, nullptr, nullptr, nullptr);
+    if (name != nullptr) {
+      // The ELF symbol table spells versioned symbols "name@@VERSION"; people search by name.
+      std::string_view plain(name);
+      plain = plain.substr(0, plain.find('@'));
+      frame.function = Demangle(std::string(plain).c_str());
+    } else {
+      frame.unresolved = !loaded->no_symbols.empty() ? loaded->no_symbols
+                                                     : std::string("no symbol covers the address");
+    }
+    if (Dwfl_Line* line = dwfl_module_getsrc(loaded->module, file_pc); line != nullptr) {
+      int lineno = 0;
+      if (const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
+          file != nullptr) {
+        frame.file = file;
+        frame.line = lineno;
+      }
+    }
+    if (frame.unresolved.empty() && frame.file.empty()) {
+      frame.unresolved =
+          !loaded->no_lines.empty() ? loaded->no_lines : std::string("no line information here");
+    }
+  }
+  frames_.emplace(key, frame);
+  return frame;
+}
+
+}  // namespace dw::report

@@ -1,0 +1,98 @@
+// symbolizer.h: turns the return addresses of a census stack into functions and file:line.
+//
+// Uses elfutils libdwfl offline: each module of the traced process is opened from disk at the
+// load bias computed from the census ModuleList, so it works after the process has exited. When
+// the shim sent the image's build-id, the file at the path must carry the same one; otherwise
+// (the binary was replaced after it was loaded) its separate debug file is looked up by build-id
+// instead, and failing that the frame is left unresolved. Debug info split into
+// /usr/lib/debug/.build-id (Debian's -dbgsym packages) is found the same way. It never fails
+// hard: a frame that cannot be resolved keeps its module and offset plus a reason.
+//
+// Thread-safety: not thread-safe (caches and libdwfl handles are unsynchronised); use one
+// Symbolizer per thread. Allocation: yes (collector code). Never runs inside a hook.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "elfutils/libdwfl.h"
+#include "report/decode/census.h"
+#include "report/symbols/frames.h"
+
+namespace dw::report {
+
+// The load bias of the module at `path` in `modules`: the value to add to the ELF's virtual
+// addresses to get run-time addresses. Computed from the mapping with the lowest file offset and
+// the PT_LOAD segment covering that offset, so it is right for PIEs, shared libraries and non-PIE
+// executables (bias 0) alike. Mappings dlclose() removed are not considered.
+absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::string& path);
+
+// The load bias of an image from its first mapping (the lowest file offset) and the ELF file
+// whose program headers describe it: the file itself, or its debug file. ComputeLoadBias and the
+// Symbolizer both use it.
+absl::StatusOr<uint64_t> ImageLoadBias(const ModuleMapping& first, const std::string& elf_file);
+
+struct SymbolizerOptions {
+  // Searched for <dir>/.build-id/xx/yyyy.debug before /usr/lib/debug.
+  std::vector<std::string> debug_dirs;
+};
+
+class Symbolizer {
+ public:
+  explicit Symbolizer(SymbolizerOptions options = {});
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  // Symbolises return addresses (innermost first), expanding each into the functions inlined
+  // at that address (marked `inlined`) followed by the function that contains it. `modules`
+  // may be null (no ModuleList seen). `module_generation` is the stack's (SiteStack): an
+  // address is looked up in the module that was mapped there when the stack was captured, which
+  // is the one unloaded first after it, if any, else the live one.
+  std::vector<Frame> Symbolize(std::span<const uint64_t> return_addresses,
+                               const ModuleList* modules, uint16_t module_generation = 0);
+  // One return address, as the function containing it (no inline expansion).
+  Frame SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules,
+                               uint16_t module_generation = 0);
+  // One return address with its inlined functions, innermost first; the last frame is the
+  // function containing the address, with the source line of the call it makes.
+  std::vector<Frame> SymbolizeWithInlines(uint64_t return_address, const ModuleList* modules,
+                                          uint16_t module_generation = 0);
+
+ private:
+  struct LoadedModule;
+  // The image mapped from `path` with `build_id` (may be empty: not checked), opened once.
+  // `deleted`: the maps said the file was deleted or replaced since it was mapped.
+  LoadedModule* Load(const std::string& path, const std::string& build_id, bool deleted);
+  std::string FindDebugFile(const std::string& build_id) const;
+
+  SymbolizerOptions options_;
+  std::string debuginfo_path_;  // libdwfl's search path: ":.debug:<debug dirs>:/usr/lib/debug"
+  char* debuginfo_path_data_ = nullptr;  // libdwfl takes the path by char**
+  Dwfl_Callbacks callbacks_;
+  // One libdwfl session per image (path and build-id), loaded at bias 0: opened once, reused for
+  // every frame of every process that maps it.
+  absl::flat_hash_map<std::string, std::unique_ptr<LoadedModule>> loaded_;
+  // Bias per (module list, first mapping of the image): one ModuleList is shared by many sites.
+  struct LoadBias {
+    uint64_t value = 0;
+    std::string error;  // why there is none
+  };
+  absl::flat_hash_map<std::pair<const ModuleList*, size_t>, LoadBias> biases_;
+  // Resolved frames per (image key, file address).
+  absl::flat_hash_map<std::pair<std::string, uint64_t>, Frame> frames_;
+  // Inline chains per (image key, file address); empty when nothing is inlined there.
+  absl::flat_hash_map<std::pair<std::string, uint64_t>, std::vector<Frame>> inline_chains_;
+};
+
+// Demangles a C++ symbol; returns the input when it is not a mangled name.
+std::string Demangle(const char* symbol);
+
+}  // namespace dw::report

@@ -1,0 +1,162 @@
+// collector.h: the listening side of the census protocol, one poll loop for all connections.
+//
+// A Collector owns a fresh directory (mkdtemp, then mode 0711: others may reach the socket by its
+// exact name but not list the directory) holding the socket census.sock (mode 0777, so that a
+// child of the run that switched to another uid can connect), accepts any number of connections
+// (the target, its children and each exec image connect on their own), reads them non-blocking
+// and decodes each with its own CensusStreamDecoder. A connection's EOF is normal: the process
+// exited. A corrupt stream ends only that connection.
+//
+// Who may connect (docs/SECURITY.md): a peer whose SO_PEERCRED uid is ours, or one the admission
+// check (set_admission: `driftwatch run` asks whether the pid belongs to the run) accepts. Anyone
+// else is closed at once, unread, and listed in refused(). When accept() fails for want of fds
+// (EMFILE, ENFILE), a reserve fd is given up to accept the peer and close it, so the listener
+// stops being readable instead of waking poll() forever; the peer is listed in turned_away().
+//
+// Thread-safety: not thread-safe; driven by one thread. Allocation: yes (collector code).
+// Never runs inside a hook.
+#pragma once
+
+#include <poll.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "report/decode/census.h"
+#include "report/decode/census_stream.h"
+#include "report/store/process_series.h"
+#include "report/transport/peer.h"
+
+namespace dw::report {
+
+// Everything received on one connection, i.e. from one process image.
+struct ConnectionRecord {
+  std::optional<PeerInfo> peer;    // absent for offline (replayed) connections
+  std::optional<HelloInfo> hello;  // absent if the peer never sent a Hello
+  // The last complete census; its counters (every site's latest values) are filled in when the
+  // connection ends, empty before.
+  std::optional<Census> latest;
+  ProcessSeries series;
+  absl::flat_hash_map<uint32_t, SiteStack> sites;  // every site defined on the connection
+  size_t census_count = 0;
+  uint64_t sequence_gaps = 0;
+  bool saw_final = false;    // a census flagged kCensusFinal arrived
+  bool eof = false;          // the peer closed the connection
+  std::string stream_error;  // corrupt or truncated stream; empty when clean
+};
+
+class Collector {
+ public:
+  // Sees the raw bytes of every connection exactly as read, for `driftwatch run --record`
+  // (report/commands/recording.h). Connection ids are 0, 1, 2, ... in accept order, the order
+  // Finish() hands the records over. Called from PollOnce() on the collecting thread.
+  class Tap {
+   public:
+    virtual ~Tap() = default;
+    virtual void OnOpen(uint32_t connection) = 0;
+    virtual void OnBytes(uint32_t connection, std::string_view bytes) = 0;
+    // The peer closed the connection (`read_error` empty) or reading it failed.
+    virtual void OnClose(uint32_t connection, std::string_view read_error) = 0;
+  };
+
+  // Creates the directory and the listening socket. The directory goes under $TMPDIR when that
+  // leaves room for the socket path, else under /tmp.
+  static absl::StatusOr<std::unique_ptr<Collector>> Create();
+  // A collector without a socket whose connections the caller feeds (the replay of a recording,
+  // `driftwatch report`). The bytes go through exactly the decoding of a live connection, so a
+  // replay sees what the live run saw.
+  static std::unique_ptr<Collector> CreateOffline();
+  ~Collector();  // closes all sockets and removes the socket and its directory
+  Collector(const Collector&) = delete;
+  Collector& operator=(const Collector&) = delete;
+
+  const std::string& socket_path() const { return socket_path_; }
+
+  // Polls the collector's sockets together with `extra` (whose revents are filled in) for up to
+  // `timeout_ms`, then accepts and reads whatever is ready. Returns whether any connection was
+  // accepted or any bytes or EOF were read.
+  absl::StatusOr<bool> PollOnce(int timeout_ms, std::span<pollfd> extra);
+
+  // Connections accepted and not yet at EOF (or failed).
+  size_t open_connections() const;
+
+  // Closes every connection (recording truncation for those still open) and hands over what was
+  // received, in the order the connections were accepted.
+  std::vector<ConnectionRecord> Finish();
+
+  // Not owned; null (the default) for none. Set before the first PollOnce().
+  void set_tap(Tap* tap) { tap_ = tap; }
+
+  // Decides about peers whose uid is not ours; unset (the default), they are all refused.
+  using Admission = std::function<bool(const PeerInfo& peer)>;
+  void set_admission(Admission admission) { admission_ = std::move(admission); }
+
+  // Peers closed unread because the admission check refused them, once per pid, in order; at
+  // most kMaxListedPeers, so that a peer hammering the socket cannot grow them without bound.
+  static constexpr size_t kMaxListedPeers = 1024;
+  const std::vector<PeerInfo>& refused() const { return refused_; }
+  // Peers accepted and closed at once because the collector had no fd left for them (listed as
+  // refused() is), and how many connections that was in all.
+  const std::vector<PeerInfo>& turned_away() const { return turned_away_; }
+  size_t turned_away_connections() const { return turned_away_connections_; }
+
+  // Offline connections (CreateOffline): the replay of Tap events. OpenOffline() returns the new
+  // connection's id (0, 1, 2, ...). Feeding or ending a connection that already ended (a corrupt
+  // stream ends it early, as live) does nothing. Ids must come from OpenOffline().
+  uint32_t OpenOffline();
+  void FeedOffline(uint32_t connection, std::string_view bytes);
+  void EndOffline(uint32_t connection, std::string_view read_error);
+
+ private:
+  struct Connection {
+    int fd = -1;  // -1 for offline connections, and once closed
+    uint32_t id = 0;
+    bool open = true;
+    CensusStreamDecoder decoder;
+    ConnectionRecord record;
+  };
+
+  using Clock = std::chrono::steady_clock;
+
+  Collector() = default;
+  static std::unique_ptr<Connection> NewConnection();
+  void AcceptAll();
+  // SO_PEERCRED of `fd`, and whether the peer may connect; closes `fd` and lists the peer when
+  // not.
+  bool Admit(int fd, PeerInfo& peer);
+  // accept() failed with EMFILE or ENFILE: frees the reserve fd to take the first pending peer
+  // and close it, so poll() does not wake at once forever; pauses the listener if even that fails.
+  void TurnAwayOne();
+  // Returns true when something was read or the connection ended.
+  bool ReadFrom(Connection& connection);
+  // What happens to bytes and to the end of a connection, live or offline.
+  void Consume(Connection& connection, std::string_view bytes);
+  void EndOfStream(Connection& connection, std::string_view read_error);
+  void Drain(Connection& connection);
+  void Close(Connection& connection);
+
+  std::string dir_;
+  std::string socket_path_;
+  int listen_fd_ = -1;
+  int reserve_fd_ = -1;  // /dev/null, given up to accept one peer when fds run out
+  Clock::time_point listener_paused_until_{};
+  Admission admission_;
+  std::vector<PeerInfo> refused_;
+  std::vector<PeerInfo> turned_away_;
+  size_t turned_away_connections_ = 0;
+  std::vector<std::unique_ptr<Connection>> connections_;
+  Tap* tap_ = nullptr;
+};
+
+}  // namespace dw::report
