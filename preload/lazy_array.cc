@@ -20,6 +20,7 @@ bool LazyChunks::Init(size_t element_size, uint32_t capacity, uint32_t chunk_bit
     Release();
     return false;
   }
+  first_chunk_ = directory_[0].load(std::memory_order_relaxed);
   return true;
 }
 
@@ -67,6 +68,7 @@ void LazyChunks::Release() {
     os::UnmapPages(directory_, size_t{chunk_count()} * sizeof(std::atomic<char*>));
   }
   directory_ = nullptr;
+  first_chunk_ = nullptr;
   capacity_ = 0;
 }
 

@@ -31,6 +31,10 @@ class LazyChunks {
   // The element's memory if its chunk is mapped, else nullptr (reads as "all zero").
   void* Get(uint32_t index) const {
     if (index >= capacity_) return nullptr;
+    // Chunk 0 holds the oldest ids, often the hottest: reached without the directory's load,
+    // which on every malloc and free was a dependent cache miss of its own.
+    if (index <= chunk_mask_ && first_chunk_ != nullptr)
+      return first_chunk_ + index * element_size_;
     char* chunk = directory_[index >> chunk_bits_].load(std::memory_order_acquire);
     if (chunk == nullptr) return nullptr;
     return chunk + (index & chunk_mask_) * element_size_;
@@ -53,6 +57,7 @@ class LazyChunks {
   uint32_t chunk_count() const { return (capacity_ + chunk_mask_) >> chunk_bits_; }
 
   std::atomic<char*>* directory_ = nullptr;
+  char* first_chunk_ = nullptr;  // directory_[0], set by Init() (before any other thread runs)
   size_t element_size_ = 0;
   uint32_t capacity_ = 0;
   uint32_t chunk_bits_ = 0;

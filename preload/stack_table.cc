@@ -6,14 +6,51 @@
 
 namespace dw {
 
-uint64_t HashFrames(const uintptr_t* frames, uint32_t depth) {
-  uint64_t hash = 0x9E3779B97F4A7C15ull ^ depth;
-  for (uint32_t i = 0; i < depth; ++i) {
-    hash ^= frames[i];
-    hash *= 0xFF51AFD7ED558CCDull;
-    hash ^= hash >> 32;
+namespace {
+
+constexpr uint64_t kMul = 0xFF51AFD7ED558CCDull;
+
+// One step of a lane: xor the frame in, multiply, fold the high half down.
+inline uint64_t Step(uint64_t lane, uintptr_t frame) {
+  lane = (lane ^ frame) * kMul;
+  return lane ^ (lane >> 32);
+}
+
+inline uint64_t Rotate(uint64_t value, int bits) {
+  return (value << bits) | (value >> (64 - bits));
+}
+
+// Inlined into Intern (HashFrames is the same function for tests).
+__attribute__((always_inline)) inline uint64_t HashStack(const uintptr_t* frames, uint32_t depth) {
+  // Four independent lanes take every fourth frame, so the multiplies of one round overlap
+  // instead of waiting on each other: a serial chain over 16 frames costs ~5 cycles per frame,
+  // this one a quarter of that. Each lane starts from its own seed, so the same address in two
+  // lanes (two frames swapped) gives another hash.
+  uint64_t lane0 = 0x9E3779B97F4A7C15ull ^ depth, lane1 = 0xC2B2AE3D27D4EB4Full;
+  uint64_t lane2 = 0x165667B19E3779F9ull, lane3 = 0x27D4EB2F165667C5ull;
+  uint32_t i = 0;
+  for (; i + 4 <= depth; i += 4) {
+    lane0 = Step(lane0, frames[i]);
+    lane1 = Step(lane1, frames[i + 1]);
+    lane2 = Step(lane2, frames[i + 2]);
+    lane3 = Step(lane3, frames[i + 3]);
   }
-  return hash | 1;  // never 0, so a zero hash can mean "unset" to a debugger
+  if (i < depth) lane0 = Step(lane0, frames[i++]);
+  if (i < depth) lane1 = Step(lane1, frames[i++]);
+  if (i < depth) lane2 = Step(lane2, frames[i]);
+  // One multiply finishes it: its top bits depend on every bit of the folded lanes, and the
+  // index takes its home slot from the top bits (HomeSlot), so no fold back down is needed.
+  const uint64_t hash = (lane0 ^ Rotate(lane1, 16) ^ Rotate(lane2, 32) ^ Rotate(lane3, 48)) * kMul;
+  return hash | 1;  // never 0, so a zero hash can mean "unset" to a debugger; HomeSlot skips bit 0
+}
+
+}  // namespace
+
+uint64_t HashFrames(const uintptr_t* frames, uint32_t depth) { return HashStack(frames, depth); }
+
+uint64_t HomeSlot(uint64_t hash, uint32_t index_bits) {
+  // Two shifts, so that a one-slot index (0 bits) is not a shift by 64.
+  return (hash >> 1) >> (63 - index_bits);
 }
 
 bool StackTable::Init(uint32_t max_sites, uint32_t max_depth) {
@@ -23,6 +60,7 @@ bool StackTable::Init(uint32_t max_sites, uint32_t max_depth) {
   uint64_t index_slots = 1;
   while (index_slots < 2ull * max_sites) index_slots <<= 1;  // load factor stays <= 1/2
   index_mask_ = index_slots - 1;
+  index_bits_ = static_cast<uint32_t>(__builtin_ctzll(index_slots));
   index_ = static_cast<std::atomic<uint32_t>*>(os::MapPages(index_slots * sizeof(uint32_t)));
   if (index_ == nullptr) return false;
   return records_.Init(record_size_, max_sites, kRecordChunkBits);
@@ -62,16 +100,20 @@ uint32_t StackTable::TakeId() {
 
 bool StackTable::Matches(const Record& record, uint64_t hash, const uintptr_t* frames,
                          uint32_t depth) const {
-  return record.hash == hash && record.depth == depth &&
-         memcmp(record.frames, frames, depth * sizeof(uintptr_t)) == 0;
+  if (record.hash != hash || record.depth != depth) return false;
+  // Inline and branch-free over the frames: a stack that reaches here almost always matches,
+  // so there is no early exit worth a branch per frame, nor a call to memcmp.
+  uintptr_t differ = 0;
+  for (uint32_t i = 0; i < depth; ++i) differ |= record.frames[i] ^ frames[i];
+  return differ == 0;
 }
 
 uint32_t StackTable::Intern(const uintptr_t* frames, uint32_t depth, uint16_t module_generation) {
   if (index_ == nullptr) return kNoSite;  // released
   if (depth > max_depth_) depth = max_depth_;
-  const uint64_t hash = HashFrames(frames, depth);
+  const uint64_t hash = HashStack(frames, depth);
   uint32_t mine = kNoSite;  // our record, written but not yet linked into the index
-  for (uint64_t slot = hash & index_mask_;; slot = (slot + 1) & index_mask_) {
+  for (uint64_t slot = HomeSlot(hash, index_bits_);; slot = (slot + 1) & index_mask_) {
     uint32_t id = index_[slot].load(std::memory_order_acquire);
     if (id == kNoSite) {
       if (mine == kNoSite) {

@@ -75,6 +75,7 @@ class StackTable {
   uint32_t max_depth_ = 0;
   size_t record_size_ = 0;
   uint64_t index_mask_ = 0;
+  uint32_t index_bits_ = 0;                 // index_mask_ + 1 == 1 << index_bits_
   std::atomic<uint32_t>* index_ = nullptr;  // open addressing, linear probing, never deleted
   LazyChunks records_;
   std::atomic<uint32_t> next_id_{1};
@@ -85,7 +86,9 @@ class StackTable {
   std::atomic<uint64_t> overflowed_{0};
 };
 
-// Hash of a stack; exposed for tests.
+// Hash of a stack, and its home slot in an index of 2^index_bits slots (from the hash's top
+// bits); exposed for tests.
 uint64_t HashFrames(const uintptr_t* frames, uint32_t depth);
+uint64_t HomeSlot(uint64_t hash, uint32_t index_bits);
 
 }  // namespace dw

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace dw {
@@ -75,6 +77,62 @@ TEST(StackTableTest, ConcurrentInternsAgreeOnIds) {
     if (!table.IsDuplicate(id)) ++live;
   }
   EXPECT_EQ(live, kStacks);
+}
+
+// The stacks of bench/programs/recursive.c: chains of 5 or 6 calls among 8 functions, each
+// frame the return address of the call site that picked the next function, under a fixed
+// outer part. 294,912 stacks that differ only in a few frames, in few bits of each.
+std::vector<std::vector<uintptr_t>> RecursiveStacks() {
+  std::vector<std::vector<uintptr_t>> stacks;
+  for (uint32_t length = 5; length <= 6; ++length) {
+    for (uint32_t chain = 0; chain < (1u << (3 * length)); ++chain) {
+      std::vector<uintptr_t> frames = {0x401234};  // the leaf's malloc call
+      for (uint32_t level = 0; level < length; ++level) {
+        const uint32_t caller = (chain >> (3 * level)) & 7;
+        const uint32_t callee = level == 0 ? 8 : (chain >> (3 * (level - 1))) & 7;
+        frames.push_back(0x401400 + caller * 0x90 + callee * 0xC);
+      }
+      for (uintptr_t outer = 0x401a00; frames.size() < 16; outer += 0x1b) frames.push_back(outer);
+      stacks.push_back(frames);
+    }
+  }
+  return stacks;
+}
+
+// A weak hash would still intern correctly (records are compared whole) but would crowd the
+// index into long probe runs; this guards the spread the lock-free index relies on.
+TEST(StackTableTest, HashSpreadsSimilarStacks) {
+  const auto stacks = RecursiveStacks();
+  ASSERT_EQ(stacks.size(), 294912u);
+  std::unordered_set<uint64_t> hashes;
+  std::unordered_set<uint64_t> index_slots;  // home slots in a 2^20-slot index
+  for (const auto& frames : stacks) {
+    const uint64_t hash = HashFrames(frames.data(), 16);
+    hashes.insert(hash);
+    index_slots.insert(HomeSlot(hash, 20));
+  }
+  EXPECT_EQ(hashes.size(), stacks.size()) << "64-bit hash collisions";
+  // A uniform hash fills 2^20 * (1 - exp(-294912 / 2^20)) = 257.1k distinct slots.
+  EXPECT_GT(index_slots.size(), 254000u);
+  // Frame order matters: two swapped frames are another stack.
+  auto swapped = stacks[12345];
+  std::swap(swapped[1], swapped[2]);
+  EXPECT_NE(HashFrames(swapped.data(), 16), HashFrames(stacks[12345].data(), 16));
+}
+
+TEST(StackTableTest, InternsManySimilarStacksToDistinctStableIds) {
+  const auto stacks = RecursiveStacks();
+  StackTable table;
+  ASSERT_TRUE(table.Init(1 << 19, 16));
+  std::vector<uint32_t> ids;
+  for (const auto& frames : stacks) ids.push_back(table.Intern(frames.data(), 16));
+  std::vector<uint32_t> sorted = ids;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  EXPECT_EQ(sorted.front(), 1u);
+  for (size_t i = 0; i < stacks.size(); i += 97) {
+    ASSERT_EQ(table.Intern(stacks[i].data(), 16), ids[i]);
+  }
 }
 
 }  // namespace
