@@ -1,5 +1,9 @@
 // alloc_hooks.cc: the malloc family. Each hook guards, calls the real function, records, returns.
 //
+// An allocation the shim will not record (sampled mode's common case, or a shim that is not
+// tracking) is decided before the real call and forwarded as a plain tail call, with no guard:
+// that is what keeps sampled mode near the bare allocator's cost.
+//
 // Before the real functions are resolved, requests are served by the bootstrap arena; its blocks
 // are recognised everywhere and never reach the real allocator. Arguments and results are
 // forwarded untouched: the target's allocator, alignment rules and errno are its own.
@@ -16,8 +20,7 @@ namespace {
 
 constexpr size_t kMallocAlignment = 16;
 
-// Records a fresh block unless this call came from inside the shim. Inlined: in sampled mode
-// this is most of the hook's work.
+// Records a fresh block unless this call came from inside the shim.
 [[gnu::always_inline]] inline void* Recorded(const dw::HookScope& scope, void* block, size_t size) {
   if (scope.entered()) dw::OnHeapAlloc(block, size);
   return block;
@@ -29,12 +32,34 @@ void* BootstrapAllocate(size_t size, size_t alignment) {
   return block;
 }
 
-}  // namespace
-
-DW_EXPORT void* malloc(size_t size) noexcept {
+// The hooks' bodies when the shim has work to do (resolving, the bootstrap arena, a block to
+// record) are separate functions, so that the hooks' forwarding paths save no registers.
+[[gnu::noinline]] void* MallocWithWork(size_t size) {
   if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, kMallocAlignment);
   dw::HookScope scope;
   return Recorded(scope, dw::real::malloc(size), size);
+}
+
+[[gnu::noinline]] void* CallocWithWork(size_t count, size_t size) {
+  size_t bytes;
+  if (!dw::real::EnsureResolved()) {
+    if (__builtin_mul_overflow(count, size, &bytes)) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    return BootstrapAllocate(bytes, kMallocAlignment);  // arena memory is never reused: zeroed
+  }
+  dw::HookScope scope;
+  void* block = dw::real::calloc(count, size);
+  if (block == nullptr) return block;
+  return Recorded(scope, block, count * size);
+}
+
+}  // namespace
+
+DW_EXPORT void* malloc(size_t size) noexcept {
+  if (dw::real::Resolved() && dw::AllocationSkipsShim(size)) return dw::real::malloc(size);
+  return MallocWithWork(size);
 }
 
 DW_EXPORT void free(void* block) noexcept {
@@ -49,17 +74,11 @@ DW_EXPORT void free(void* block) noexcept {
 
 DW_EXPORT void* calloc(size_t count, size_t size) noexcept {
   size_t bytes;
-  if (!dw::real::EnsureResolved()) {
-    if (__builtin_mul_overflow(count, size, &bytes)) {
-      errno = ENOMEM;
-      return nullptr;
-    }
-    return BootstrapAllocate(bytes, kMallocAlignment);  // arena memory is never reused: zeroed
+  if (dw::real::Resolved() && !__builtin_mul_overflow(count, size, &bytes) &&
+      dw::AllocationSkipsShim(bytes)) {
+    return dw::real::calloc(count, size);
   }
-  dw::HookScope scope;
-  void* block = dw::real::calloc(count, size);
-  if (block == nullptr) return block;
-  return Recorded(scope, block, count * size);
+  return CallocWithWork(count, size);
 }
 
 namespace {
@@ -94,10 +113,21 @@ void* TrackedRealloc(void* block, size_t bytes, Call call) {
 
 }  // namespace
 
-DW_EXPORT void* realloc(void* block, size_t size) noexcept {
+namespace {
+
+[[gnu::noinline]] void* ReallocWithWork(void* block, size_t size) {
   if (dw::bootstrap::Owns(block)) return ReallocFromArena(block, size);
   if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, kMallocAlignment);
   return TrackedRealloc(block, size, [=] { return dw::real::realloc(block, size); });
+}
+
+}  // namespace
+
+DW_EXPORT void* realloc(void* block, size_t size) noexcept {
+  if (dw::real::Resolved() && !dw::bootstrap::Owns(block) && dw::ReallocSkipsShim(block, size)) {
+    return dw::real::realloc(block, size);
+  }
+  return ReallocWithWork(block, size);
 }
 
 DW_EXPORT void* reallocarray(void* block, size_t count, size_t size) noexcept {
@@ -112,6 +142,10 @@ DW_EXPORT void* reallocarray(void* block, size_t count, size_t size) noexcept {
   }
   if (dw::bootstrap::Owns(block)) return ReallocFromArena(block, bytes);
   if (!dw::real::EnsureResolved()) return BootstrapAllocate(bytes, kMallocAlignment);
+  if (dw::ReallocSkipsShim(block, bytes)) {
+    return dw::real::reallocarray != nullptr ? dw::real::reallocarray(block, count, size)
+                                             : dw::real::realloc(block, bytes);
+  }
   if (dw::real::reallocarray == nullptr) {
     return TrackedRealloc(block, bytes, [=] { return dw::real::realloc(block, bytes); });
   }
@@ -120,12 +154,14 @@ DW_EXPORT void* reallocarray(void* block, size_t count, size_t size) noexcept {
 
 DW_EXPORT void* memalign(size_t alignment, size_t size) noexcept {
   if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, alignment);
+  if (dw::AllocationSkipsShim(size)) return dw::real::memalign(alignment, size);
   dw::HookScope scope;
   return Recorded(scope, dw::real::memalign(alignment, size), size);
 }
 
 DW_EXPORT void* aligned_alloc(size_t alignment, size_t size) noexcept {
   if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, alignment);
+  if (dw::AllocationSkipsShim(size)) return dw::real::aligned_alloc(alignment, size);
   dw::HookScope scope;
   return Recorded(scope, dw::real::aligned_alloc(alignment, size), size);
 }
@@ -138,6 +174,7 @@ DW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) noexcept
     *out = block;
     return 0;
   }
+  if (dw::AllocationSkipsShim(size)) return dw::real::posix_memalign(out, alignment, size);
   dw::HookScope scope;
   int error = dw::real::posix_memalign(out, alignment, size);
   if (error == 0) Recorded(scope, *out, size);
@@ -146,12 +183,14 @@ DW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) noexcept
 
 DW_EXPORT void* valloc(size_t size) noexcept {
   if (!dw::real::EnsureResolved()) return BootstrapAllocate(size, 4096);
+  if (dw::AllocationSkipsShim(size)) return dw::real::valloc(size);
   dw::HookScope scope;
   return Recorded(scope, dw::real::valloc(size), size);
 }
 
 DW_EXPORT void* pvalloc(size_t size) noexcept {
   if (!dw::real::EnsureResolved()) return BootstrapAllocate((size + 4095) & ~size_t{4095}, 4096);
+  if (dw::AllocationSkipsShim(size)) return dw::real::pvalloc(size);
   dw::HookScope scope;
   return Recorded(scope, dw::real::pvalloc(size), size);
 }

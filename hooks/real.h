@@ -31,7 +31,8 @@ namespace dw::real {
 // every hook asks, and after start-up the answer is one load.
 inline constinit std::atomic<bool> g_resolved{false};
 bool ResolveOnce();
-inline bool EnsureResolved() { return g_resolved.load(std::memory_order_acquire) || ResolveOnce(); }
+inline bool Resolved() { return g_resolved.load(std::memory_order_acquire); }
+inline bool EnsureResolved() { return Resolved() || ResolveOnce(); }
 // True if all required functions were found.
 bool AllRequiredFound();
 

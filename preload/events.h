@@ -48,6 +48,19 @@ inline bool Tracking() { return g_tracking.load(std::memory_order_acquire) && !t
 // call the tracker for what it must see.
 void RecordHeapAlloc(void* block, size_t size, HeapGate::Pass pass);
 void RecordHeapFree(void* block);
+// Before the real allocation, with no guard: true when the shim has nothing to do for it (not
+// tracking, or not sampled), and the hook only forwards it. The countdown is per thread, so a
+// re-entered call or the census thread's own counts against its own thread's countdown only.
+inline bool AllocationSkipsShim(size_t size) {
+  return !g_tracking.load(std::memory_order_acquire) ||
+         g_heap_gate.SkipsAllocation(t_state.sample_countdown, size);
+}
+// The same for realloc: the old block was certainly never recorded, and the new one will not be.
+inline bool ReallocSkipsShim(void* old_block, size_t size) {
+  if (!g_tracking.load(std::memory_order_acquire)) return true;
+  if (old_block != nullptr && g_heap_gate.MayBeRecorded(old_block)) return false;
+  return g_heap_gate.SkipsAllocation(t_state.sample_countdown, size);
+}
 // pre (OnHeapAlloc): the hook guard is held. OnHeapFree needs no guard.
 inline void OnHeapAlloc(void* block, size_t size) {
   if (block == nullptr || !g_tracking.load(std::memory_order_acquire)) return;

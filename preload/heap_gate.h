@@ -1,9 +1,9 @@
 // heap_gate.h: the test every malloc and free passes before the shim does any work for it.
 //
 // It runs on every allocation, so the hooks inline it (events.h): in sampled mode an allocation
-// that is not sampled costs one thread-local subtraction, and a free of a block that was
-// certainly never sampled costs one byte read (BlockFilter). Only what passes the gate reaches
-// the heap tracker.
+// that is not sampled costs one thread-local subtraction, decided before the real call so that
+// the hook is a plain tail call, and a free of a block that was certainly never sampled costs
+// one byte read (BlockFilter). Only what passes the gate reaches the heap tracker.
 //
 // A fork child's census thread starts one interval after the fork, from a hook (Reporter's
 // deferred start). In sampled mode few allocations pass the gate, so while that start is
@@ -40,6 +40,15 @@ class HeapGate {
     return start_pending_->load(std::memory_order_relaxed) != 0 ? Pass::kCheckStartOnly
                                                                 : Pass::kSkip;
   }
+  // Asked before the real allocation is made: true when it certainly will not be recorded (an
+  // unsampled allocation in sampled mode, with no deferred start to check), having counted it
+  // against the countdown. The hook then forwards it as a tail call, with no guard. False
+  // leaves everything to Allocation() after the call.
+  bool SkipsAllocation(SampleCountdown& countdown, size_t size) const {
+    return sampler_.sampling() && start_pending_->load(std::memory_order_relaxed) == 0 &&
+           sampler_.PassOver(countdown, size);
+  }
+
   // False for a block that was certainly never recorded.
   bool MayBeRecorded(const void* block) const {
     return filter_counts_ == nullptr ||

@@ -43,13 +43,17 @@ class HeapSampler {
   bool sampling() const { return mean_ != 0; }
   uint32_t mean_bytes() const { return mean_; }
 
+  // Counts an allocation of `size` bytes against the thread's countdown when it stops short of
+  // the next sample point (true: not sampled). False leaves the countdown as it was, for Take().
+  bool PassOver(SampleCountdown& countdown, size_t size) const {
+    if (size >= countdown.bytes_left) return false;
+    countdown.bytes_left -= size;
+    return true;
+  }
+
   // Counts an allocation of `size` bytes against the thread's countdown; true if it is sampled.
   bool Take(SampleCountdown& countdown, size_t size) const {
-    if (size < countdown.bytes_left) {
-      countdown.bytes_left -= size;
-      return false;
-    }
-    return TakeSlow(countdown, size);
+    return !PassOver(countdown, size) && TakeSlow(countdown, size);
   }
 
   // Inline: exact mode weighs every allocation and free, at no more than a compare.
