@@ -1,24 +1,33 @@
-// driftwatch_main.cc: the `driftwatch` command line.
+// driftwatch_main.cc: the `driftwatch` command line, parsed by CLI11, which generates the help of
+// the command and of each subcommand:
 //
-//   driftwatch run [--duration S] [--interval MS] [--json FILE] [--warmup S] [--budget LIST]
-//                  [--debug-dir DIR] -- COMMAND [ARGS...]
-//   driftwatch report [--json FILE] [--warmup S] [--budget LIST] [--debug-dir DIR] RECORDING
+//   driftwatch run [OPTIONS] [--] COMMAND [ARGS...]
+//   driftwatch report [OPTIONS] RECORDING
 //
 // Exit codes (kExit* in exit_codes.h): 0 steady, 1 drift found, 2 usage or set-up error (a
 // COMMAND the shim cannot load into included), 3 COMMAND failed before the run ended,
-// 4 inconclusive. Single-threaded; never runs inside a hook.
+// 4 inconclusive. CLI11 has exit codes of its own for bad usage; every one of them is 2 here,
+// with one line on stderr naming the option, and --help and --version exit 0. CLI11 reports
+// errors by exception; they are caught in Main and go no further. Single-threaded; never runs
+// inside a hook.
 
 #include <cstdio>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "fmt/format.h"
+#include "report/commands/exit_codes.h"
 #include "report/commands/recording.h"
 #include "report/commands/run_command.h"
 #include "report/outputs/report_output.h"
@@ -26,225 +35,248 @@
 namespace dw::report {
 namespace {
 
-constexpr char kMainUsage[] =
-    "usage: driftwatch run [--duration S] [--interval MS] [--mode exact|sampled]\n"
-    "                      [--sample-bytes N] [--json FILE] [--record FILE]\n"
-    "                      [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
-    "                      -- COMMAND [ARGS...]\n"
-    "       driftwatch report [--json FILE] [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
-    "                         RECORDING\n"
-    "       driftwatch --help | --version\n"
-    "\n"
-    "Finds resource drift (memory, fds, threads, timers that keep growing) per call site.\n"
-    "\n"
-    "commands:\n"
-    "  run     run COMMAND under the driftwatch shim and report sites that keep growing\n"
-    "  report  analyse a recording made with 'run --record' again, offline\n"
-    "\n"
+constexpr char kDescription[] =
+    "Finds resource drift (memory, fds, threads, timers that keep growing) per call site.";
+
+constexpr char kRunExitCodes[] =
     "exit codes: 0 steady (no drift), 1 drift found, 2 usage or set-up error (also a\n"
     "            COMMAND the shim cannot load into: static, set-ID), 3 COMMAND failed (crash\n"
     "            or non-zero exit) before the run ended, 4 inconclusive (too few censuses,\n"
-    "            or a process of the run never sent one)\n";
+    "            or a process of the run never sent one)";
 
-constexpr char kRunUsage[] =
-    "usage: driftwatch run [--duration S] [--interval MS] [--mode exact|sampled]\n"
-    "                      [--sample-bytes N] [--json FILE] [--record FILE]\n"
-    "                      [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
-    "                      -- COMMAND [ARGS...]\n"
-    "\n"
-    "Runs COMMAND with libdriftwatch.so preloaded, collects a census of live resources per call\n"
-    "site every interval from it and its children, then reports the sites that keep growing.\n"
-    "\n"
-    "options:\n"
-    "  --duration S    stop COMMAND (SIGTERM, SIGKILL 5 s later) after S seconds; being\n"
-    "                  stopped this way is not a failure. Default: wait until COMMAND exits.\n"
-    "  --interval MS   census interval in milliseconds (default 1000)\n"
-    "  --mode M        exact (default): every heap block is recorded at its call stack;\n"
-    "                  sampled: heap blocks are sampled by bytes, and heap figures are\n"
-    "                  unbiased estimates (far cheaper; slow leaks need longer runs,\n"
-    "                  see docs/SAMPLING.md). fds, threads and timers are exact in both.\n"
-    "  --sample-bytes N  sampled mode's mean bytes between samples (default 512KiB;\n"
-    "                  B, KiB or MiB; implies --mode sampled)\n"
-    "  --json FILE     also write the verdict as JSON (schema driftwatch.verdict.v1)\n"
-    "  --record FILE   keep every census in FILE, for 'driftwatch report FILE' later\n"
-    "  --warmup S      skip the first S seconds of every series before fitting a trend\n"
-    "                  (default: find the end of the warm-up in the data)\n"
-    "  --budget LIST   accepted growth, e.g. heap=10MiB/h,fds=0/h,threads=2/min,timers=1/s\n"
-    "                  (heap in B, KiB, MiB, GiB; counts otherwise; per h, min or s);\n"
-    "                  growth within budget is not drift\n"
-    "  --debug-dir DIR also look for separate debug files in DIR/.build-id/ (repeatable;\n"
-    "                  /usr/lib/debug is always searched)\n"
-    "  -h, --help      show this help\n"
-    "\n"
-    "environment:\n"
-    "  DRIFTWATCH_SHIM  path of libdriftwatch.so (default: next to the driftwatch binary)\n"
-    "\n"
-    "exit codes: 0 steady (no drift), 1 drift found, 2 usage or set-up error (also a\n"
-    "            COMMAND the shim cannot load into: static, set-ID), 3 COMMAND failed (crash\n"
-    "            or non-zero exit) before the run ended, 4 inconclusive (too few censuses,\n"
-    "            or a process of the run never sent one)\n";
+constexpr char kReportExitCodes[] =
+    "exit codes: 0 steady, 1 drift found, 2 usage error or a missing, corrupt or unsupported\n"
+    "            recording, 3 the recorded COMMAND failed before the run ended,\n"
+    "            4 inconclusive (too few censuses)";
 
-int UsageError(std::string_view message) {
-  fmt::print(stderr, "driftwatch: error: {}\n(see 'driftwatch run --help')\n", message);
-  return kExitUsage;
-}
+// CLI11's help, laid out as this command's always was: the usage lines first (lower case;
+// `run`'s COMMAND after its options, since CLI11 does not parse it; for `driftwatch` itself one
+// line per subcommand), then the description. A subcommand's description starts with a one-line
+// summary, which is all the list of subcommands shows.
+class UsageFormatter : public CLI::Formatter {
+ public:
+  // Said after "[OPTIONS]" in `app`'s usage line.
+  void SetOperands(const CLI::App* app, std::string operands) { operands_[app] = operands; }
 
-std::optional<std::string> TakeValue(const std::vector<std::string_view>& args, size_t& i,
-                                     std::string_view name, std::string& error);
+  std::string make_description(const CLI::App*) const override { return ""; }
 
-// The analysis flags, shared by every command that analyses (--warmup, --budget, --debug-dir).
-// Returns
-// nullopt when args[i] is not one of them, else an empty string on success or the error text.
-std::optional<std::string> TakeAnalysisOption(const std::vector<std::string_view>& args, size_t& i,
-                                              RunOptions& options) {
-  std::string error;
-  if (auto value = TakeValue(args, i, "--warmup", error); value.has_value()) {
-    if (!error.empty()) return error;
-    double seconds = 0;
-    if (!absl::SimpleAtod(*value, &seconds) || !(seconds >= 0) || seconds > 1e9) {
-      return fmt::format("--warmup wants a non-negative number of seconds, got '{}'", *value);
-    }
-    options.warmup_s = seconds;
-    return std::string();
-  }
-  if (auto value = TakeValue(args, i, "--debug-dir", error); value.has_value()) {
-    if (!error.empty()) return error;
-    if (value->empty()) return std::string("--debug-dir wants a directory");
-    options.debug_dirs.push_back(*value);
-    return std::string();
-  }
-  if (auto value = TakeValue(args, i, "--budget", error); value.has_value()) {
-    if (!error.empty()) return error;
-    absl::StatusOr<DriftBudgets> budgets = ParseBudgets(*value);
-    if (!budgets.ok()) return std::string(budgets.status().message());
-    options.budgets = *budgets;
-    return std::string();
-  }
-  return std::nullopt;
-}
-
-// --mode and --sample-bytes. Returns nullopt when args[i] is neither, else an empty string on
-// success or the error text.
-std::optional<std::string> TakeSamplingOption(const std::vector<std::string_view>& args, size_t& i,
-                                              RunOptions& options) {
-  std::string error;
-  if (auto value = TakeValue(args, i, "--mode", error); value.has_value()) {
-    if (!error.empty()) return error;
-    if (*value == "exact") {
-      options.sample_mean_bytes = 0;
-    } else if (*value == "sampled") {
-      if (options.sample_mean_bytes == 0) options.sample_mean_bytes = kDefaultSampleBytes;
+  std::string make_usage(const CLI::App* app, std::string name) const override {
+    std::string usage;
+    if (app->get_parent() != nullptr) {
+      usage = fmt::format("usage: {}\n", Line(app, name));
     } else {
-      return fmt::format("--mode wants exact or sampled, got '{}'", *value);
+      for (const CLI::App* sub : app->get_subcommands({})) {
+        usage += fmt::format("{}{}\n", usage.empty() ? "usage: " : "       ",
+                             Line(sub, fmt::format("{} {}", name, sub->get_name())));
+      }
+      usage += fmt::format("       {} --help | --version\n", name);
     }
-    return std::string();
+    // A subcommand's own help says its whole description after the summary line.
+    absl::string_view description = app->get_description();
+    if (app->get_parent() != nullptr) description.remove_prefix(description.find('\n') + 1);
+    return fmt::format("{}\n{}\n", usage,
+                       std::string(absl::StripLeadingAsciiWhitespace(description)));
   }
-  if (auto value = TakeValue(args, i, "--sample-bytes", error); value.has_value()) {
-    if (!error.empty()) return error;
-    absl::string_view amount = *value;
-    uint64_t scale = 1;
-    if (absl::ConsumeSuffix(&amount, "MiB")) {
-      scale = 1024 * 1024;
-    } else if (absl::ConsumeSuffix(&amount, "KiB")) {
-      scale = 1024;
-    } else {
-      absl::ConsumeSuffix(&amount, "B");
-    }
-    uint64_t bytes = 0;
-    if (!absl::SimpleAtoi(amount, &bytes) || bytes == 0 || bytes > (uint64_t{1} << 30) / scale) {
-      return fmt::format("--sample-bytes wants 1 B to 1024 MiB (B, KiB or MiB), got '{}'", *value);
-    }
-    options.sample_mean_bytes = static_cast<uint32_t>(bytes * scale);
-    return std::string();
+
+  std::string make_subcommand(const CLI::App* sub) const override {
+    const std::string& description = sub->get_description();
+    std::stringstream out;
+    CLI::detail::format_help(out, sub->get_name(), description.substr(0, description.find('\n')),
+                             column_width_);
+    return out.str();
   }
-  return std::nullopt;
+
+ private:
+  std::string Line(const CLI::App* app, const std::string& name) const {
+    // CLI11's own line ("Usage: NAME [OPTIONS] POSITIONALS") without its "Usage: " and newline.
+    std::string line = CLI::Formatter::make_usage(app, name);
+    line = std::string(absl::StripAsciiWhitespace(line));
+    line = std::string(absl::StripPrefix(line, "Usage: "));
+    if (auto it = operands_.find(app); it != operands_.end()) line += it->second;
+    return line;
+  }
+
+  std::map<const CLI::App*, std::string> operands_;
+};
+
+// A bad option value: CLI11 hands it to Main's handler, which prints it and exits 2.
+[[noreturn]] void Reject(std::string message) { throw CLI::ValidationError(std::move(message)); }
+
+// An option whose value goes through `take` every time it is given, in command-line order (so
+// "--sample-bytes 64KiB --mode exact" is exact, as "--mode exact --sample-bytes 64KiB" is not).
+CLI::Option* AddOption(CLI::App& command, const std::string& name, const std::string& value_name,
+                       const std::string& help, std::function<void(const std::string&)> take) {
+  return command.add_option_function<std::string>(name, std::move(take), help)
+      ->type_name(value_name)
+      ->trigger_on_parse();
 }
 
-// Accepts "--name VALUE" and "--name=VALUE". Returns nullopt when args[i] is not --name; sets
-// `error` when the value is missing.
-std::optional<std::string> TakeValue(const std::vector<std::string_view>& args, size_t& i,
-                                     std::string_view name, std::string& error) {
-  const std::string_view arg = args[i];
-  if (arg == name) {
-    if (i + 1 >= args.size()) {
-      error = fmt::format("{} needs a value", name);
-      return std::string();
-    }
-    return std::string(args[++i]);
+double ParseSeconds(std::string_view option, const std::string& value, bool zero_allowed) {
+  double seconds = 0;
+  if (!absl::SimpleAtod(value, &seconds) || !(zero_allowed ? seconds >= 0 : seconds > 0) ||
+      seconds > 1e9) {
+    Reject(fmt::format("{} wants a {} number of seconds, got '{}'", option,
+                       zero_allowed ? "non-negative" : "positive", value));
   }
-  if (arg.size() > name.size() && arg.substr(0, name.size()) == name && arg[name.size()] == '=') {
-    return std::string(arg.substr(name.size() + 1));
-  }
-  return std::nullopt;
+  return seconds;
 }
 
-int Run(const std::vector<std::string_view>& args) {
+// "512KiB", "64KiB", "1MiB", "4096B", "4096": 1 B to 1024 MiB.
+uint32_t ParseSampleBytes(const std::string& value) {
+  absl::string_view amount = value;
+  uint64_t scale = 1;
+  if (absl::ConsumeSuffix(&amount, "MiB")) {
+    scale = 1024 * 1024;
+  } else if (absl::ConsumeSuffix(&amount, "KiB")) {
+    scale = 1024;
+  } else {
+    absl::ConsumeSuffix(&amount, "B");
+  }
+  uint64_t bytes = 0;
+  if (!absl::SimpleAtoi(amount, &bytes) || bytes == 0 || bytes > (uint64_t{1} << 30) / scale) {
+    Reject(fmt::format("--sample-bytes wants 1 B to 1024 MiB (B, KiB or MiB), got '{}'", value));
+  }
+  return static_cast<uint32_t>(bytes * scale);
+}
+
+// --mode and --sample-bytes; `hidden` for `report`, which accepts and ignores them (the mode
+// comes from the recording).
+void AddSamplingOptions(CLI::App& command, RunOptions& options, bool hidden) {
+  const std::string group = hidden ? "" : "Options";
+  AddOption(command, "--mode", "exact|sampled",
+            "exact (default): every heap block is recorded at its call stack;\n"
+            "sampled: heap blocks are sampled by bytes, and heap figures are\n"
+            "unbiased estimates (far cheaper; slow leaks need longer runs,\n"
+            "see docs/SAMPLING.md). fds, threads and timers are exact in both.",
+            [&options](const std::string& value) {
+              if (value == "exact") {
+                options.sample_mean_bytes = 0;
+              } else if (value == "sampled") {
+                if (options.sample_mean_bytes == 0) options.sample_mean_bytes = kDefaultSampleBytes;
+              } else {
+                Reject(fmt::format("--mode wants exact or sampled, got '{}'", value));
+              }
+            })
+      ->group(group);
+  AddOption(
+      command, "--sample-bytes", "N",
+      "sampled mode's mean bytes between samples (default 512KiB;\n"
+      "B, KiB or MiB; implies --mode sampled)",
+      [&options](const std::string& value) { options.sample_mean_bytes = ParseSampleBytes(value); })
+      ->group(group);
+}
+
+void AddJsonOption(CLI::App& command, std::optional<std::string>& json_path) {
+  AddOption(command, "--json", "FILE",
+            "also write the verdict as JSON (schema driftwatch.verdict.v1)",
+            [&json_path](const std::string& value) { json_path = value; });
+}
+
+// The analysis options, shared by every command that analyses.
+void AddAnalysisOptions(CLI::App& command, AnalysisOptions& options) {
+  AddOption(command, "--warmup", "S",
+            "skip the first S seconds of every series before fitting a trend\n"
+            "(default: find the end of the warm-up in the data)",
+            [&options](const std::string& value) {
+              options.warmup_s = ParseSeconds("--warmup", value, /*zero_allowed=*/true);
+            });
+  AddOption(command, "--budget", "LIST",
+            "accepted growth, e.g. heap=10MiB/h,fds=0/h,threads=2/min,timers=1/s\n"
+            "(heap in B, KiB, MiB, GiB; counts otherwise; per h, min or s);\n"
+            "growth within budget is not drift",
+            [&options](const std::string& value) {
+              absl::StatusOr<DriftBudgets> budgets = ParseBudgets(value);
+              if (!budgets.ok()) Reject(std::string(budgets.status().message()));
+              options.budgets = *budgets;
+            });
+  AddOption(command, "--debug-dir", "DIR",
+            "also look for separate debug files in DIR/.build-id/ (repeatable;\n"
+            "/usr/lib/debug is always searched)",
+            [&options](const std::string& value) { options.debug_dirs.push_back(value); });
+}
+
+struct RunCommand {
   RunOptions options;
   std::optional<std::string> json_path;
   std::optional<std::string> record_path;
-  size_t i = 0;
-  for (; i < args.size(); ++i) {
-    const std::string_view arg = args[i];
-    std::string error;
-    if (arg == "--") {
-      ++i;
-      break;
-    }
-    if (arg == "-h" || arg == "--help") {
-      fmt::print("{}", kRunUsage);
-      return 0;
-    }
-    if (auto value = TakeValue(args, i, "--duration", error); value.has_value()) {
-      if (!error.empty()) return UsageError(error);
-      double seconds = 0;
-      if (!absl::SimpleAtod(*value, &seconds) || !(seconds > 0) || seconds > 1e9) {
-        return UsageError(
-            fmt::format("--duration wants a positive number of seconds, got '{}'", *value));
-      }
-      options.duration_s = seconds;
-      continue;
-    }
-    if (auto value = TakeValue(args, i, "--interval", error); value.has_value()) {
-      if (!error.empty()) return UsageError(error);
-      uint32_t ms = 0;
-      if (!absl::SimpleAtoi(*value, &ms) || ms < 1 || ms > 3'600'000) {
-        return UsageError(
-            fmt::format("--interval wants milliseconds between 1 and 3600000, got '{}'", *value));
-      }
-      options.interval_ms = ms;
-      continue;
-    }
-    if (auto failure = TakeSamplingOption(args, i, options); failure.has_value()) {
-      if (!failure->empty()) return UsageError(*failure);
-      continue;
-    }
-    if (auto value = TakeValue(args, i, "--json", error); value.has_value()) {
-      if (!error.empty()) return UsageError(error);
-      if (value->empty()) return UsageError("--json wants a file name");
-      json_path = *value;
-      continue;
-    }
-    if (auto failure = TakeAnalysisOption(args, i, options); failure.has_value()) {
-      if (!failure->empty()) return UsageError(*failure);
-      continue;
-    }
-    if (auto value = TakeValue(args, i, "--record", error); value.has_value()) {
-      if (!error.empty()) return UsageError(error);
-      if (value->empty()) return UsageError("--record wants a file name");
-      record_path = *value;
-      continue;
-    }
-    if (arg.size() > 1 && arg[0] == '-') return UsageError(fmt::format("unknown option {}", arg));
-    break;  // the command starts here (the "--" is optional when COMMAND does not start with -)
-  }
-  for (; i < args.size(); ++i) options.command.emplace_back(args[i]);
-  if (options.command.empty()) return UsageError("no COMMAND given");
+};
 
+void AddRunCommand(CLI::App& app, UsageFormatter& formatter, RunCommand& run) {
+  CLI::App& command = *app.add_subcommand(
+      "run",
+      "run COMMAND under the driftwatch shim and report the sites that keep growing\n\n"
+      "Runs COMMAND with libdriftwatch.so preloaded, collects a census of live resources per\n"
+      "call site every interval from it and its children, then reports the sites that keep\n"
+      "growing.");
+  // The first argument that is not one of run's options starts COMMAND (the "--" before it is
+  // needed only when COMMAND starts with '-'); CLI11 leaves it and everything after it alone.
+  command.prefix_command();
+  formatter.SetOperands(&command, " [--] COMMAND [ARGS...]");
+  RunOptions& options = run.options;
+  AddOption(command, "--duration", "S",
+            "stop COMMAND (SIGTERM, SIGKILL 5 s later) after S seconds; being\n"
+            "stopped this way is not a failure. Default: wait until COMMAND exits.",
+            [&options](const std::string& value) {
+              options.duration_s = ParseSeconds("--duration", value, /*zero_allowed=*/false);
+            });
+  AddOption(command, "--interval", "MS", "census interval in milliseconds (default 1000)",
+            [&options](const std::string& value) {
+              uint32_t ms = 0;
+              if (!absl::SimpleAtoi(value, &ms) || ms < 1 || ms > 3'600'000) {
+                Reject(fmt::format("--interval wants milliseconds between 1 and 3600000, got '{}'",
+                                   value));
+              }
+              options.interval_ms = ms;
+            });
+  AddSamplingOptions(command, options, /*hidden=*/false);
+  AddJsonOption(command, run.json_path);
+  AddOption(command, "--record", "FILE",
+            "keep every census in FILE, for 'driftwatch report FILE' later",
+            [&run](const std::string& value) { run.record_path = value; });
+  AddAnalysisOptions(command, options);
+  command.footer(fmt::format(
+      "environment:\n"
+      "  DRIFTWATCH_SHIM  path of libdriftwatch.so (default: next to the driftwatch binary)\n\n{}",
+      kRunExitCodes));
+}
+
+struct ReportCommand {
+  RunOptions options;  // analysis settings only: the command and interval come from the recording
+  std::optional<std::string> json_path;
+  std::string recording_path;
+};
+
+void AddReportCommand(CLI::App& app, ReportCommand& report) {
+  CLI::App& command = *app.add_subcommand(
+      "report",
+      "analyse a recording made with 'run --record' again, offline\n\n"
+      "Analyses a recording made with 'driftwatch run --record RECORDING' again, offline: the\n"
+      "same decoding, analysis and output as the live run, so it reproduces the live verdict.\n"
+      "Symbols are resolved against the files named in the recording, on this machine.");
+  // Unknown arguments are left in remaining(), so that Main names them itself.
+  command.allow_extras();
+  command.add_option("RECORDING", report.recording_path, "a file written by 'run --record'")
+      ->required()
+      ->type_name("");
+  AddJsonOption(command, report.json_path);
+  AddAnalysisOptions(command, report.options);
+  AddSamplingOptions(command, report.options, /*hidden=*/true);
+  command.footer(kReportExitCodes);
+}
+
+int UsageError(std::string_view command, std::string_view message) {
+  fmt::print(stderr, "driftwatch: error: {}\n(see 'driftwatch{}{} --help')\n", message,
+             command.empty() ? "" : " ", command);
+  return kExitUsage;
+}
+
+int Run(RunCommand& run) {
+  RunOptions& options = run.options;
   // Created before the run, so an unwritable path fails before the command starts.
   std::unique_ptr<RecordingWriter> recording;
-  if (record_path.has_value()) {
+  if (run.record_path.has_value()) {
     absl::StatusOr<std::unique_ptr<RecordingWriter>> writer = RecordingWriter::Create(
-        *record_path, options.command, options.interval_ms, DRIFTWATCH_VERSION);
+        *run.record_path, options.command, options.interval_ms, DRIFTWATCH_VERSION);
     if (!writer.ok()) {
       fmt::print(stderr, "driftwatch: error: {}\n", std::string(writer.status().message()));
       return kExitUsage;
@@ -263,8 +295,8 @@ int Run(const std::vector<std::string_view>& args) {
       recording != nullptr ? recording->Finish(*result) : absl::OkStatus();
   std::fflush(stdout);
   PrintTerminalReport(*result, stdout);
-  if (json_path.has_value()) {
-    if (absl::Status status = WriteVerdictJson(*result, *json_path); !status.ok()) {
+  if (run.json_path.has_value()) {
+    if (absl::Status status = WriteVerdictJson(*result, *run.json_path); !status.ok()) {
       fmt::print(stderr, "driftwatch: error: {}\n", std::string(status.message()));
       return kExitUsage;
     }
@@ -276,72 +308,9 @@ int Run(const std::vector<std::string_view>& args) {
   return ExitCodeFor(*result);
 }
 
-constexpr char kReportUsage[] =
-    "usage: driftwatch report [--json FILE] [--warmup S] [--budget LIST] [--debug-dir DIR]\n"
-    "                         RECORDING\n"
-    "\n"
-    "Analyses a recording made with 'driftwatch run --record RECORDING' again, offline: the same\n"
-    "decoding, analysis and output as the live run, so it reproduces the live verdict.\n"
-    "Symbols are resolved against the files named in the recording, on this machine.\n"
-    "\n"
-    "options:\n"
-    "  --json FILE     also write the verdict as JSON (schema driftwatch.verdict.v1)\n"
-    "  --warmup S      skip the first S seconds of every series before fitting a trend\n"
-    "                  (default: find the end of the warm-up in the data)\n"
-    "  --budget LIST   accepted growth, e.g. heap=10MiB/h,fds=0/h (as for 'run')\n"
-    "  --debug-dir DIR also look for separate debug files in DIR/.build-id/ (repeatable)\n"
-    "  -h, --help      show this help\n"
-    "\n"
-    "exit codes: 0 steady, 1 drift found, 2 usage error or a missing, corrupt or unsupported\n"
-    "            recording, 3 the recorded COMMAND failed before the run ended,\n"
-    "            4 inconclusive (too few censuses)\n";
-
-int ReportUsageError(std::string_view message) {
-  fmt::print(stderr, "driftwatch: error: {}\n(see 'driftwatch report --help')\n", message);
-  return kExitUsage;
-}
-
-int Report(const std::vector<std::string_view>& args) {
-  RunOptions options;  // analysis settings only: the command and interval come from the recording
-  std::optional<std::string> json_path;
-  std::optional<std::string> recording_path;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string_view arg = args[i];
-    std::string error;
-    if (arg == "-h" || arg == "--help") {
-      fmt::print("{}", kReportUsage);
-      return 0;
-    }
-    if (auto failure = TakeSamplingOption(args, i, options); failure.has_value()) {
-      if (!failure->empty()) return UsageError(*failure);
-      continue;
-    }
-    if (auto value = TakeValue(args, i, "--json", error); value.has_value()) {
-      if (!error.empty()) return ReportUsageError(error);
-      if (value->empty()) return ReportUsageError("--json wants a file name");
-      json_path = *value;
-      continue;
-    }
-    if (auto failure = TakeAnalysisOption(args, i, options); failure.has_value()) {
-      if (!failure->empty()) return ReportUsageError(*failure);
-      continue;
-    }
-    if (arg == "--" && i + 1 < args.size()) {
-      if (recording_path.has_value() || i + 2 < args.size()) {
-        return ReportUsageError("report takes one RECORDING");
-      }
-      recording_path = std::string(args[++i]);
-      continue;
-    }
-    if (arg.size() > 1 && arg[0] == '-') {
-      return ReportUsageError(fmt::format("unknown option {}", arg));
-    }
-    if (recording_path.has_value()) return ReportUsageError("report takes one RECORDING");
-    recording_path = std::string(arg);
-  }
-  if (!recording_path.has_value()) return ReportUsageError("no RECORDING given");
-
-  absl::StatusOr<ReplayedRun> replay = ReplayRecording(*recording_path, options);
+int Report(const ReportCommand& report) {
+  const std::string& path = report.recording_path;
+  absl::StatusOr<ReplayedRun> replay = ReplayRecording(path, report.options);
   if (!replay.ok()) {
     fmt::print(stderr, "driftwatch: error: {}\n", std::string(replay.status().message()));
     return kExitUsage;
@@ -354,12 +323,12 @@ int Report(const std::vector<std::string_view>& args) {
     fmt::print(stderr,
                "driftwatch: note: {} was recorded by driftwatch {}; analysed by {}, whose "
                "verdict may differ from the live one\n",
-               *recording_path, replay->start.driftwatch_version, DRIFTWATCH_VERSION);
+               path, replay->start.driftwatch_version, DRIFTWATCH_VERSION);
   }
   std::fflush(stderr);
   PrintTerminalReport(replay->result, stdout);
-  if (json_path.has_value()) {
-    if (absl::Status status = WriteVerdictJson(replay->result, *json_path); !status.ok()) {
+  if (report.json_path.has_value()) {
+    if (absl::Status status = WriteVerdictJson(replay->result, *report.json_path); !status.ok()) {
       fmt::print(stderr, "driftwatch: error: {}\n", std::string(status.message()));
       return kExitUsage;
     }
@@ -367,26 +336,82 @@ int Report(const std::vector<std::string_view>& args) {
   return ExitCodeFor(replay->result);
 }
 
+// What CLI11 left unparsed: `run`'s COMMAND (and its arguments), or for `report` nothing but a
+// "--" before RECORDING. An option CLI11 did not know is reported here, by name.
+std::optional<std::string> CheckOperands(const CLI::App& command,
+                                         std::vector<std::string>& operands) {
+  for (const std::string& operand : operands) {
+    if (command.get_name() == "report" && operand == "--") continue;
+    if (operand.size() > 1 && operand[0] == '-') return fmt::format("unknown option {}", operand);
+    if (command.get_name() == "run") break;  // COMMAND starts here
+    return fmt::format("report takes one RECORDING, got also '{}'", operand);
+  }
+  return std::nullopt;
+}
+
+// A ParseError from CLI11 as this command's exit: help and version to stdout with 0, anything
+// else one line on stderr and kExitUsage.
+int ParseFailure(const CLI::App& app, const CLI::ParseError& error, std::string_view first_arg) {
+  if (error.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(error);
+  std::string_view command;
+  if (!app.get_subcommands().empty()) command = app.get_subcommands().front()->get_name();
+  if (command.empty() && !first_arg.empty()) {
+    return UsageError("", first_arg[0] == '-' ? fmt::format("unknown option {}", first_arg)
+                                              : fmt::format("unknown command '{}'", first_arg));
+  }
+  return UsageError(command, error.what());
+}
+
 int Main(int argc, char** argv) {
-  std::vector<std::string_view> args(argv + 1, argv + argc);
-  if (args.empty()) {
-    fmt::print(stderr, "{}", kMainUsage);
+  CLI::App app(kDescription, "driftwatch");
+  auto formatter = std::make_shared<UsageFormatter>();
+  app.formatter(formatter);
+  app.set_version_flag("--version", fmt::format("driftwatch {}", DRIFTWATCH_VERSION),
+                       "print the version and exit");
+  app.require_subcommand(1);
+  app.footer(kRunExitCodes);
+  RunCommand run;
+  ReportCommand report;
+  AddRunCommand(app, *formatter, run);
+  AddReportCommand(app, report);
+
+  if (argc < 2) {
+    fmt::print(stderr, "{}", app.help());
     return kExitUsage;
   }
-  if (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-    fmt::print("{}", kMainUsage);
+  const std::string_view first_arg = argv[1];
+  if (first_arg == "help") {
+    fmt::print("{}", app.help());
     return 0;
   }
-  if (args[0] == "--version") {
-    fmt::print("driftwatch {}\n", DRIFTWATCH_VERSION);
-    return 0;
+  // For `run`, everything after the first "--" is COMMAND: CLI11 never sees it, so a COMMAND
+  // argument that looks like one of run's options stays the command's.
+  int parsed = argc;
+  if (first_arg == "run") {
+    for (int i = 2; i < argc; ++i) {
+      if (std::string_view(argv[i]) == "--") {
+        parsed = i;
+        break;
+      }
+    }
   }
-  if (args[0] == "run") return Run(std::vector<std::string_view>(args.begin() + 1, args.end()));
-  if (args[0] == "report") {
-    return Report(std::vector<std::string_view>(args.begin() + 1, args.end()));
+  try {
+    app.parse(parsed, argv);
+  } catch (const CLI::ParseError& error) {
+    return ParseFailure(app, error, first_arg);
   }
-  fmt::print(stderr, "driftwatch: error: unknown command '{}'\n{}", args[0], kMainUsage);
-  return kExitUsage;
+  CLI::App& command = *app.get_subcommands().front();
+  std::vector<std::string> operands = command.remaining();
+  if (auto failure = CheckOperands(command, operands); failure.has_value()) {
+    return UsageError(command.get_name(), *failure);
+  }
+  if (command.get_name() == "report") return Report(report);
+
+  run.options.command = std::move(operands);
+  if (parsed < argc && !run.options.command.empty()) run.options.command.emplace_back("--");
+  for (int i = parsed + 1; i < argc; ++i) run.options.command.emplace_back(argv[i]);
+  if (run.options.command.empty()) return UsageError("run", "no COMMAND given");
+  return Run(run);
 }
 
 }  // namespace

@@ -17,9 +17,8 @@ struct Outcome {
   std::string output;  // stdout and stderr
 };
 
-// Runs `env DRIFTWATCH_CLI args` through the shell.
-inline Outcome RunCli(const std::string& args, const std::string& env = "") {
-  const std::string command = env + " " + DRIFTWATCH_CLI + " " + args + " 2>&1";
+// Runs `command` through the shell: its exit code and what it printed on stdout.
+inline Outcome RunShell(const std::string& command) {
   Outcome outcome;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return outcome;
@@ -29,6 +28,16 @@ inline Outcome RunCli(const std::string& args, const std::string& env = "") {
   const int status = pclose(pipe);
   outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return outcome;
+}
+
+// Runs `env DRIFTWATCH_CLI args` through the shell; output is stdout and stderr.
+inline Outcome RunCli(const std::string& args, const std::string& env = "") {
+  return RunShell(env + " " + DRIFTWATCH_CLI + " " + args + " 2>&1");
+}
+
+// As RunCli, but output is stderr alone (stdout is thrown away).
+inline Outcome RunCliStderr(const std::string& args, const std::string& env = "") {
+  return RunShell(env + " " + DRIFTWATCH_CLI + " " + args + " 2>&1 >/dev/null");
 }
 
 // Makes the CLI preload the empty stand-in instead of the real shim.
