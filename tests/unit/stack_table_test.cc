@@ -135,5 +135,67 @@ TEST(StackTableTest, InternsManySimilarStacksToDistinctStableIds) {
   }
 }
 
+// Two different 2-frame stacks with the same 64-bit hash, built by inverting the hash's steps
+// (it mirrors HashStack in preload/stack_table.cc; the test asserts the collision first, so a
+// change of the hash shows here as a failed precondition, not as a silent pass).
+struct Collision {
+  uintptr_t a[2], b[2];
+};
+Collision CollidingStacks() {
+  constexpr uint64_t kMul = 0xFF51AFD7ED558CCDull;
+  constexpr uint64_t kSeed0 = 0x9E3779B97F4A7C15ull, kSeed1 = 0xC2B2AE3D27D4EB4Full;
+  uint64_t inverse = kMul;  // Newton's iteration for kMul's inverse mod 2^64
+  for (int i = 0; i < 6; ++i) inverse *= 2 - kMul * inverse;
+  auto step = [](uint64_t lane, uint64_t frame) {
+    lane = (lane ^ frame) * kMul;
+    return lane ^ (lane >> 32);
+  };
+  auto unstep = [&](uint64_t lane, uint64_t result) {  // the frame with step(lane, frame) == result
+    return lane ^ ((result ^ (result >> 32)) * inverse);
+  };
+  auto rotate = [](uint64_t value) { return (value << 16) | (value >> 48); };
+  Collision c{{0x401000, 0x402000}, {0, 0x402008}};
+  const uint64_t lane0 = step(kSeed0 ^ 2, c.a[0]);
+  const uint64_t wanted = lane0 ^ rotate(step(kSeed1, c.a[1])) ^ rotate(step(kSeed1, c.b[1]));
+  c.b[0] = unstep(kSeed0 ^ 2, wanted);
+  return c;
+}
+
+// The index and the per-thread front cache both go by the hash; a record is only ever taken
+// for a stack whose frames match it, so a full 64-bit collision still gives two sites.
+TEST(StackTableTest, CollidingHashesStayDistinctStacks) {
+  const Collision c = CollidingStacks();
+  ASSERT_EQ(HashFrames(c.a, 2), HashFrames(c.b, 2)) << "precondition: the stacks collide";
+  StackTable table;
+  ASSERT_TRUE(table.Init(1024, 4));
+  const uint32_t id_a = table.Intern(c.a, 2);
+  const uint32_t id_b = table.Intern(c.b, 2);  // the front cache holds a's id for this hash
+  EXPECT_NE(id_a, id_b);
+  EXPECT_EQ(table.Frames(id_b)[0], c.b[0]);
+  for (int round = 0; round < 3; ++round) {  // alternating: each one evicts the other's entry
+    EXPECT_EQ(table.Intern(c.a, 2), id_a);
+    EXPECT_EQ(table.Intern(c.b, 2), id_b);
+  }
+}
+
+// A thread's front cache holds ids of one table; the same stack in another table has that
+// table's id.
+TEST(StackTableTest, SameStackInTwoTablesHasEachTablesId) {
+  StackTable first, second;
+  ASSERT_TRUE(first.Init(1024, 4));
+  ASSERT_TRUE(second.Init(1024, 4));
+  uintptr_t filler[] = {0x5000, 0x6000};
+  uintptr_t stack[] = {0x1000, 0x2000};
+  const uint32_t in_second_filler = second.Intern(filler, 2);
+  const uint32_t in_first = first.Intern(stack, 2);
+  const uint32_t in_second = second.Intern(stack, 2);
+  EXPECT_NE(in_second, in_second_filler);
+  EXPECT_NE(in_first, in_second);
+  EXPECT_EQ(second.Frames(in_second)[1], 0x2000u);
+  EXPECT_EQ(first.Intern(stack, 2), in_first);
+  first.ReleaseMemory();
+  EXPECT_EQ(first.Intern(stack, 2), StackTable::kNoSite);  // not the cached id of a released table
+}
+
 }  // namespace
 }  // namespace dw
