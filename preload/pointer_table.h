@@ -148,6 +148,7 @@ class PointerTable {
   size_t LevelBytes(size_t level) const { return sizeof(Bucket) * BucketCount(level); }
   Bucket& BucketFor(size_t level, uintptr_t key) const;
   Slot* Find(uintptr_t key) const;
+  Slot* FindInline(uintptr_t key) const;
   bool Grow(size_t seen_levels);
 
   std::atomic<Bucket*> levels_[kMaxLevels] = {};
