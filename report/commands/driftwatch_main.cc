@@ -72,7 +72,9 @@ class UsageFormatter : public CLI::Formatter {
       usage += fmt::format("       {} --help | --version\n", name);
     }
     // A subcommand's own help says its whole description after the summary line.
-    absl::string_view description = app->get_description();
+    // (get_description() returns a copy: it is kept here while a view of it is used.)
+    const std::string whole = app->get_description();
+    absl::string_view description = whole;
     if (app->get_parent() != nullptr) description.remove_prefix(description.find('\n') + 1);
     return fmt::format("{}\n{}\n", usage,
                        std::string(absl::StripLeadingAsciiWhitespace(description)));
