@@ -106,6 +106,140 @@ void SymbolizeReportedStacks(ProcessReport& process,
   }
 }
 
+// The process's identity and what its connection carried, before any analysis.
+ProcessReport NewProcessReport(ConnectionRecord& record) {
+  ProcessReport process;
+  process.identity = record.hello->identity;
+  process.interval_ms = record.hello->interval_ms;
+  process.mode = record.hello->mode;
+  process.sample_mean_bytes = record.hello->sample_mean_bytes;
+  process.census_count = record.census_count;
+  process.sequence_gaps = record.sequence_gaps;
+  process.saw_final = record.saw_final;
+  process.stream_error = record.stream_error;
+  process.series = std::move(record.series);
+  return process;
+}
+
+// One site of the latest census, unsymbolised; adds its live amount to the process's sums.
+SiteReport NewSiteReport(wire::Kind kind, uint32_t site_id, const SiteCounters& counters,
+                         const Census& latest, ProcessReport& process) {
+  SiteReport site;
+  site.kind = kind;
+  site.site_id = site_id;
+  site.counters = counters;
+  site.live = counters.Live();
+  site.live_bytes = counters.LiveBytes();
+  site.unit = site.kind == wire::Kind::kHeap ? "bytes" : "count";
+  site.detail = counters.detail;
+  switch (site.kind) {
+    case wire::Kind::kHeap:
+      AddSaturating(process.heap_live_bytes, site.live_bytes);
+      break;
+    case wire::Kind::kFds:
+      site.fd_types = FdTypeNames(site.detail);
+      break;
+    case wire::Kind::kTimers:
+      site.timer_notify = TimerNotifyNames(site.detail);
+      AddSaturating(process.timers_live, site.live);
+      break;
+    case wire::Kind::kThreads:
+      if (auto it = latest.thread_states.find(site_id); it != latest.thread_states.end()) {
+        site.thread_state = it->second;
+      }
+      break;
+  }
+  return site;
+}
+
+// Every site of the latest census, symbolised with its headline frame, ordered by kind and id.
+// Returns whether the stacks were symbolised whole (at most kFullStacksUpTo of them) rather than
+// up to their headline.
+bool AddSites(ProcessReport& process, const ConnectionRecord& record, Symbolizer& symbolizer) {
+  if (!record.latest.has_value()) return true;
+  const Census& latest = *record.latest;
+  process.totals = latest.totals;
+  process.limits = latest.limits;
+  size_t stack_count = 0;
+  for (const auto& counters : latest.counters) stack_count += counters.size();
+  const bool full_stacks = stack_count <= kFullStacksUpTo;
+  // Sized once: growing by doubling held the old and the new array (~370 B a site) at once.
+  process.sites.reserve(stack_count);
+  for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
+    for (const auto& [site_id, counters] : latest.counters[kind]) {
+      SiteReport site =
+          NewSiteReport(static_cast<wire::Kind>(kind), site_id, counters, latest, process);
+      if (auto it = record.sites.find(site_id); it != record.sites.end()) {
+        site.frames = full_stacks ? SymbolizeStack(symbolizer, it->second)
+                                  : SymbolizeToHeadline(symbolizer, it->second);
+        site.headline = HeadlineFrame(site.frames);
+      }
+      process.sites.push_back(std::move(site));
+    }
+  }
+  // Stable order for reports and tests: by kind, then site id.
+  std::sort(process.sites.begin(), process.sites.end(),
+            [](const SiteReport& a, const SiteReport& b) {
+              return std::pair(a.kind, a.site_id) < std::pair(b.kind, b.site_id);
+            });
+  return full_stacks;
+}
+
+// RSS against the tracked heap: RSS drifting while the heap sites do not (or grow at a fraction
+// of its rate) is memory the shim cannot attribute: fragmentation, or mappings, thread stacks and
+// allocators outside malloc.
+void ReconcileRss(ProcessReport& process, const DriftFinding& rss) {
+  const DriftFinding& heap = process.heap_total_finding;
+  // Judged on the heap's slope, not its status: a heap growing as fast as RSS explains it even
+  // when its own trend is not yet significant.
+  constexpr double kUnexplainedShare = 0.25;  // heap growth below this share of RSS growth
+  if (rss.status != DriftStatus::kDrifting ||
+      heap.slope_per_hour >= kUnexplainedShare * rss.slope_per_hour) {
+    return;
+  }
+  RssFinding finding;
+  finding.status = rss.status;
+  finding.slope_per_hour = rss.slope_per_hour;
+  finding.heap_slope_per_hour = heap.slope_per_hour;
+  finding.confidence = rss.confidence;
+  finding.limit =
+      ProjectToLimit(wire::Kind::kHeap, process.totals, process.limits, rss.slope_per_hour);
+  process.rss_finding = finding;
+}
+
+// The process totals that drift (RSS, all fds, all threads), with their limits.
+void JudgeTotals(ProcessReport& process, const DriftFinding& rss, const DriftAnalyzer& analyzer) {
+  const ProcessSeries& series = process.series;
+  const std::pair<const std::vector<int64_t>*, TotalTrend> totals[] = {
+      {&series.rss_bytes(), {.name = "rss", .kind = wire::Kind::kHeap}},
+      {&series.fds(), {.name = "fds", .kind = wire::Kind::kFds}},
+      {&series.threads(), {.name = "threads", .kind = wire::Kind::kThreads}},
+  };
+  for (const auto& [values, trend] : totals) {
+    TotalTrend total = trend;
+    total.finding =
+        trend.name == std::string_view("rss") ? rss : analyzer.Analyze(series.times(), *values);
+    if (total.finding.status != DriftStatus::kDrifting) continue;
+    total.limit =
+        ProjectToLimit(total.kind, process.totals, process.limits, total.finding.slope_per_hour);
+    process.total_trends.push_back(total);
+  }
+}
+
+ProcessReport BuildProcessReport(ConnectionRecord& record, const DriftAnalyzer& analyzer,
+                                 Symbolizer& symbolizer, const DriftBudgets& budgets) {
+  ProcessReport process = NewProcessReport(record);
+  const ProcessSeries& series = process.series;
+  process.heap_total_finding = analyzer.Analyze(series.times(), series.heap_live_bytes());
+  const bool full_stacks = AddSites(process, record, symbolizer);
+  BuildSiteGroups(process, analyzer, budgets);
+  if (!full_stacks) SymbolizeReportedStacks(process, record.sites, symbolizer);
+  const DriftFinding rss = analyzer.Analyze(series.times(), series.rss_bytes());
+  ReconcileRss(process, rss);
+  JudgeTotals(process, rss, analyzer);
+  return process;
+}
+
 }  // namespace
 
 std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> records,
@@ -117,105 +251,7 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
     // A peer that never said Hello is not a driftwatch process (or failed at once): nothing to
     // report about it.
     if (!record.hello.has_value()) continue;
-    ProcessReport process;
-    process.identity = record.hello->identity;
-    process.interval_ms = record.hello->interval_ms;
-    process.mode = record.hello->mode;
-    process.sample_mean_bytes = record.hello->sample_mean_bytes;
-    process.census_count = record.census_count;
-    process.sequence_gaps = record.sequence_gaps;
-    process.saw_final = record.saw_final;
-    process.stream_error = record.stream_error;
-    process.series = std::move(record.series);
-    const ProcessSeries& series = process.series;
-    bool full_stacks = true;
-    process.heap_total_finding = analyzer.Analyze(series.times(), series.heap_live_bytes());
-    if (record.latest.has_value()) {
-      const Census& latest = *record.latest;
-      process.totals = latest.totals;
-      process.limits = latest.limits;
-      size_t stack_count = 0;
-      for (const auto& counters : latest.counters) stack_count += counters.size();
-      full_stacks = stack_count <= kFullStacksUpTo;
-      // Sized once: growing by doubling held the old and the new array (~370 B a site) at once.
-      process.sites.reserve(stack_count);
-      for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
-        for (const auto& [site_id, counters] : latest.counters[kind]) {
-          SiteReport site;
-          site.kind = static_cast<wire::Kind>(kind);
-          site.site_id = site_id;
-          site.counters = counters;
-          site.live = counters.Live();
-          site.live_bytes = counters.LiveBytes();
-          site.unit = site.kind == wire::Kind::kHeap ? "bytes" : "count";
-          site.detail = counters.detail;
-          switch (site.kind) {
-            case wire::Kind::kHeap:
-              AddSaturating(process.heap_live_bytes, site.live_bytes);
-              break;
-            case wire::Kind::kFds:
-              site.fd_types = FdTypeNames(site.detail);
-              break;
-            case wire::Kind::kTimers:
-              site.timer_notify = TimerNotifyNames(site.detail);
-              AddSaturating(process.timers_live, site.live);
-              break;
-            case wire::Kind::kThreads:
-              if (auto it = latest.thread_states.find(site_id); it != latest.thread_states.end()) {
-                site.thread_state = it->second;
-              }
-              break;
-          }
-          if (auto it = record.sites.find(site_id); it != record.sites.end()) {
-            site.frames = full_stacks ? SymbolizeStack(symbolizer, it->second)
-                                      : SymbolizeToHeadline(symbolizer, it->second);
-            site.headline = HeadlineFrame(site.frames);
-          }
-          process.sites.push_back(std::move(site));
-        }
-      }
-      // Stable order for reports and tests: by kind, then site id.
-      std::sort(process.sites.begin(), process.sites.end(),
-                [](const SiteReport& a, const SiteReport& b) {
-                  return std::pair(a.kind, a.site_id) < std::pair(b.kind, b.site_id);
-                });
-    }
-    BuildSiteGroups(process, analyzer, budgets);
-    if (!full_stacks) SymbolizeReportedStacks(process, record.sites, symbolizer);
-    // RSS against the tracked heap: RSS drifting while the heap sites do not (or grow at a
-    // fraction of its rate) is memory the shim cannot attribute: fragmentation, or mappings,
-    // thread stacks and allocators outside malloc.
-    const DriftFinding rss = analyzer.Analyze(series.times(), series.rss_bytes());
-    const DriftFinding& heap = process.heap_total_finding;
-    // Judged on the heap's slope, not its status: a heap growing as fast as RSS explains it even
-    // when its own trend is not yet significant.
-    constexpr double kUnexplainedShare = 0.25;  // heap growth below this share of RSS growth
-    if (rss.status == DriftStatus::kDrifting &&
-        heap.slope_per_hour < kUnexplainedShare * rss.slope_per_hour) {
-      RssFinding finding;
-      finding.status = rss.status;
-      finding.slope_per_hour = rss.slope_per_hour;
-      finding.heap_slope_per_hour = heap.slope_per_hour;
-      finding.confidence = rss.confidence;
-      finding.limit =
-          ProjectToLimit(wire::Kind::kHeap, process.totals, process.limits, rss.slope_per_hour);
-      process.rss_finding = finding;
-    }
-    const std::pair<const std::vector<int64_t>*, TotalTrend> totals[] = {
-        {&series.rss_bytes(), {.name = "rss", .kind = wire::Kind::kHeap}},
-        {&series.fds(), {.name = "fds", .kind = wire::Kind::kFds}},
-        {&series.threads(), {.name = "threads", .kind = wire::Kind::kThreads}},
-    };
-    for (const auto& [values, trend] : totals) {
-      TotalTrend total = trend;
-      total.finding =
-          trend.name == std::string_view("rss") ? rss : analyzer.Analyze(series.times(), *values);
-      if (total.finding.status != DriftStatus::kDrifting) continue;
-      total.limit =
-          ProjectToLimit(total.kind, process.totals, process.limits, total.finding.slope_per_hour);
-      process.total_trends.push_back(total);
-    }
-    processes.push_back(std::move(process));
+    processes.push_back(BuildProcessReport(record, analyzer, symbolizer, budgets));
   }
   return processes;
 }

@@ -47,7 +47,7 @@ std::optional<LimitProjection> ProjectToLimit(wire::Kind kind, const CensusTotal
                                               double slope_per_hour);
 
 // Turns what the collector received into reports: symbolised sites with headline frames,
-// findings and totals. Exposed so that tests can call it on a hand-made connection.
+// findings and totals (AnalyzeCollected's core; tests call it on hand-made connections).
 // Drifting sites whose slope is within `budgets` for their kind become steady, with
 // finding.within_budget set.
 std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> records,
