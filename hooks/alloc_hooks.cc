@@ -96,9 +96,10 @@ void* ReallocFromArena(void* block, size_t size) {
 
 // The shared body of realloc and reallocarray: `call` performs the real function. The old
 // block is marked as moving before the call, so its address, if freed and handed to another
-// thread meanwhile, cannot be confused with it.
+// thread meanwhile, cannot be confused with it. Inlined into the hook, so that the stack is
+// captured in the hook's own frame.
 template <typename Call>
-void* TrackedRealloc(void* block, size_t bytes, Call call) {
+[[gnu::always_inline]] inline void* TrackedRealloc(void* block, size_t bytes, Call call) {
   dw::HookScope scope;
   if (!dw::Tracking()) return call();
   dw::HeapTracker::Move move = dw::OnHeapReallocBegin(block);

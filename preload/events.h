@@ -23,6 +23,7 @@
 #include "preload/heap_gate.h"
 #include "preload/heap_tracker.h"
 #include "preload/module_map.h"
+#include "preload/stack_capturer.h"
 #include "preload/thread_state.h"
 #include "preload/thread_tracker.h"
 #include "preload/timer_tracker.h"
@@ -37,6 +38,7 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end);
 // State read inline by the fast paths below; set once by InitRuntime().
 extern constinit std::atomic<bool> g_tracking;
 extern constinit HeapGate g_heap_gate;
+extern constinit StackCapturer g_stack_capturer;
 
 // True once tracking is on in this process. In a vfork child the memory is the parent's:
 // nothing may be recorded there.
@@ -45,8 +47,9 @@ inline bool Tracking() { return g_tracking.load(std::memory_order_acquire) && !t
 // ---- Heap ----
 // Heap events. Call OnHeapFree before the real free; the realloc pair around the real call.
 // The first two run on every malloc and free: inline, they pass the gate (HeapGate) and only
-// call the tracker for what it must see.
-void RecordHeapAlloc(void* block, size_t size, HeapGate::Pass pass);
+// call the tracker for what it must see. A stack is captured inline too, in the hook's frame
+// (StackCapturer); a null stack means "not recorded, only check the deferred census start".
+void RecordHeapAlloc(void* block, size_t size, const StackCapturer::Stack* stack);
 void RecordHeapFree(void* block);
 // Before the real allocation, with no guard: true when the shim has nothing to do for it (not
 // tracking, or not sampled), and the hook only forwards it. The countdown is per thread, so a
@@ -62,10 +65,14 @@ inline bool ReallocSkipsShim(void* old_block, size_t size) {
   return g_heap_gate.SkipsAllocation(t_state.sample_countdown, size);
 }
 // pre (OnHeapAlloc): the hook guard is held. OnHeapFree needs no guard.
-inline void OnHeapAlloc(void* block, size_t size) {
+[[gnu::always_inline]] inline void OnHeapAlloc(void* block, size_t size) {
   if (block == nullptr || !g_tracking.load(std::memory_order_acquire)) return;
   const HeapGate::Pass pass = g_heap_gate.Allocation(t_state.sample_countdown, size);
-  if (pass != HeapGate::Pass::kSkip) RecordHeapAlloc(block, size, pass);
+  if (pass == HeapGate::Pass::kSkip) return;
+  if (pass == HeapGate::Pass::kCheckStartOnly) return RecordHeapAlloc(block, size, nullptr);
+  StackCapturer::Stack stack;
+  g_stack_capturer.Capture(stack);
+  RecordHeapAlloc(block, size, &stack);
 }
 inline void OnHeapFree(void* block) {
   if (Tracking() && g_heap_gate.MayBeRecorded(block)) RecordHeapFree(block);
@@ -74,7 +81,7 @@ inline void OnHeapFree(void* block) {
 // a result the countdown passes over cost no call.
 HeapTracker::Move RecordHeapReallocBegin(void* old_block);
 void RecordHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size,
-                          HeapGate::Pass pass);
+                          const StackCapturer::Stack* stack);
 inline HeapTracker::Move OnHeapReallocBegin(void* old_block) {
   if (old_block == nullptr || !g_heap_gate.MayBeRecorded(old_block)) {
     HeapTracker::Move unrecorded;
@@ -83,13 +90,20 @@ inline HeapTracker::Move OnHeapReallocBegin(void* old_block) {
   }
   return RecordHeapReallocBegin(old_block);
 }
-inline void OnHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size) {
+[[gnu::always_inline]] inline void OnHeapReallocEnd(const HeapTracker::Move& move, void* result,
+                                                    size_t size) {
   const HeapGate::Pass pass = result != nullptr
                                   ? g_heap_gate.Allocation(t_state.sample_countdown, size)
                                   : HeapGate::Pass::kSkip;
-  if (move.handle != nullptr || pass != HeapGate::Pass::kSkip) {
-    RecordHeapReallocEnd(move, result, size, pass);
+  if (pass != HeapGate::Pass::kRecord) {
+    if (move.handle != nullptr || pass != HeapGate::Pass::kSkip) {
+      RecordHeapReallocEnd(move, result, size, nullptr);
+    }
+    return;
   }
+  StackCapturer::Stack stack;
+  g_stack_capturer.Capture(stack);
+  RecordHeapReallocEnd(move, result, size, &stack);
 }
 // A realloc re-entered from inside the shim (a signal handler interrupting a hook): the old
 // block's release is recorded, so no stale address stays in the table; the result is not

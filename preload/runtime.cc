@@ -25,16 +25,21 @@ __thread ThreadState t_state __asm__("dw_thread_state") __attribute__((tls_model
 constinit Runtime g_runtime;
 constinit std::atomic<bool> g_tracking{false};
 constinit HeapGate g_heap_gate;
+constinit StackCapturer g_stack_capturer;
+
+namespace {
+
+uint32_t InternStack(const StackCapturer::Stack& stack) {
+  if (stack.depth == 0) return StackTable::kNoSite;
+  return g_runtime.stacks.Intern(stack.frames, stack.depth, stack.module_generation);
+}
+
+}  // namespace
 
 uint32_t CaptureSite() {
-  // Read before unwinding: every module on this stack is mapped while its code runs here, so
-  // any later unload has a higher number, and the collector can tell this stack's modules from
-  // others loaded at the same addresses since.
-  const auto module_generation = static_cast<uint16_t>(g_runtime.unloaded_modules.generation());
-  uintptr_t frames[wire::kMaxDepth];
-  uint32_t depth = g_runtime.unwinder.Capture(frames, g_runtime.options.depth);
-  if (depth == 0) return StackTable::kNoSite;
-  return g_runtime.stacks.Intern(frames, depth, module_generation);
+  StackCapturer::Stack stack;
+  g_stack_capturer.Capture(stack);
+  return InternStack(stack);
 }
 
 namespace {
@@ -110,6 +115,7 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
     return;
   }
   runtime.unwinder.Init(shim_begin, shim_end);
+  g_stack_capturer.Init(&runtime.unwinder, &runtime.unloaded_modules, runtime.options.depth);
   // The thread-exit key is created now, while few keys exist: a low key number is stored by
   // glibc without allocating.
   if (!InitThreadTracking()) {
@@ -158,9 +164,9 @@ void InitRuntime(uintptr_t shim_begin, uintptr_t shim_end) {
                     << "; heap " << (runtime.options.sample_mean_bytes != 0 ? "sampled" : "exact"));
 }
 
-void RecordHeapAlloc(void* block, size_t size, HeapGate::Pass pass) {
+void RecordHeapAlloc(void* block, size_t size, const StackCapturer::Stack* stack) {
   os::ErrnoKeeper keep_errno;
-  if (pass == HeapGate::Pass::kRecord) g_runtime.heap.OnAlloc(block, size, CaptureSite());
+  if (stack != nullptr) g_runtime.heap.OnAlloc(block, size, InternStack(*stack));
   if (g_runtime.reporter.start_pending()) g_runtime.reporter.StartIfDue();
 }
 
@@ -171,10 +177,9 @@ HeapTracker::Move RecordHeapReallocBegin(void* old_block) {
 }
 
 void RecordHeapReallocEnd(const HeapTracker::Move& move, void* result, size_t size,
-                          HeapGate::Pass pass) {
+                          const StackCapturer::Stack* stack) {
   os::ErrnoKeeper keep_errno;
-  const uint32_t site =
-      pass == HeapGate::Pass::kRecord ? CaptureSite() : HeapTracker::kUntrackedResult;
+  const uint32_t site = stack != nullptr ? InternStack(*stack) : HeapTracker::kUntrackedResult;
   g_runtime.heap.EndRealloc(move, result, size, site);
   if (g_runtime.reporter.start_pending()) g_runtime.reporter.StartIfDue();
 }

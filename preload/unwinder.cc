@@ -131,39 +131,28 @@ UnwindMethod Unwinder::Init(uintptr_t shim_begin, uintptr_t shim_end) {
   return method_;
 }
 
-uint32_t Unwinder::Capture(uintptr_t* frames, uint32_t max_depth) const {
-  if (backtrace_ == nullptr || max_depth == 0) return 0;
+uint32_t Unwinder::CaptureWithMoreSlack(uintptr_t* frames, uint32_t max_depth,
+                                        uint32_t shim_frames) const {
   void* raw[wire::kMaxDepth + kMaxShimFrames];
-  // Each frame unwound costs ~7 ns, so only as many of the shim's own frames are allowed for as
-  // have been seen; a capture that finds more unwinds again with room for them, which happens a
-  // few times per process, and so no stack is ever cut short by the shim's frames.
-  uint32_t slack = shim_slack_.load(std::memory_order_relaxed);
-  int count = 0;
-  int first = 0;
+  // One more than the inline capture saw: this function's own frame.
+  uint32_t slack = shim_frames + 1 < kMaxShimFrames ? shim_frames + 1 : kMaxShimFrames;
   for (;;) {
-    const int capacity = static_cast<int>(max_depth + slack);
-    count = backtrace_(raw, capacity);
-    first = 0;
-    while (first < count) {
-      auto ip = reinterpret_cast<uintptr_t>(raw[first]);
-      if (ip < shim_begin_ || ip >= shim_end_) break;
-      ++first;
-    }
-    const bool cut_short = count == capacity && count - first < static_cast<int>(max_depth);
-    if (!cut_short || slack >= kMaxShimFrames) break;
-    slack = static_cast<uint32_t>(first) + 1 < kMaxShimFrames ? static_cast<uint32_t>(first) + 1
-                                                              : kMaxShimFrames;
     // Only ever raised, even when threads race: a lowered value would cost retries again.
     uint32_t seen = shim_slack_.load(std::memory_order_relaxed);
     while (seen < slack &&
            !shim_slack_.compare_exchange_weak(seen, slack, std::memory_order_relaxed)) {
     }
+    const int capacity = static_cast<int>(max_depth + slack);
+    const int count = backtrace_(raw, capacity);
+    const int first = FirstOutsideShim(raw, count);
+    const bool cut_short = count == capacity && count - first < static_cast<int>(max_depth);
+    if (!cut_short || slack >= kMaxShimFrames) {
+      return CopyFrames(raw, first, count, frames, max_depth);
+    }
+    // Cut short means first > slack: the allowance strictly grows.
+    slack = static_cast<uint32_t>(first) + 1 < kMaxShimFrames ? static_cast<uint32_t>(first) + 1
+                                                              : kMaxShimFrames;
   }
-  uint32_t depth = 0;
-  for (int i = first; i < count && depth < max_depth; ++i) {
-    frames[depth++] = reinterpret_cast<uintptr_t>(raw[i]);
-  }
-  return depth;
 }
 
 }  // namespace dw

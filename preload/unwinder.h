@@ -18,6 +18,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "preload/wire_format.h"
+
 namespace dw {
 
 enum class UnwindMethod { kNone, kLibunwind, kLibgcc };
@@ -28,9 +30,22 @@ class Unwinder {
   // `shim_begin`/`shim_end` bound the shim's own code: frames inside it are dropped.
   UnwindMethod Init(uintptr_t shim_begin, uintptr_t shim_end);
 
-  // Fills `frames` with up to `max_depth` return addresses, innermost first, starting at the
-  // first frame outside the shim. Returns the number of frames.
-  uint32_t Capture(uintptr_t* frames, uint32_t max_depth) const;
+  // Fills `frames` with up to `max_depth` (<= wire::kMaxDepth) return addresses, innermost
+  // first, starting at the first frame outside the shim. Returns the number of frames.
+  // Inline, because the walk starts in the frame that calls the unwinder: each shim frame
+  // between that frame and the program's costs ~10 ns to unwind and is then thrown away, so the
+  // heap hooks capture in their own frame (StackCapturer), one shim frame from the program.
+  [[gnu::always_inline]] uint32_t Capture(uintptr_t* frames, uint32_t max_depth) const {
+    if (backtrace_ == nullptr || max_depth == 0) return 0;
+    void* raw[wire::kMaxDepth + kMaxShimFrames];
+    const int capacity = static_cast<int>(max_depth + shim_slack_.load(std::memory_order_relaxed));
+    const int count = backtrace_(raw, capacity);
+    const int first = FirstOutsideShim(raw, count);
+    if (count == capacity && count - first < static_cast<int>(max_depth)) {
+      return CaptureWithMoreSlack(frames, max_depth, static_cast<uint32_t>(first));
+    }
+    return CopyFrames(raw, first, count, frames, max_depth);
+  }
 
   UnwindMethod method() const { return method_; }
 
@@ -39,6 +54,26 @@ class Unwinder {
   static constexpr uint32_t kMaxShimFrames = 8;
 
  private:
+  int FirstOutsideShim(void* const* raw, int count) const {
+    int first = 0;
+    while (first < count &&
+           reinterpret_cast<uintptr_t>(raw[first]) - shim_begin_ < shim_end_ - shim_begin_) {
+      ++first;
+    }
+    return first;
+  }
+  static uint32_t CopyFrames(void* const* raw, int first, int count, uintptr_t* frames,
+                             uint32_t max_depth) {
+    uint32_t depth = 0;
+    for (int i = first; i < count && depth < max_depth; ++i) {
+      frames[depth++] = reinterpret_cast<uintptr_t>(raw[i]);
+    }
+    return depth;
+  }
+  // A capture that found more shim frames than allowed for: raises the allowance and unwinds
+  // again until the stack is no longer cut short by them. A few times per process.
+  uint32_t CaptureWithMoreSlack(uintptr_t* frames, uint32_t max_depth, uint32_t shim_frames) const;
+
   using BacktraceFn = int (*)(void**, int);
   BacktraceFn backtrace_ = nullptr;
   UnwindMethod method_ = UnwindMethod::kNone;
