@@ -16,21 +16,6 @@ inline uint64_t Step(uint64_t lane, uintptr_t frame) {
   return lane ^ (lane >> 32);
 }
 
-// The per-thread front cache (see Intern): direct-mapped, 16 entries of 16 bytes in initial-exec
-// TLS (glibc reserves it at thread creation: touching it never calls malloc).
-struct FrontEntry {
-  uint64_t hash;
-  uint32_t id;
-  uint32_t table;  // StackTable::tag_ of the table that returned `id`; 0: empty
-};
-constexpr uint32_t kFrontEntries = 16;
-__thread FrontEntry t_front[kFrontEntries] __attribute__((tls_model("initial-exec")));
-
-// Bits 1-4: bit 0 is always set, and the top bits pick the index's home slot.
-FrontEntry& FrontFor(uint64_t hash) { return t_front[(hash >> 1) & (kFrontEntries - 1)]; }
-
-std::atomic<uint32_t> g_last_table_tag{0};
-
 inline uint64_t Rotate(uint64_t value, int bits) {
   return (value << bits) | (value >> (64 - bits));
 }
@@ -69,7 +54,6 @@ uint64_t HomeSlot(uint64_t hash, uint32_t index_bits) {
 }
 
 bool StackTable::Init(uint32_t max_sites, uint32_t max_depth) {
-  tag_ = g_last_table_tag.fetch_add(1, std::memory_order_relaxed) + 1;
   max_sites_ = max_sites;
   max_depth_ = max_depth;
   record_size_ = (sizeof(Record) + max_depth * sizeof(uintptr_t) + 7) & ~size_t{7};
@@ -128,22 +112,6 @@ uint32_t StackTable::Intern(const uintptr_t* frames, uint32_t depth, uint16_t mo
   if (index_ == nullptr) return kNoSite;  // released
   if (depth > max_depth_) depth = max_depth_;
   const uint64_t hash = HashStack(frames, depth);
-  // A thread allocates from a few hot stacks at a time: their ids are found here without the
-  // index, whose slots, one cache line per stack spread over megabytes, the target's own memory
-  // traffic keeps evicting. The id is still checked against its record, so a hit is exact. Only
-  // ids Intern returned are cached (never a record that lost its race), tagged with the table.
-  FrontEntry& front = FrontFor(hash);
-  if (front.hash == hash && front.table == tag_ &&
-      Matches(*RecordAt(front.id), hash, frames, depth)) {
-    return front.id;
-  }
-  const uint32_t id = InternInIndex(hash, frames, depth, module_generation);
-  if (id != kNoSite) front = FrontEntry{hash, id, tag_};
-  return id;
-}
-
-uint32_t StackTable::InternInIndex(uint64_t hash, const uintptr_t* frames, uint32_t depth,
-                                   uint16_t module_generation) {
   uint32_t mine = kNoSite;  // our record, written but not yet linked into the index
   for (uint64_t slot = HomeSlot(hash, index_bits_);; slot = (slot + 1) & index_mask_) {
     uint32_t id = index_[slot].load(std::memory_order_acquire);

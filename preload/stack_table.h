@@ -8,9 +8,6 @@
 // records are mapped 1024 at a time as ids reach them (LazyChunks), so the address space reserved
 // follows the number of distinct stacks, not DRIFTWATCH_MAX_SITES.
 //
-// Lookup: a per-thread front cache (16 entries of 16 bytes in initial-exec TLS) maps a stack's
-// hash to the id this table returned for it, checked against the record; on a miss, the index.
-//
 // Thread-safety: Intern() is lock-free and may race with itself and with readers. Allocation:
 // none from the heap; Init() maps pages, and Intern() maps a chunk of records once per 1024 ids.
 // Safe inside a hook: Intern() and the readers, yes; Init() and ReleaseMemory(), no.
@@ -73,13 +70,9 @@ class StackTable {
   bool Matches(const Record& record, uint64_t hash, const uintptr_t* frames, uint32_t depth) const;
 
   uint32_t TakeId();
-  // Intern() past its per-thread front cache: the lock-free index.
-  uint32_t InternInIndex(uint64_t hash, const uintptr_t* frames, uint32_t depth,
-                         uint16_t module_generation);
 
   uint32_t max_sites_ = 0;
   uint32_t max_depth_ = 0;
-  uint32_t tag_ = 0;  // unique per Init(), so a thread's front cache never mixes two tables
   size_t record_size_ = 0;
   uint64_t index_mask_ = 0;
   uint32_t index_bits_ = 0;                 // index_mask_ + 1 == 1 << index_bits_

@@ -161,25 +161,24 @@ Collision CollidingStacks() {
   return c;
 }
 
-// The index and the per-thread front cache both go by the hash; a record is only ever taken
-// for a stack whose frames match it, so a full 64-bit collision still gives two sites.
+// The index goes by the hash; a record is only ever taken for a stack whose frames match it, so
+// a full 64-bit collision still gives two sites.
 TEST(StackTableTest, CollidingHashesStayDistinctStacks) {
   const Collision c = CollidingStacks();
   ASSERT_EQ(HashFrames(c.a, 2), HashFrames(c.b, 2)) << "precondition: the stacks collide";
   StackTable table;
   ASSERT_TRUE(table.Init(1024, 4));
   const uint32_t id_a = table.Intern(c.a, 2);
-  const uint32_t id_b = table.Intern(c.b, 2);  // the front cache holds a's id for this hash
+  const uint32_t id_b = table.Intern(c.b, 2);
   EXPECT_NE(id_a, id_b);
   EXPECT_EQ(table.Frames(id_b)[0], c.b[0]);
-  for (int round = 0; round < 3; ++round) {  // alternating: each one evicts the other's entry
+  for (int round = 0; round < 3; ++round) {
     EXPECT_EQ(table.Intern(c.a, 2), id_a);
     EXPECT_EQ(table.Intern(c.b, 2), id_b);
   }
 }
 
-// A thread's front cache holds ids of one table; the same stack in another table has that
-// table's id.
+// Ids belong to one table: the same stack in another table has that table's id.
 TEST(StackTableTest, SameStackInTwoTablesHasEachTablesId) {
   StackTable first, second;
   ASSERT_TRUE(first.Init(1024, 4));
@@ -194,7 +193,7 @@ TEST(StackTableTest, SameStackInTwoTablesHasEachTablesId) {
   EXPECT_EQ(second.Frames(in_second)[1], 0x2000u);
   EXPECT_EQ(first.Intern(stack, 2), in_first);
   first.ReleaseMemory();
-  EXPECT_EQ(first.Intern(stack, 2), StackTable::kNoSite);  // not the cached id of a released table
+  EXPECT_EQ(first.Intern(stack, 2), StackTable::kNoSite);  // not its id from before the release
 }
 
 }  // namespace
