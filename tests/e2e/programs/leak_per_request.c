@@ -1,5 +1,7 @@
 // A request loop that leaks 100 bytes per request from one function (an audit trail that is
 // appended to and never trimmed), beside bounded churn. Runs until SIGTERM.
+// Usage: leak_per_request [KIB_PER_S]: the leak's rate, paced against the clock (default 500
+// requests per second, ~49 KiB/s); the same program is a fast or a slow leak for sampled mode.
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +35,20 @@ static void on_term(int signal_number) {
   stopping = 1;
 }
 
-int main(void) {
+int main(int argc, char** argv) {
   signal(SIGTERM, on_term);
-  struct timespec pause = {0, 2 * 1000 * 1000};  // ~500 requests per second
-  for (int request = 0; !stopping; ++request) {
-    handle_request(request);
-    nanosleep(&pause, NULL);
+  const double requests_per_s = argc > 1 ? atof(argv[1]) * 1024 / sizeof(struct AuditEntry) : 500;
+  // Every millisecond, the requests due by now.
+  struct timespec start, now, tick = {0, 1000 * 1000};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (long done = 0; !stopping;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const double elapsed =
+        (double)(now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
+    for (const long due = (long)(elapsed * requests_per_s); done < due; ++done) {
+      handle_request((int)done);
+    }
+    nanosleep(&tick, NULL);
   }
   return 0;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Verdicts of `driftwatch run` on real programs in sampled mode, and stacks grouped by
 # allocation site (issue 10), by exit code, terminal report and JSON:
-#   a fast leak sampled every 64 KiB       -> drift at remember_session_tag; heap figures marked
+#   a fast leak sampled every 64 KiB       -> drift at record_audit_entry; heap figures marked
 #                                             as estimates with the rate;
 #   a slow leak hit by a few samples       -> never steady: inconclusive, saying how long a run
 #                                             would tell (or drift, if the samples were many);
@@ -34,7 +34,7 @@ expect() {  # expect NAME CONDITION MESSAGE: the shell condition must hold
 
 fast_leak() {
   local name=sampled_fast_leak
-  run_with $name --mode sampled --sample-bytes 64KiB -- "$bin/e2e_paced_leak" 256
+  run_with $name --mode sampled --sample-bytes 64KiB -- "$bin/e2e_leak_per_request" 256
   expect $name '[ "$rc" -eq 1 ]' "exit code $rc, expected 1 (drift)" || return
   check $name '.mode == "sampled" and .sample_mean_bytes == 65536 and .verdict == "drift"' \
     "JSON does not say sampled at 64 KiB with a drift verdict" || return
@@ -42,18 +42,18 @@ fast_leak() {
     "no process says its heap figures are estimates" || return
   check $name '[.processes[].findings[] | select(.kind == "heap" and .status == "drifting"
       and .estimated and .sample_mean_bytes == 65536 and .samples_in_rise >= 9.5)
-      | select(any(.frames[]; .function == "remember_session_tag"))] | length == 1' \
-    "no drifting estimated heap finding at remember_session_tag" || return
+      | select(any(.frames[]; .function == "record_audit_entry"))] | length == 1' \
+    "no drifting estimated heap finding at record_audit_entry" || return
   expect $name 'grep -q "heap figures are estimates (sampled mode, one sample per 64.0 KiB" \
     "$work/$name.out"' "the report does not mark heap figures as estimates" || return
-  echo "ok: $name drifts at remember_session_tag, figures marked as estimates"
+  echo "ok: $name drifts at record_audit_entry, figures marked as estimates"
   passed=$((passed + 1))
 }
 
 slow_leak() {
   # 2 KiB/s for 12 s at 4 KiB sampling: about 6 samples, too few to judge.
   local name=sampled_slow_leak
-  run_with $name --mode sampled --sample-bytes 4KiB -- "$bin/e2e_paced_leak" 2
+  run_with $name --mode sampled --sample-bytes 4KiB -- "$bin/e2e_leak_per_request" 2
   if [ "$rc" -eq 0 ]; then
     # Hit by so few samples (0-2: about 6% of runs) that nothing rose: a steady verdict is then
     # allowed only with the floor that says this leak was too slow to see (2 KiB/s).
@@ -65,7 +65,7 @@ slow_leak() {
     echo "ok: $name hit by too few samples; steady with a floor above its rate"
   elif [ "$rc" -eq 4 ]; then
     check $name '[.processes[].findings[] | select(.kind == "heap" and .status == "inconclusive"
-        and .needed_run_s > 12) | select(any(.frames[]; .function == "remember_session_tag"))]
+        and .needed_run_s > 12) | select(any(.frames[]; .function == "record_audit_entry"))]
         | length == 1' "no inconclusive heap finding with the run length it needs" || return
     expect $name 'grep -q "at 4.0 KiB sampling, a leak of .* needs ~.* to detect" \
       "$work/$name.out"' "the report does not say how long a run would tell" || return
