@@ -17,8 +17,11 @@ struct Options {
   char socket_path[kMaxSocketPath + 1] = {};  // DRIFTWATCH_SOCKET; empty: stay dormant
   uint32_t interval_ms = 1000;                // DRIFTWATCH_INTERVAL_MS
   uint32_t depth = 16;                        // DRIFTWATCH_DEPTH, frames per stack
-  uint32_t max_sites = 1u << 18;              // DRIFTWATCH_MAX_SITES, distinct stacks
-  uint32_t log_level = 1;                     // DRIFTWATCH_LOG: 0 errors, 1 warnings, 2 info
+  // DRIFTWATCH_MAX_SITES, distinct stacks. 2^20: recursive code reaches 300k stacks in exact
+  // mode; the stack index reserves 8 bytes of address space per possible site (8 MiB), and
+  // only what is used becomes resident.
+  uint32_t max_sites = 1u << 20;
+  uint32_t log_level = 1;  // DRIFTWATCH_LOG: 0 errors, 1 warnings, 2 info
   // DRIFTWATCH_MODE=exact|sampled; in sampled mode, the mean bytes between heap samples
   // (DRIFTWATCH_SAMPLE_BYTES). 0 means exact.
   uint32_t sample_mean_bytes = 0;

@@ -7,6 +7,7 @@
 
 #include "preload/handle_tracker.h"
 #include "preload/heap_tracker.h"
+#include "preload/options.h"
 #include "preload/site_counters.h"
 #include "preload/stack_table.h"
 
@@ -56,10 +57,11 @@ struct Tables {
   }
 };
 
-constexpr uint32_t kDefaultMaxSites = 1u << 18;
-// The bound: the stack index (8 bytes per possible site, 2 MiB), the first heap level (512 KiB)
-// and the first chunk of each per-site array. The whole arrays took about 75 MiB.
-constexpr size_t kStartBound = size_t{4} << 20;
+constexpr uint32_t kDefaultMaxSites = Options{}.max_sites;
+// The bound: the stack index (8 bytes per possible site, 8 MiB at the default 2^20 sites), the
+// first heap level (512 KiB) and the first chunk of each per-site array. Whole arrays would take
+// about 300 MiB at that many sites.
+constexpr size_t kStartBound = size_t{10} << 20;
 
 TEST(TableMemoryTest, StartReservesAFewMegabytesAndReleaseGivesThemBack) {
   static Tables tables;  // static: no heap allocation between the two readings
