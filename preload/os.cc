@@ -68,9 +68,6 @@ void ProcPath(char* out, const char* prefix, uint64_t number, const char* suffix
   memcpy(cursor, suffix, suffix_length + 1);
 }
 
-ErrnoKeeper::ErrnoKeeper() : saved_(errno) {}
-ErrnoKeeper::~ErrnoKeeper() { errno = saved_; }
-
 uint64_t ParseUnsigned(const char*& cursor) {
   uint64_t value = 0;
   while (*cursor >= '0' && *cursor <= '9') {

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -26,10 +27,11 @@ long RawCall(long number, long a = 0, long b = 0, long c = 0, long d = 0, long e
 
 // Keeps errno as it was for the scope: every shim entry point that may run after a real call
 // (which set errno for the caller) makes its own calls inside one.
+// Inline: it wraps every recorded allocation.
 class ErrnoKeeper {
  public:
-  ErrnoKeeper();
-  ~ErrnoKeeper();
+  ErrnoKeeper() : saved_(errno) {}
+  ~ErrnoKeeper() { errno = saved_; }
   ErrnoKeeper(const ErrnoKeeper&) = delete;
   ErrnoKeeper& operator=(const ErrnoKeeper&) = delete;
 
