@@ -67,25 +67,38 @@ std::vector<Frame> SymbolizeStack(Symbolizer& symbolizer, const SiteStack& stack
   return symbolizer.Symbolize(stack.return_addresses, stack.modules.get(), stack.module_generation);
 }
 
-// The frames of `stack` from the innermost up to its headline (HeadlineFrame gives the same
-// index as on the whole stack), or all of them when no frame settles it. Most stacks of a large
-// process are only grouped by their headline, never printed: their callers are not needed.
-std::vector<Frame> SymbolizeToHeadline(Symbolizer& symbolizer, const SiteStack& stack) {
+// The frames of `stack` as grouping needs them: the runtime's (libc, the loader, ...) by name
+// only, since the headline is never one of them and reading their DWARF cost 20-40 ms a run for
+// glibc's compressed debug file; the others in full. `whole`: every frame; otherwise from the
+// innermost up to the headline (HeadlineFrame gives the same frame as on the whole stack), as
+// most stacks of a large process are only grouped, never printed. A stack whose headline is a
+// runtime frame (no frame outside the runtime) is symbolised in full: the group key has its line.
+std::vector<Frame> SymbolizeForGrouping(Symbolizer& symbolizer, const SiteStack& stack,
+                                        bool whole) {
   std::vector<Frame> frames;
   for (uint64_t address : stack.return_addresses) {
-    std::vector<Frame> expanded =
-        symbolizer.SymbolizeWithInlines(address, stack.modules.get(), stack.module_generation);
+    std::vector<Frame> expanded = symbolizer.SymbolizeWithInlines(
+        address, stack.modules.get(), stack.module_generation, FrameDetail::kRuntimeNamesOnly);
     for (Frame& frame : expanded) {
       const bool settled = IsHeadlineCandidate(frame);
       frames.push_back(std::move(frame));
-      if (settled) return frames;
+      if (settled && !whole) return frames;
     }
+  }
+  if (!frames.empty() && frames[HeadlineFrame(frames)].names_only) {
+    return SymbolizeStack(symbolizer, stack);
   }
   return frames;
 }
 
-// The whole stacks of what the outputs print of a process whose stacks were symbolised up to
-// their headline: each group's own stack and its analysed members (report_output.cc).
+// Whether an output prints the group's stack (report_output.cc: findings are the groups that
+// are not steady, and growth within budget is listed too).
+bool IsPrinted(const SiteReport& group) {
+  return group.finding.status != DriftStatus::kSteady || group.finding.within_budget;
+}
+
+// The whole stacks, all frames in full, of what the outputs print: each printed group's own
+// stack and its analysed members. The others keep what grouping needed (SymbolizeForGrouping).
 void SymbolizeReportedStacks(ProcessReport& process,
                              const absl::flat_hash_map<uint32_t, SiteStack>& stacks,
                              Symbolizer& symbolizer) {
@@ -93,10 +106,17 @@ void SymbolizeReportedStacks(ProcessReport& process,
     if (site.frames.empty()) return;
     if (auto it = stacks.find(site.site_id); it != stacks.end()) {
       site.frames = SymbolizeStack(symbolizer, it->second);
+      // The same frame, further down when runtime frames before it had inlined functions.
+      site.headline = HeadlineFrame(site.frames);
     }
   };
   for (SiteReport& group : process.groups) {
+    if (!IsPrinted(group)) continue;
     fill(group);
+    // The group's own stack is also a site (FindSitesByFunction searches the sites).
+    if (!group.members.empty() && group.members.front().site_index < process.sites.size()) {
+      fill(process.sites[group.members.front().site_index]);
+    }
     if (group.members.size() < 2) continue;
     for (const GroupMember& member : group.members) {
       if (member.analysed && member.site_index < process.sites.size()) {
@@ -152,11 +172,11 @@ SiteReport NewSiteReport(wire::Kind kind, uint32_t site_id, const SiteCounters& 
   return site;
 }
 
-// Every site of the latest census, symbolised with its headline frame, ordered by kind and id.
-// Returns whether the stacks were symbolised whole (at most kFullStacksUpTo of them) rather than
-// up to their headline.
-bool AddSites(ProcessReport& process, const ConnectionRecord& record, Symbolizer& symbolizer) {
-  if (!record.latest.has_value()) return true;
+// Every site of the latest census, symbolised for grouping (SymbolizeForGrouping) with its
+// headline frame, ordered by kind and id: whole stacks when there are at most kFullStacksUpTo,
+// else up to their headline.
+void AddSites(ProcessReport& process, const ConnectionRecord& record, Symbolizer& symbolizer) {
+  if (!record.latest.has_value()) return;
   const Census& latest = *record.latest;
   process.totals = latest.totals;
   process.limits = latest.limits;
@@ -170,8 +190,7 @@ bool AddSites(ProcessReport& process, const ConnectionRecord& record, Symbolizer
       SiteReport site =
           NewSiteReport(static_cast<wire::Kind>(kind), site_id, counters, latest, process);
       if (auto it = record.sites.find(site_id); it != record.sites.end()) {
-        site.frames = full_stacks ? SymbolizeStack(symbolizer, it->second)
-                                  : SymbolizeToHeadline(symbolizer, it->second);
+        site.frames = SymbolizeForGrouping(symbolizer, it->second, full_stacks);
         site.headline = HeadlineFrame(site.frames);
       }
       process.sites.push_back(std::move(site));
@@ -182,7 +201,6 @@ bool AddSites(ProcessReport& process, const ConnectionRecord& record, Symbolizer
             [](const SiteReport& a, const SiteReport& b) {
               return std::pair(a.kind, a.site_id) < std::pair(b.kind, b.site_id);
             });
-  return full_stacks;
 }
 
 // RSS against the tracked heap: RSS drifting while the heap sites do not (or grow at a fraction
@@ -231,9 +249,9 @@ ProcessReport BuildProcessReport(ConnectionRecord& record, const DriftAnalyzer& 
   ProcessReport process = NewProcessReport(record);
   const ProcessSeries& series = process.series;
   process.heap_total_finding = analyzer.Analyze(series.times(), series.heap_live_bytes());
-  const bool full_stacks = AddSites(process, record, symbolizer);
+  AddSites(process, record, symbolizer);
   BuildSiteGroups(process, analyzer, budgets);
-  if (!full_stacks) SymbolizeReportedStacks(process, record.sites, symbolizer);
+  SymbolizeReportedStacks(process, record.sites, symbolizer);
   const DriftFinding rss = analyzer.Analyze(series.times(), series.rss_bytes());
   ReconcileRss(process, rss);
   JudgeTotals(process, rss, analyzer);

@@ -32,6 +32,9 @@ struct Frame {
   // True when the compiler inlined this function into the next frame, which has the same
   // address: one return address can stand for several source-level calls.
   bool inlined = false;
+  // Only the ELF symbol tables were read (FrameDetail::kRuntimeNamesOnly in symbolizer.h): no
+  // file, line or inlined functions, even where the DWARF has them. Never printed as such.
+  bool names_only = false;
 
   std::string AddressHex() const;
   // "function (file:line)", "function", or "module+0xoffset" as available, for people: the

@@ -174,10 +174,13 @@ std::string BuildIdOf(Dwfl_Module* module) {
 struct Symbolizer::LoadedModule {
   Dwfl* dwfl = nullptr;
   Dwfl_Module* module = nullptr;
-  std::string file;        // what was opened: the path, or the debug file found by build-id
-  std::string error;       // why module is null
-  std::string no_symbols;  // why a function name may be missing, when some are
-  std::string no_lines;    // why source lines are missing
+  std::string file;   // what was opened: the path, or the debug file found by build-id
+  std::string error;  // why module is null
+  std::string path;   // as mapped, and the build-id the shim sent: for explanations
+  std::string build_id;
+  bool dwarf_read = false;  // LoadDwarf ran: the two fields below are set
+  std::string no_symbols;   // why a function name may be missing, when some are
+  std::string no_lines;     // why source lines are missing
 
   ~LoadedModule() { Close(); }
   void Close() {
@@ -246,6 +249,8 @@ Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::s
   if (slot != nullptr) return slot.get();
   slot = std::make_unique<LoadedModule>();
   LoadedModule& loaded = *slot;
+  loaded.path = path;
+  loaded.build_id = build_id;
   if (deleted && build_id.empty()) {
     // Without a build-id nothing tells whether the file now at the path is the one that ran.
     loaded.error = absl::StrCat(path,
@@ -280,32 +285,38 @@ Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::s
       }
     }
   }
-  if (loaded.module == nullptr) return slot.get();
+  return slot.get();
+}
+
+void Symbolizer::LoadDwarf(LoadedModule& loaded) {
+  if (loaded.dwarf_read || loaded.module == nullptr) return;
+  loaded.dwarf_read = true;
+  ++dwarf_loads_;
   // What the image lacks, to explain frames that stay incomplete.
   Dwarf_Addr dwarf_bias = 0;
   const bool has_dwarf = dwfl_module_getdwarf(loaded.module, &dwarf_bias) != nullptr;
   if (!has_dwarf) {
-    loaded.no_lines =
-        absl::StrCat("no debug info for ", path,
-                     build_id.empty() ? "" : absl::StrCat(" (build-id ", build_id, ")"));
+    loaded.no_lines = absl::StrCat(
+        "no debug info for ", loaded.path,
+        loaded.build_id.empty() ? "" : absl::StrCat(" (build-id ", loaded.build_id, ")"));
   }
   GElf_Addr elf_bias = 0;
   Elf* elf = dwfl_module_getelf(loaded.module, &elf_bias);
   if (!has_dwarf && elf != nullptr && !HasSection(elf, SHT_SYMTAB)) {
     loaded.no_symbols =
-        absl::StrCat(path,
+        absl::StrCat(loaded.path,
                      " is stripped and has no debug info: only its exported (.dynsym) "
                      "functions have names");
   }
-  return slot.get();
 }
 
 std::vector<Frame> Symbolizer::Symbolize(std::span<const uint64_t> return_addresses,
-                                         const ModuleList* modules, uint16_t module_generation) {
+                                         const ModuleList* modules, uint16_t module_generation,
+                                         FrameDetail detail) {
   std::vector<Frame> frames;
   frames.reserve(return_addresses.size());
   for (uint64_t address : return_addresses) {
-    std::vector<Frame> expanded = SymbolizeWithInlines(address, modules, module_generation);
+    std::vector<Frame> expanded = SymbolizeWithInlines(address, modules, module_generation, detail);
     frames.insert(frames.end(), expanded.begin(), expanded.end());
   }
   return frames;
@@ -389,13 +400,29 @@ std::vector<Frame> InlineChain(Dwfl_Module* module, Dwarf_Addr file_pc, const Fr
   return chain;
 }
 
+// The demangled name of the function at `file_pc`, from the ELF symbol tables (the image's own
+// or its debug file's: no DWARF is read); empty when no symbol covers it.
+std::string FunctionAt(Dwfl_Module* module, Dwarf_Addr file_pc) {
+  GElf_Off offset = 0;
+  GElf_Sym sym;
+  const char* name =
+      dwfl_module_addrinfo(module, file_pc, &offset, &sym, nullptr, nullptr, nullptr);
+  if (name == nullptr) return "";
+  // The ELF symbol table spells versioned symbols "name@@VERSION"; people search by name.
+  std::string_view plain(name);
+  plain = plain.substr(0, plain.find('@'));
+  return Demangle(std::string(plain).c_str());
+}
+
 }  // namespace
 
 std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
                                                     const ModuleList* modules,
-                                                    uint16_t module_generation) {
-  Frame physical = SymbolizeReturnAddress(return_address, modules, module_generation);
-  if (physical.function.empty() || physical.module.empty() || physical.module_offset == 0) {
+                                                    uint16_t module_generation,
+                                                    FrameDetail detail) {
+  Frame physical = SymbolizeReturnAddress(return_address, modules, module_generation, detail);
+  if (physical.names_only || physical.function.empty() || physical.module.empty() ||
+      physical.module_offset == 0) {
     return {physical};
   }
   const uint64_t file_pc = physical.module_offset - 1;
@@ -404,6 +431,7 @@ std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
   auto [it, inserted] = inline_chains_.try_emplace(key);
   if (inserted) {
     LoadedModule* loaded = Load(physical.module, physical.build_id, false);
+    LoadDwarf(*loaded);
     if (loaded->module != nullptr) it->second = InlineChain(loaded->module, file_pc, physical);
   }
   if (it->second.empty()) return {physical};
@@ -413,7 +441,7 @@ std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
 }
 
 Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules,
-                                         uint16_t module_generation) {
+                                         uint16_t module_generation, FrameDetail detail) {
   Frame frame;
   frame.address = return_address;
   if (modules == nullptr) {
@@ -504,26 +532,28 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
   // The same code at the same file address, whatever the process: cached by file address.
   const uint64_t file_pc = pc - bias;
   const auto key = std::make_pair(ImageKey(mapping.path, image.build_id, image.deleted), file_pc);
-  if (auto it = frames_.find(key); it != frames_.end()) {
-    Frame cached = it->second;
-    cached.address = return_address;
-    cached.module_unloaded = frame.module_unloaded;
-    return cached;
+  // A runtime module's frames need only their names to choose and group by a headline frame.
+  const bool names_only = detail == FrameDetail::kRuntimeNamesOnly && IsRuntimeFrame(frame);
+  for (const auto* cache : {&frames_, names_only ? &names_ : nullptr}) {
+    if (cache == nullptr) continue;
+    if (auto it = cache->find(key); it != cache->end()) {
+      Frame cached = it->second;
+      cached.address = return_address;
+      cached.module_unloaded = frame.module_unloaded;
+      return cached;
+    }
   }
 
   if (loaded->module == nullptr) {
     frame.unresolved = loaded->error;
+  } else if (names_only) {
+    frame.function = FunctionAt(loaded->module, file_pc);
+    frame.names_only = true;
+    if (frame.function.empty()) frame.unresolved = "no symbol covers the address";
   } else {
-    GElf_Off offset = 0;
-    GElf_Sym sym;
-    const char* name =
-        dwfl_module_addrinfo(loaded->module, file_pc, &offset, &sym, nullptr, nullptr, nullptr);
-    if (name != nullptr) {
-      // The ELF symbol table spells versioned symbols "name@@VERSION"; people search by name.
-      std::string_view plain(name);
-      plain = plain.substr(0, plain.find('@'));
-      frame.function = Demangle(std::string(plain).c_str());
-    } else {
+    LoadDwarf(*loaded);
+    frame.function = FunctionAt(loaded->module, file_pc);
+    if (frame.function.empty()) {
       frame.unresolved = !loaded->no_symbols.empty() ? loaded->no_symbols
                                                      : std::string("no symbol covers the address");
     }
@@ -540,7 +570,7 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
           !loaded->no_lines.empty() ? loaded->no_lines : std::string("no line information here");
     }
   }
-  frames_.emplace(key, frame);
+  (names_only ? names_ : frames_).emplace(key, frame);
   return frame;
 }
 

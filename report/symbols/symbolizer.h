@@ -8,6 +8,10 @@
 // /usr/lib/debug/.build-id (Debian's -dbgsym packages) is found the same way. It never fails
 // hard: a frame that cannot be resolved keeps its module and offset plus a reason.
 //
+// An image's DWARF is read only when a frame in it needs a line or its inlined functions: names
+// come from the ELF symbol tables, which need no decompression, while opening a compressed debug
+// file (Debian's libc6-dbg) inflates all its .debug_* sections, 20-40 ms for glibc's.
+//
 // Thread-safety: not thread-safe (caches and libdwfl handles are unsynchronised); use one
 // Symbolizer per thread. Allocation: yes (collector code). Never runs inside a hook.
 #pragma once
@@ -39,6 +43,14 @@ absl::StatusOr<uint64_t> ComputeLoadBias(const ModuleList& modules, const std::s
 // Symbolizer both use it.
 absl::StatusOr<uint64_t> ImageLoadBias(const ModuleMapping& first, const std::string& elf_file);
 
+// How much of a frame a lookup reads.
+enum class FrameDetail {
+  kFull,  // function, file:line and inlined functions
+  // Frames of runtime modules (IsRuntimeFrame) by function name only, never from DWARF
+  // (Frame::names_only): what choosing a headline frame and grouping by it need. Others in full.
+  kRuntimeNamesOnly,
+};
+
 struct SymbolizerOptions {
   // Searched for <dir>/.build-id/xx/yyyy.debug before /usr/lib/debug.
   std::vector<std::string> debug_dirs;
@@ -57,14 +69,21 @@ class Symbolizer {
   // address is looked up in the module that was mapped there when the stack was captured, which
   // is the one unloaded first after it, if any, else the live one.
   std::vector<Frame> Symbolize(std::span<const uint64_t> return_addresses,
-                               const ModuleList* modules, uint16_t module_generation = 0);
+                               const ModuleList* modules, uint16_t module_generation = 0,
+                               FrameDetail detail = FrameDetail::kFull);
   // One return address, as the function containing it (no inline expansion).
   Frame SymbolizeReturnAddress(uint64_t return_address, const ModuleList* modules,
-                               uint16_t module_generation = 0);
+                               uint16_t module_generation = 0,
+                               FrameDetail detail = FrameDetail::kFull);
   // One return address with its inlined functions, innermost first; the last frame is the
   // function containing the address, with the source line of the call it makes.
   std::vector<Frame> SymbolizeWithInlines(uint64_t return_address, const ModuleList* modules,
-                                          uint16_t module_generation = 0);
+                                          uint16_t module_generation = 0,
+                                          FrameDetail detail = FrameDetail::kFull);
+
+  // How many images' DWARF has been read so far (for tests: a lookup that needs only names
+  // must not read any).
+  size_t dwarf_loads() const { return dwarf_loads_; }
 
  private:
   struct LoadedModule;
@@ -72,6 +91,8 @@ class Symbolizer {
   // `deleted`: the maps said the file was deleted or replaced since it was mapped.
   LoadedModule* Load(const std::string& path, const std::string& build_id, bool deleted);
   std::string FindDebugFile(const std::string& build_id) const;
+  // Reads the image's DWARF once, and what it lacks to explain incomplete frames.
+  void LoadDwarf(LoadedModule& loaded);
 
   SymbolizerOptions options_;
   std::string debuginfo_path_;  // libdwfl's search path: ":.debug:<debug dirs>:/usr/lib/debug"
@@ -88,6 +109,9 @@ class Symbolizer {
   absl::flat_hash_map<std::pair<const ModuleList*, size_t>, LoadBias> biases_;
   // Resolved frames per (image key, file address).
   absl::flat_hash_map<std::pair<std::string, uint64_t>, Frame> frames_;
+  // Frames read by name only (FrameDetail::kRuntimeNamesOnly), same keys; frames_ wins.
+  absl::flat_hash_map<std::pair<std::string, uint64_t>, Frame> names_;
+  size_t dwarf_loads_ = 0;
   // Inline chains per (image key, file address); empty when nothing is inlined there.
   absl::flat_hash_map<std::pair<std::string, uint64_t>, std::vector<Frame>> inline_chains_;
 };

@@ -4,8 +4,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdint>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -287,6 +291,95 @@ TEST(AnalysisReportTest, FewStacksKeepWholeStacks) {
   EXPECT_EQ(depths.group, 2u);
   EXPECT_THAT(depths.analysed, ::testing::Each(2u));
   EXPECT_THAT(depths.others, ::testing::Each(2u));
+}
+
+// This process's file-backed mappings, as the shim would list them.
+std::vector<testing::TestModule> SelfModules() {
+  std::vector<testing::TestModule> modules;
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    std::istringstream in(line);
+    std::string range, perms, offset, device, inode, path;
+    in >> range >> perms >> offset >> device >> inode >> path;
+    if (!path.starts_with("/")) continue;
+    const size_t dash = range.find('-');
+    modules.push_back({.start = std::stoull(range.substr(0, dash), nullptr, 16),
+                       .end = std::stoull(range.substr(dash + 1), nullptr, 16),
+                       .file_offset = std::stoull(offset, nullptr, 16),
+                       .path = path});
+  }
+  return modules;
+}
+
+// Two sites of this process, each called from libc (getpid stands for __libc_start_main): site 1
+// steady, site 2 leaking. Returns the report and how many images' DWARF the symbolizer read.
+std::pair<RunResult, size_t> SitesCalledFromLibc() {
+  const uint64_t own = reinterpret_cast<uint64_t>(&SelfModules) + 1;
+  const uint64_t other = reinterpret_cast<uint64_t>(&SitesCalledFromLibc) + 1;
+  const uint64_t libc = reinterpret_cast<uint64_t>(&getpid) + 1;
+  StreamBuilder b;
+  b.Hello(100, 1, "/srv/parser", 1000);
+  for (int i = 0; i < 12; ++i) {
+    const uint64_t n = static_cast<uint64_t>(i) + 1;
+    b.Begin(i, static_cast<uint64_t>(i) * 1'000'000'000);
+    if (i == 0) b.Modules(SelfModules()).Site(1, {own, libc}).Site(2, {other, libc});
+    b.Counters(wire::Kind::kHeap,
+               {testing::Counter(1, 1, 0, 4096, 0), testing::Counter(2, n, 0, n * 65536, 0)});
+    b.End(i, i == 11 ? wire::kCensusFinal : 0);
+  }
+  std::vector<ConnectionRecord> records;
+  records.push_back(testing::RecordFromStream(b.Take()));
+  RobustDriftAnalyzer analyzer;
+  Symbolizer symbolizer;
+  RunResult result;
+  result.processes = BuildProcessReports(std::move(records), analyzer, symbolizer);
+  return {std::move(result), symbolizer.dwarf_loads()};
+}
+
+// Grouping needs libc's frames by name only; the stacks the outputs print have libc's lines
+// (libc6-dbg's DWARF is read for them only: decompressing it cost 20-40 ms a run).
+TEST(AnalysisReportTest, RuntimeFramesAreReadInFullOnlyWhenPrinted) {
+  auto [result, dwarf_loads] = SitesCalledFromLibc();
+  ASSERT_EQ(result.processes.size(), 1u);
+  const ProcessReport& process = result.processes[0];
+  ASSERT_EQ(process.sites.size(), 2u);
+  const SiteReport& steady = process.sites[0];
+  ASSERT_EQ(steady.frames.size(), 2u);
+  EXPECT_EQ(steady.headline, 0u);
+  EXPECT_TRUE(steady.frames[1].names_only);
+  EXPECT_THAT(steady.frames[1].function, HasSubstr("getpid"));
+  const std::vector<const SiteReport*> findings = Findings(process);
+  ASSERT_EQ(findings.size(), 1u);
+  const SiteReport& leak = *findings[0];
+  EXPECT_EQ(leak.site_id, 2u);
+  ASSERT_GE(leak.frames.size(), 2u);
+  EXPECT_FALSE(leak.frames.back().names_only);
+  EXPECT_THAT(leak.frames.back().function, HasSubstr("getpid"));
+  // This binary's and libc's (libc's once, for the printed stack).
+  EXPECT_EQ(dwarf_loads, 2u);
+}
+
+// Without a printed stack, libc's DWARF is never read: a steady run pays only for this binary's.
+TEST(AnalysisReportTest, SteadySitesReadNoRuntimeDwarf) {
+  StreamBuilder b;
+  const uint64_t own = reinterpret_cast<uint64_t>(&SelfModules) + 1;
+  const uint64_t libc = reinterpret_cast<uint64_t>(&getpid) + 1;
+  b.Hello(100, 1, "/srv/parser", 1000);
+  for (int i = 0; i < 12; ++i) {
+    b.Begin(i, static_cast<uint64_t>(i) * 1'000'000'000);
+    if (i == 0) b.Modules(SelfModules()).Site(1, {own, libc});
+    b.Counters(wire::Kind::kHeap, {testing::Counter(1, 1, 0, 4096, 0)});
+    b.End(i, i == 11 ? wire::kCensusFinal : 0);
+  }
+  std::vector<ConnectionRecord> records;
+  records.push_back(testing::RecordFromStream(b.Take()));
+  RobustDriftAnalyzer analyzer;
+  Symbolizer symbolizer;
+  const std::vector<ProcessReport> processes =
+      BuildProcessReports(std::move(records), analyzer, symbolizer);
+  ASSERT_EQ(processes.size(), 1u);
+  ASSERT_TRUE(Findings(processes[0]).empty());
+  EXPECT_EQ(symbolizer.dwarf_loads(), 1u);
 }
 
 }  // namespace

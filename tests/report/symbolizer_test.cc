@@ -191,6 +191,37 @@ TEST(SymbolizerTest, ResolvesInASharedLibrary) {
   EXPECT_THAT(frame.function, HasSubstr("getpid")) << frame.unresolved;
 }
 
+// Choosing a headline frame and grouping by it need only the runtime's function names, which the
+// ELF symbol tables give: libc's DWARF (Debian's libc6-dbg, a compressed debug file that takes
+// 20-40 ms to inflate) is read only once a libc frame is wanted in full.
+TEST(SymbolizerTest, RuntimeFramesByNameReadNoDwarf) {
+  const ModuleList modules = ReadSelfMaps();
+  Symbolizer symbolizer;
+  const uint64_t in_libc = reinterpret_cast<uint64_t>(&getpid) + 1;
+  const std::vector<Frame> named =
+      symbolizer.SymbolizeWithInlines(in_libc, &modules, 0, FrameDetail::kRuntimeNamesOnly);
+  ASSERT_EQ(named.size(), 1u);
+  EXPECT_THAT(named[0].module, HasSubstr("libc.so"));
+  EXPECT_THAT(named[0].function, HasSubstr("getpid")) << named[0].unresolved;
+  EXPECT_TRUE(named[0].names_only);
+  EXPECT_EQ(symbolizer.dwarf_loads(), 0u);
+
+  // The same lookup of a frame outside the runtime is in full: the headline's line groups sites.
+  const uint64_t own = driftwatch_symbolizer_test_caller();
+  const std::vector<Frame> mine =
+      symbolizer.SymbolizeWithInlines(own, &modules, 0, FrameDetail::kRuntimeNamesOnly);
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_FALSE(mine[0].names_only);
+  EXPECT_EQ(mine[0].line, g_call_line);
+  EXPECT_EQ(symbolizer.dwarf_loads(), 1u);
+
+  // Wanted in full, the libc frame reads libc's DWARF, and keeps the name it had.
+  const Frame full = symbolizer.SymbolizeReturnAddress(in_libc, &modules);
+  EXPECT_FALSE(full.names_only);
+  EXPECT_EQ(full.function, named[0].function);
+  EXPECT_EQ(symbolizer.dwarf_loads(), 2u);
+}
+
 TEST(SymbolizerTest, UnresolvedFramesSayWhy) {
   const ModuleList modules = ReadSelfMaps();
   Symbolizer symbolizer;
