@@ -3,6 +3,8 @@
 //
 //   driftwatch run [OPTIONS] [--] COMMAND [ARGS...]
 //   driftwatch report [OPTIONS] RECORDING
+//   driftwatch collect --socket PATH [OPTIONS]
+//   driftwatch env --socket PATH [OPTIONS]
 //
 // Exit codes (kExit* in exit_codes.h): 0 steady, 1 drift found, 2 usage or set-up error (a
 // COMMAND the shim cannot load into included), 3 COMMAND failed before the run ended,
@@ -10,6 +12,8 @@
 // with one line on stderr naming the option, and --help and --version exit 0. CLI11 reports
 // errors by exception; they are caught in Main and go no further. Single-threaded; never runs
 // inside a hook.
+
+#include <pwd.h>
 
 #include <cstdio>
 #include <functional>
@@ -27,9 +31,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "fmt/format.h"
+#include "report/commands/collect_command.h"
+#include "report/commands/env_command.h"
 #include "report/commands/exit_codes.h"
 #include "report/commands/recording.h"
 #include "report/commands/run_command.h"
+#include "report/commands/shim_locator.h"
 #include "report/outputs/report_output.h"
 
 namespace dw::report {
@@ -141,31 +148,53 @@ uint32_t ParseSampleBytes(const std::string& value) {
   return static_cast<uint32_t>(bytes * scale);
 }
 
-// --mode and --sample-bytes; `hidden` for `report`, which accepts and ignores them (the mode
-// comes from the recording).
-void AddSamplingOptions(CLI::App& command, RunOptions& options, bool hidden) {
+// --mode and --sample-bytes into `sample_mean_bytes` (0: exact); `hidden` for `report`, which
+// accepts and ignores them (the mode comes from the recording). `sampled_default`: the mode when
+// neither is given is sampled (`env`), else exact.
+void AddSamplingOptions(CLI::App& command, uint32_t& sample_mean_bytes, bool hidden,
+                        bool sampled_default = false) {
   const std::string group = hidden ? "" : "Options";
   AddOption(command, "--mode", "exact|sampled",
-            "exact (default): every heap block is recorded at its call stack;\n"
-            "sampled: heap blocks are sampled by bytes, and heap figures are\n"
-            "unbiased estimates (far cheaper; slow leaks need longer runs,\n"
-            "see docs/SAMPLING.md). fds, threads and timers are exact in both.",
-            [&options](const std::string& value) {
+            fmt::format("exact{}: every heap block is recorded at its call stack;\n"
+                        "sampled{}: heap blocks are sampled by bytes, and heap figures are\n"
+                        "unbiased estimates (far cheaper; slow leaks need longer runs,\n"
+                        "see docs/SAMPLING.md). fds, threads and timers are exact in both.",
+                        sampled_default ? "" : " (default)", sampled_default ? " (default)" : ""),
+            [&sample_mean_bytes](const std::string& value) {
               if (value == "exact") {
-                options.sample_mean_bytes = 0;
+                sample_mean_bytes = 0;
               } else if (value == "sampled") {
-                if (options.sample_mean_bytes == 0) options.sample_mean_bytes = kDefaultSampleBytes;
+                if (sample_mean_bytes == 0) sample_mean_bytes = kDefaultSampleBytes;
               } else {
                 Reject(fmt::format("--mode wants exact or sampled, got '{}'", value));
               }
             })
       ->group(group);
-  AddOption(
-      command, "--sample-bytes", "N",
-      "sampled mode's mean bytes between samples (default 512KiB;\n"
-      "B, KiB or MiB; implies --mode sampled)",
-      [&options](const std::string& value) { options.sample_mean_bytes = ParseSampleBytes(value); })
+  AddOption(command, "--sample-bytes", "N",
+            "sampled mode's mean bytes between samples (default 512KiB;\n"
+            "B, KiB or MiB; implies --mode sampled)",
+            [&sample_mean_bytes](const std::string& value) {
+              sample_mean_bytes = ParseSampleBytes(value);
+            })
       ->group(group);
+}
+
+uint32_t ParseIntervalMs(const std::string& value) {
+  uint32_t ms = 0;
+  if (!absl::SimpleAtoi(value, &ms) || ms < 1 || ms > 3'600'000) {
+    Reject(fmt::format("--interval wants milliseconds between 1 and 3600000, got '{}'", value));
+  }
+  return ms;
+}
+
+// --socket PATH: absolute, and short enough for the shim.
+void AddSocketOption(CLI::App& command, std::string& socket_path, const std::string& help) {
+  AddOption(command, "--socket", "PATH", help, [&socket_path](const std::string& value) {
+    if (absl::Status status = CheckSocketPath(value); !status.ok()) {
+      Reject(fmt::format("--socket: {}", std::string(status.message())));
+    }
+    socket_path = value;
+  })->required();
 }
 
 void AddJsonOption(CLI::App& command, std::optional<std::string>& json_path) {
@@ -222,15 +251,8 @@ void AddRunCommand(CLI::App& app, UsageFormatter& formatter, RunCommand& run) {
               options.duration_s = ParseSeconds("--duration", value, /*zero_allowed=*/false);
             });
   AddOption(command, "--interval", "MS", "census interval in milliseconds (default 1000)",
-            [&options](const std::string& value) {
-              uint32_t ms = 0;
-              if (!absl::SimpleAtoi(value, &ms) || ms < 1 || ms > 3'600'000) {
-                Reject(fmt::format("--interval wants milliseconds between 1 and 3600000, got '{}'",
-                                   value));
-              }
-              options.interval_ms = ms;
-            });
-  AddSamplingOptions(command, options, /*hidden=*/false);
+            [&options](const std::string& value) { options.interval_ms = ParseIntervalMs(value); });
+  AddSamplingOptions(command, options.sample_mean_bytes, /*hidden=*/false);
   AddJsonOption(command, run.json_path);
   AddOption(command, "--record", "FILE",
             "keep every census in FILE, for 'driftwatch report FILE' later",
@@ -262,8 +284,132 @@ void AddReportCommand(CLI::App& app, ReportCommand& report) {
       ->type_name("");
   AddJsonOption(command, report.json_path);
   AddAnalysisOptions(command, report.options);
-  AddSamplingOptions(command, report.options, /*hidden=*/true);
+  AddSamplingOptions(command, report.options.sample_mean_bytes, /*hidden=*/true);
   command.footer(kReportExitCodes);
+}
+
+constexpr char kCollectFooter[] =
+    "Each process connects with LD_PRELOAD=libdriftwatch.so and DRIFTWATCH_SOCKET=PATH\n"
+    "('driftwatch env --socket PATH' prints them). Every process lifetime is a series\n"
+    "of its own, named by its command name, pid and start time; the log has one line\n"
+    "when a process connects, when a site starts or stops drifting (kind, headline\n"
+    "frame, slope) and when it ends (its verdict). SIGHUP reopens --log; SIGTERM and\n"
+    "SIGINT say where each live process stands and exit 0.\n\n"
+    "who may connect: processes of driftwatch's own user and root; others only with\n"
+    "--allow-user (each is checked by SO_PEERCRED, docs/SECURITY.md). The shim sends\n"
+    "only to a collector of root, its own user or the user it started as.\n\n"
+    "exit codes: 0 stopped by SIGTERM or SIGINT, 2 usage or set-up error";
+
+// A user name or a numeric uid.
+uid_t ParseUser(const std::string& value) {
+  uid_t uid = 0;
+  if (absl::SimpleAtoi(value, &uid)) return uid;
+  passwd entry{}, *found = nullptr;
+  char buffer[4096];
+  if (getpwnam_r(value.c_str(), &entry, buffer, sizeof(buffer), &found) != 0 || found == nullptr) {
+    Reject(fmt::format("--allow-user: no user '{}'", value));
+  }
+  return found->pw_uid;
+}
+
+void AddCollectCommand(CLI::App& app, CollectOptions& options) {
+  CLI::App& command = *app.add_subcommand(
+      "collect",
+      "collect from every process started under the shim, for as long as it runs\n\n"
+      "Listens on PATH for any number of processes started under the shim, analyses each\n"
+      "live process every few seconds as 'driftwatch run' would, and logs when a site\n"
+      "starts or stops drifting. For a staging canary: services run under the shim for\n"
+      "days, the collector watches them.");
+  AddSocketOption(command, options.socket_path,
+                  "listen on PATH (absolute); a stale socket there is replaced");
+  AddOption(command, "--check-every", "S", "analyse each live process every S seconds (default 5)",
+            [&options](const std::string& value) {
+              options.check_every_s = ParseSeconds("--check-every", value, false);
+            });
+  AddOption(command, "--log", "FILE",
+            "append the log to FILE, reopened on SIGHUP (default: stderr)",
+            [&options](const std::string& value) { options.log_path = value; });
+  AddOption(command, "--keep-ended", "N",
+            fmt::format("keep the verdicts of the last N ended processes (default {})",
+                        EndedProcesses::kDefaultCapacity),
+            [&options](const std::string& value) {
+              if (!absl::SimpleAtoi(value, &options.keep_ended) || options.keep_ended > 1'000'000) {
+                Reject(fmt::format("--keep-ended wants 0 to 1000000, got '{}'", value));
+              }
+            });
+  AddOption(
+      command, "--allow-user", "USER", "also admit processes of USER (a name or uid; repeatable)",
+      [&options](const std::string& value) { options.allowed_uids.push_back(ParseUser(value)); });
+  command.add_flag("--allow-any-user", options.allow_any_uid,
+                   "admit processes of every user (any local user can then add\n"
+                   "processes to the log)");
+  AddAnalysisOptions(command, options);
+  command.footer(kCollectFooter);
+}
+
+struct EnvCommand {
+  EnvOptions options;
+  std::string format = "shell";
+};
+
+void AddEnvCommand(CLI::App& app, EnvCommand& env) {
+  CLI::App& command = *app.add_subcommand(
+      "env",
+      "print the environment that puts a process under the shim, for 'collect'\n\n"
+      "Prints the variables that make a process report to the collector on PATH\n"
+      "('driftwatch collect --socket PATH'): LD_PRELOAD with the shim's absolute path,\n"
+      "DRIFTWATCH_SOCKET and the mode (sampled by default: cheap enough to leave on).");
+  EnvOptions& options = env.options;
+  AddSocketOption(command, options.shim.socket_path, "the collector's socket (absolute)");
+  AddSamplingOptions(command, options.shim.sample_mean_bytes, /*hidden=*/false,
+                     /*sampled_default=*/true);
+  AddOption(
+      command, "--interval", "MS", "census interval in milliseconds (default: the shim's, 1000)",
+      [&options](const std::string& value) { options.shim.interval_ms = ParseIntervalMs(value); });
+  command
+      .add_option("--format", env.format,
+                  "shell (default): export lines, for eval \"$(driftwatch env ...)\";\n"
+                  "systemd: a [Service] drop-in of Environment= lines;\n"
+                  "kubernetes: an env: list for a container spec")
+      ->type_name("shell|systemd|kubernetes")
+      ->check(CLI::IsMember({"shell", "systemd", "kubernetes"}));
+  AddOption(command, "--shim", "PATH",
+            "the shim's path as the process sees it (default: the one this\n"
+            "driftwatch uses; give it for a container that mounts the shim)",
+            [&options](const std::string& value) {
+              if (value.empty() || value[0] != '/') {
+                Reject(fmt::format("--shim wants an absolute path, got '{}'", value));
+              }
+              options.shim_path = value;
+            });
+  command.footer(
+      "environment:\n"
+      "  DRIFTWATCH_SHIM  path of libdriftwatch.so (default: next to the driftwatch binary)");
+}
+
+int Collect(const CollectOptions& options) {
+  if (absl::Status status = RunCollector(options); !status.ok()) {
+    fmt::print(stderr, "driftwatch: error: {}\n", std::string(status.message()));
+    return kExitUsage;
+  }
+  return 0;
+}
+
+int Env(EnvCommand& env) {
+  EnvOptions& options = env.options;
+  options.format = env.format == "systemd"      ? EnvFormat::kSystemd
+                   : env.format == "kubernetes" ? EnvFormat::kKubernetes
+                                                : EnvFormat::kShell;
+  if (options.shim_path.empty()) {
+    absl::StatusOr<std::string> shim = LocateShim();
+    if (!shim.ok()) {
+      fmt::print(stderr, "driftwatch: error: {}\n", std::string(shim.status().message()));
+      return kExitUsage;
+    }
+    options.shim_path = *shim;
+  }
+  fmt::print("{}", RenderEnvironment(options));
+  return 0;
 }
 
 int UsageError(std::string_view command, std::string_view message) {
@@ -376,6 +522,10 @@ int Main(int argc, char** argv) {
   ReportCommand report;
   AddRunCommand(app, *formatter, run);
   AddReportCommand(app, report);
+  CollectOptions collect;
+  AddCollectCommand(app, collect);
+  EnvCommand env;
+  AddEnvCommand(app, env);
 
   if (argc < 2) {
     fmt::print(stderr, "{}", app.help());
@@ -408,6 +558,8 @@ int Main(int argc, char** argv) {
     return UsageError(command.get_name(), *failure);
   }
   if (command.get_name() == "report") return Report(report);
+  if (command.get_name() == "collect") return Collect(collect);
+  if (command.get_name() == "env") return Env(env);
 
   run.options.command = std::move(operands);
   if (parsed < argc && !run.options.command.empty()) run.options.command.emplace_back("--");

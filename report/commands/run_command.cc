@@ -83,18 +83,14 @@ std::vector<std::string> BuildEnvironment(const std::string& shim, const std::st
       continue;
     }
     // What the run sets is the run's: an inherited value would contradict its options.
-    if (var.starts_with("DRIFTWATCH_SOCKET=") || var.starts_with("DRIFTWATCH_INTERVAL_MS=") ||
-        var.starts_with("DRIFTWATCH_MODE=") || var.starts_with("DRIFTWATCH_SAMPLE_BYTES=")) {
-      continue;
-    }
+    if (IsShimVariable(var)) continue;
     env.emplace_back(var);
   }
   env.push_back(absl::StrCat("LD_PRELOAD=", PreloadList(shim, previous_preload, sanitizers)));
-  env.push_back(absl::StrCat("DRIFTWATCH_SOCKET=", socket));
-  env.push_back(absl::StrCat("DRIFTWATCH_INTERVAL_MS=", options.interval_ms));
-  if (options.sample_mean_bytes != 0) {
-    env.push_back("DRIFTWATCH_MODE=sampled");
-    env.push_back(absl::StrCat("DRIFTWATCH_SAMPLE_BYTES=", options.sample_mean_bytes));
+  for (const auto& [name, value] : ShimVariables({.socket_path = socket,
+                                   .interval_ms = options.interval_ms,
+                                   .sample_mean_bytes = options.sample_mean_bytes})) {
+    env.push_back(absl::StrCat(name, "=", value));
   }
   return env;
 }

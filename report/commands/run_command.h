@@ -30,14 +30,12 @@
 
 #include "absl/status/statusor.h"
 #include "report/analysis/process_analysis.h"
+#include "report/commands/env_command.h"
 #include "report/commands/exit_codes.h"
 #include "report/model/run_result.h"
 #include "report/transport/collector.h"
 
 namespace dw::report {
-
-// Sampled mode's default mean bytes between heap samples, as in tcmalloc and Go.
-inline constexpr uint32_t kDefaultSampleBytes = 512 * 1024;
 
 // How to run the command, plus how to judge what it sent (the analysis settings, shared with
 // `driftwatch report`, are the base so that AnalyzeCollected takes them as they are).

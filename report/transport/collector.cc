@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -67,34 +68,91 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create() {
   collector->dir_ = dir_template;
   collector->socket_path_ = collector->dir_ + "/census.sock";
 
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (collector->socket_path_.size() >= sizeof(address.sun_path)) {
-    return absl::InternalError(absl::StrCat("socket path too long: ", collector->socket_path_));
-  }
-  std::memcpy(address.sun_path, collector->socket_path_.c_str(),
-              collector->socket_path_.size() + 1);
-  // CLOEXEC: the traced command must not inherit the listening socket.
-  collector->listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (collector->listen_fd_ < 0) {
-    return absl::InternalError(absl::StrCat("socket: ", ErrnoText()));
-  }
-  if (bind(collector->listen_fd_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) !=
-      0) {
-    return absl::InternalError(
-        absl::StrCat("cannot bind ", collector->socket_path_, ": ", ErrnoText()));
-  }
+  if (absl::Status status = collector->Bind(0777); !status.ok()) return status;
   // Children that switch uid must reach and connect to the socket; the directory stays unlistable
   // and every peer's credentials are checked on accept (Admit).
-  if (chmod(collector->dir_.c_str(), 0711) != 0 ||
-      chmod(collector->socket_path_.c_str(), 0777) != 0) {
+  if (chmod(collector->dir_.c_str(), 0711) != 0) {
     return absl::InternalError(absl::StrCat("cannot open ", collector->socket_path_,
                                             " to the run's children: ", ErrnoText()));
   }
-  if (listen(collector->listen_fd_, SOMAXCONN) != 0) {
+  return collector;
+}
+
+absl::Status Collector::Bind(mode_t mode) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (socket_path_.size() >= sizeof(address.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "socket path too long (over ", sizeof(address.sun_path) - 1, " bytes): ", socket_path_));
+  }
+  std::memcpy(address.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
+  // CLOEXEC: the traced command must not inherit the listening socket.
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return absl::InternalError(absl::StrCat("socket: ", ErrnoText()));
+  if (bind(listen_fd_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    return absl::InternalError(absl::StrCat("cannot bind ", socket_path_, ": ", ErrnoText()));
+  }
+  struct stat created {};
+  if (chmod(socket_path_.c_str(), mode) != 0 || stat(socket_path_.c_str(), &created) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot set the mode of ", socket_path_, ": ", ErrnoText()));
+  }
+  socket_dev_ = created.st_dev;
+  socket_ino_ = created.st_ino;
+  if (listen(listen_fd_, SOMAXCONN) != 0) {
     return absl::InternalError(absl::StrCat("listen: ", ErrnoText()));
   }
-  collector->reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return absl::OkStatus();
+}
+
+namespace {
+
+// A file at `path` before a collector binds there: nothing, a socket nobody listens on (left by a
+// collector that died: removed), or an error (a live collector, or not a socket).
+absl::Status ClearStaleSocket(const std::string& path) {
+  struct stat existing {};
+  if (lstat(path.c_str(), &existing) != 0) {
+    return errno == ENOENT
+               ? absl::OkStatus()
+               : absl::InternalError(absl::StrCat("cannot stat ", path, ": ", ErrnoText()));
+  }
+  if (!S_ISSOCK(existing.st_mode)) {
+    return absl::AlreadyExistsError(absl::StrCat(path, " exists and is not a socket"));
+  }
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(),
+              std::min(path.size() + 1, sizeof(address.sun_path) - 1));
+  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const bool live = probe >= 0 && connect(probe, reinterpret_cast<const sockaddr*>(&address),
+                                          sizeof(address)) == 0;
+  if (probe >= 0) close(probe);
+  if (live) {
+    return absl::AlreadyExistsError(absl::StrCat("another collector is listening on ", path));
+  }
+  if (unlink(path.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot remove the stale socket ", path, ": ", ErrnoText()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Collector>> Collector::Listen(const std::string& path, mode_t mode) {
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the socket path must be absolute, got '", path, "'"));
+  }
+  std::unique_ptr<Collector> collector(new Collector());
+  collector->socket_path_ = path;
+  if (path.size() < sizeof(sockaddr_un::sun_path)) {
+    if (absl::Status status = ClearStaleSocket(path); !status.ok()) return status;
+  }
+  // On failure the destructor leaves the path alone: the file there (if any) is not the one made
+  // here.
+  if (absl::Status status = collector->Bind(mode); !status.ok()) return status;
   return collector;
 }
 
@@ -108,7 +166,12 @@ Collector::~Collector() {
   }
   if (listen_fd_ >= 0) close(listen_fd_);
   if (reserve_fd_ >= 0) close(reserve_fd_);
-  if (!socket_path_.empty()) unlink(socket_path_.c_str());
+  // Only the socket made here: a collector started since on the same path owns the file there.
+  struct stat now {};
+  if (!socket_path_.empty() && stat(socket_path_.c_str(), &now) == 0 && now.st_dev == socket_dev_ &&
+      now.st_ino == socket_ino_) {
+    unlink(socket_path_.c_str());
+  }
   if (!dir_.empty()) rmdir(dir_.c_str());
 }
 
@@ -159,7 +222,9 @@ void Collector::AcceptAll() {
     auto connection = NewConnection();
     connection->fd = fd;
     connection->record.peer = peer;
-    connection->id = static_cast<uint32_t>(connections_.size());
+    // Now, while the peer surely lives: a short-lived process may be gone by its first census.
+    connection->record.names = ReadProcessNames(peer.pid);
+    connection->id = next_id_++;
     if (tap_ != nullptr) tap_->OnOpen(connection->id);
     // Read right away: a short-lived process may already have written everything and closed.
     ReadFrom(*connection);
@@ -248,17 +313,60 @@ std::unique_ptr<Collector::Connection> Collector::NewConnection() {
 
 uint32_t Collector::OpenOffline() {
   auto connection = NewConnection();
-  connection->id = static_cast<uint32_t>(connections_.size());
+  connection->id = next_id_++;
   connections_.push_back(std::move(connection));
   return connections_.back()->id;
 }
 
+Collector::Connection* Collector::FindConnection(uint32_t id) const {
+  // Ids rise in accept order, so the connections are sorted by id.
+  auto it = std::lower_bound(connections_.begin(), connections_.end(), id,
+                             [](const std::unique_ptr<Connection>& connection, uint32_t key) {
+                               return connection->id < key;
+                             });
+  return it != connections_.end() && (*it)->id == id ? it->get() : nullptr;
+}
+
 void Collector::FeedOffline(uint32_t connection, std::string_view bytes) {
-  Consume(*connections_.at(connection), bytes);
+  if (Connection* found = FindConnection(connection); found != nullptr) Consume(*found, bytes);
 }
 
 void Collector::EndOffline(uint32_t connection, std::string_view read_error) {
-  EndOfStream(*connections_.at(connection), read_error);
+  if (Connection* found = FindConnection(connection); found != nullptr) {
+    EndOfStream(*found, read_error);
+  }
+}
+
+std::vector<Collector::Ended> Collector::TakeEnded() {
+  std::vector<Ended> ended;
+  std::erase_if(connections_, [&ended](std::unique_ptr<Connection>& connection) {
+    if (connection->open) return false;
+    ended.push_back({.id = connection->id, .record = std::move(connection->record)});
+    return true;
+  });
+  return ended;
+}
+
+std::vector<uint32_t> Collector::OpenIds() const {
+  std::vector<uint32_t> ids;
+  for (const auto& connection : connections_) {
+    if (connection->open) ids.push_back(connection->id);
+  }
+  return ids;
+}
+
+const ConnectionRecord* Collector::Peek(uint32_t connection) const {
+  const Connection* found = FindConnection(connection);
+  return found != nullptr && found->open ? &found->record : nullptr;
+}
+
+std::optional<ConnectionRecord> Collector::Snapshot(uint32_t connection) const {
+  const Connection* found = FindConnection(connection);
+  if (found == nullptr || !found->open) return std::nullopt;
+  ConnectionRecord copy = found->record;
+  copy.sites = found->decoder.sites();
+  if (copy.latest.has_value()) copy.latest->counters = found->decoder.counters();
+  return copy;
 }
 
 void Collector::Drain(Connection& connection) {

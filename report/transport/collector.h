@@ -7,6 +7,10 @@
 // and decodes each with its own CensusStreamDecoder. A connection's EOF is normal: the process
 // exited. A corrupt stream ends only that connection.
 //
+// `driftwatch collect` listens instead on a path of its choosing (Listen), for as long as it runs,
+// and hands over each connection as soon as it ends (TakeEnded), so that a collector living for
+// days holds only its live connections.
+//
 // Who may connect (docs/SECURITY.md): a peer whose SO_PEERCRED uid is ours, or one the admission
 // check (set_admission: `driftwatch run` asks whether the pid belongs to the run) accepts. Anyone
 // else is closed at once, unread, and listed in refused(). When accept() fails for want of fds
@@ -18,6 +22,7 @@
 #pragma once
 
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -42,7 +47,10 @@ namespace dw::report {
 
 // Everything received on one connection, i.e. from one process image.
 struct ConnectionRecord {
-  std::optional<PeerInfo> peer;    // absent for offline (replayed) connections
+  std::optional<PeerInfo> peer;  // absent for offline (replayed) connections
+  // What /proc said of the peer when its connection was accepted (live connections only): the
+  // name users know it by, which the exe of the Hello may not be (a symlinked binary).
+  std::optional<ProcessNames> names;
   std::optional<HelloInfo> hello;  // absent if the peer never sent a Hello
   // The last complete census; its counters (every site's latest values) are filled in when the
   // connection ends, empty before.
@@ -77,6 +85,10 @@ class Collector {
   // `driftwatch report`). The bytes go through exactly the decoding of a live connection, so a
   // replay sees what the live run saw.
   static std::unique_ptr<Collector> CreateOffline();
+  // Listens at `path` (`driftwatch collect`), with the socket file at `mode`. A socket file left
+  // there by a collector that is gone is replaced; a live one, or any other file, is an error.
+  // The destructor removes the socket file if it is still the one created here.
+  static absl::StatusOr<std::unique_ptr<Collector>> Listen(const std::string& path, mode_t mode);
   ~Collector();  // closes all sockets and removes the socket and its directory
   Collector(const Collector&) = delete;
   Collector& operator=(const Collector&) = delete;
@@ -94,6 +106,22 @@ class Collector {
   // Closes every connection (recording truncation for those still open) and hands over what was
   // received, in the order the connections were accepted.
   std::vector<ConnectionRecord> Finish();
+
+  // Hands over the connections that ended since the last call (EOF, read error or corrupt
+  // stream), in accept order, and forgets them: their memory is the caller's now.
+  struct Ended {
+    uint32_t id = 0;
+    ConnectionRecord record;
+  };
+  std::vector<Ended> TakeEnded();
+  // Ids of the connections still open, in accept order.
+  std::vector<uint32_t> OpenIds() const;
+  // What an open connection received so far; null for an id that is not open.
+  const ConnectionRecord* Peek(uint32_t connection) const;
+  // A copy of an open connection's record as Finish() would hand it over now (every site's
+  // stack and latest counters included), for analysing a process while it runs. Costs a copy
+  // of its series and sites. Null when the id is not open.
+  std::optional<ConnectionRecord> Snapshot(uint32_t connection) const;
 
   // Not owned; null (the default) for none. Set before the first PollOnce().
   void set_tap(Tap* tap) { tap_ = tap; }
@@ -130,6 +158,8 @@ class Collector {
   using Clock = std::chrono::steady_clock;
 
   Collector() = default;
+  // Binds socket_path_ at `mode` and listens.
+  absl::Status Bind(mode_t mode);
   static std::unique_ptr<Connection> NewConnection();
   void AcceptAll();
   // SO_PEERCRED of `fd`, and whether the peer may connect; closes `fd` and lists the peer when
@@ -145,8 +175,12 @@ class Collector {
   void EndOfStream(Connection& connection, std::string_view read_error);
   void Drain(Connection& connection);
   void Close(Connection& connection);
+  Connection* FindConnection(uint32_t id) const;
 
   std::string dir_;
+  dev_t socket_dev_ = 0;  // of the socket file Listen() created, to remove only that one
+  ino_t socket_ino_ = 0;
+  uint32_t next_id_ = 0;
   std::string socket_path_;
   int listen_fd_ = -1;
   int reserve_fd_ = -1;  // /dev/null, given up to accept one peer when fds run out

@@ -21,4 +21,13 @@ struct PeerInfo {
   std::string exe;  // filled for refused and turned-away peers only
 };
 
+// The names of a process as /proc gives them: /proc/PID/comm (what ps and top show; the kernel
+// keeps 15 bytes of it) and the basename of argv[0]. Empty when they could not be read (the
+// process was gone). A symlinked binary (redis-server -> redis-check-rdb) has its exe at the
+// target, but these keep the name it was started by.
+struct ProcessNames {
+  std::string comm;
+  std::string argv0;
+};
+
 }  // namespace dw::report

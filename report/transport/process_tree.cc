@@ -165,6 +165,20 @@ std::string ProcessExe(pid_t pid) {
   return "?";
 }
 
+ProcessNames ReadProcessNames(pid_t pid) {
+  ProcessNames names;
+  if (std::optional<std::string> comm = ReadSmallFile(ProcPath(pid, "comm"), 256);
+      comm.has_value()) {
+    names.comm = comm->substr(0, comm->find('\n'));
+  }
+  if (std::optional<std::string> cmdline = ReadSmallFile(ProcPath(pid, "cmdline"), 4096);
+      cmdline.has_value()) {
+    const std::string argv0 = cmdline->substr(0, cmdline->find('\0'));
+    names.argv0 = argv0.substr(argv0.rfind('/') == std::string::npos ? 0 : argv0.rfind('/') + 1);
+  }
+  return names;
+}
+
 bool CarriesShim(pid_t pid, const std::string& socket_variable, const std::string& shim_path) {
   if (std::optional<std::string> environ =
           ReadSmallFile(ProcPath(pid, "environ"), kMaxProcFileBytes);

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "report/transport/peer.h"
+
 namespace dw::report {
 
 // The fields of /proc/<pid>/stat that the run needs.
@@ -41,6 +43,10 @@ std::optional<uid_t> ProcessEffectiveUid(pid_t pid);
 
 // readlink /proc/<pid>/exe, else "[comm]" from /proc/<pid>/stat, else "?".
 std::string ProcessExe(pid_t pid);
+
+// /proc/<pid>/comm and the basename of argv[0] from /proc/<pid>/cmdline; each empty when it
+// cannot be read (the process is gone, or it cleared its argv).
+ProcessNames ReadProcessNames(pid_t pid);
 
 // True when the process runs with the shim of this run: its environment holds exactly
 // `socket_variable` (e.g. "DRIFTWATCH_SOCKET=/tmp/driftwatch-x/census.sock") or `shim_path` is

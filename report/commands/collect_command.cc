@@ -1,0 +1,360 @@
+#include "report/commands/collect_command.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "fmt/format.h"
+#include "report/outputs/report_output.h"
+#include "report/symbols/symbolizer.h"
+#include "report/transport/collector.h"
+
+namespace dw::report {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double NowUnixSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// "2026-12-02T07:50:01Z"; "?" for an unknown time.
+std::string FormatUtc(double unix_s) {
+  if (unix_s <= 0) return "?";
+  const time_t seconds = static_cast<time_t>(unix_s);
+  tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+std::string DescribeSite(const DriftingSite& site) {
+  return fmt::format("{} at {}: {}", KindName(site.kind), site.where,
+                     FormatSlope(site.slope_per_hour, site.unit));
+}
+
+std::string Lifetime(const ProcessLabel& label, double now_unix_s) {
+  if (label.started_unix_s <= 0 || now_unix_s < label.started_unix_s) return "?";
+  return FormatDuration(static_cast<uint64_t>((now_unix_s - label.started_unix_s) * 1000));
+}
+
+// The log: stderr, or a file opened for appending and reopened on SIGHUP (after logrotate moved
+// it). Each line starts with the time in UTC and is flushed at once, so `tail -f` and a crash
+// lose nothing.
+class LogSink {
+ public:
+  explicit LogSink(std::optional<std::string> path) : path_(std::move(path)) {}
+  ~LogSink() {
+    if (file_ != nullptr && file_ != stderr) std::fclose(file_);
+  }
+  LogSink(const LogSink&) = delete;
+  LogSink& operator=(const LogSink&) = delete;
+
+  absl::Status Open() {
+    if (!path_.has_value()) {
+      file_ = stderr;
+      return absl::OkStatus();
+    }
+    std::FILE* file = std::fopen(path_->c_str(), "ae");
+    if (file == nullptr) {
+      return absl::InvalidArgumentError(
+          fmt::format("cannot open the log {}: {}", *path_, std::strerror(errno)));
+    }
+    if (file_ != nullptr && file_ != stderr) std::fclose(file_);
+    file_ = file;
+    return absl::OkStatus();
+  }
+
+  // On failure the old file is kept (better a rotated file than no log) and stderr says why.
+  void Reopen() {
+    if (!path_.has_value()) return;
+    if (absl::Status status = Open(); !status.ok()) {
+      fmt::print(stderr, "driftwatch: error: {}\n", std::string(status.message()));
+      return;
+    }
+    Line("log reopened");
+  }
+
+  template <typename... Args>
+  void Line(fmt::format_string<Args...> format, Args&&... args) {
+    fmt::print(file_, "{} {}\n", FormatUtc(NowUnixSeconds()),
+               fmt::format(format, std::forward<Args>(args)...));
+    std::fflush(file_);
+  }
+
+ private:
+  std::optional<std::string> path_;
+  std::FILE* file_ = nullptr;
+};
+
+// One live process image (one connection) and what was last said about it.
+struct Watched {
+  ProcessLabel label;
+  size_t censuses_analysed = 0;
+  DriftTracker drifting;
+  // Its own: a symbolizer's caches are keyed by the process's module lists, and a process's
+  // images are opened once for all its analyses, then freed with it.
+  std::unique_ptr<Symbolizer> symbolizer;
+};
+
+class CollectLoop {
+ public:
+  CollectLoop(const CollectOptions& options, Collector& collector, LogSink& log, int signal_fd)
+      : options_(options),
+        collector_(collector),
+        log_(log),
+        signal_fd_(signal_fd),
+        analyzer_({.warmup_s = options.warmup_s}),
+        ended_(options.keep_ended) {}
+
+  absl::Status Run() {
+    auto next_check = Clock::now() + CheckPeriod();
+    while (!stopping_) {
+      const auto now = Clock::now();
+      const int timeout = static_cast<int>(std::clamp<int64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_check - now).count() + 1, 0,
+          1000));
+      pollfd extra[1] = {{.fd = signal_fd_, .events = POLLIN, .revents = 0}};
+      absl::StatusOr<bool> activity = collector_.PollOnce(timeout, extra);
+      if (!activity.ok()) return activity.status();
+      if ((extra[0].revents & POLLIN) != 0) ReadSignals();
+      AnnounceNew();
+      EndFinished();
+      SayRefused();
+      if (Clock::now() >= next_check) {
+        CheckLive();
+        next_check = Clock::now() + CheckPeriod();
+      }
+    }
+    Stop();
+    return absl::OkStatus();
+  }
+
+ private:
+  Clock::duration CheckPeriod() const {
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(options_.check_every_s));
+  }
+
+  void ReadSignals() {
+    signalfd_siginfo info;
+    while (read(signal_fd_, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+      if (info.ssi_signo == SIGHUP) {
+        log_.Reopen();
+      } else {
+        stopping_ = true;
+      }
+    }
+  }
+
+  // A connection is announced once its Hello has said who it is.
+  void AnnounceNew() {
+    for (uint32_t id : collector_.OpenIds()) {
+      if (live_.contains(id)) continue;
+      const ConnectionRecord* record = collector_.Peek(id);
+      if (record == nullptr || !record->hello.has_value()) continue;
+      Announce(id, *record);
+    }
+  }
+
+  Watched& Announce(uint32_t id, const ConnectionRecord& record) {
+    Watched& watched = live_[id];
+    watched.label = LabelProcess(*record.hello, record.names);
+    const std::string mode =
+        record.hello->mode == wire::kModeSampled
+            ? fmt::format("sampled/{}", FormatBytes(record.hello->sample_mean_bytes))
+            : std::string("exact");
+    log_.Line("connect {} exe={} started={} uid={} mode={}", watched.label.Describe(),
+              watched.label.exe, FormatUtc(watched.label.started_unix_s),
+              record.peer.has_value() ? static_cast<int64_t>(record.peer->uid) : -1, mode);
+    return watched;
+  }
+
+  // The final analysis of every connection that ended; its series are freed here, a summary
+  // is kept.
+  void EndFinished() {
+    for (Collector::Ended& ended : collector_.TakeEnded()) {
+      if (!ended.record.hello.has_value()) {
+        live_.erase(ended.id);  // not a driftwatch process, or it failed at once
+        continue;
+      }
+      auto it = live_.find(ended.id);
+      Watched& watched = it != live_.end() ? it->second : Announce(ended.id, ended.record);
+      ProcessSummary summary = Conclude(watched, std::move(ended.record));
+      log_.Line(
+          "end {} after {}, {} censuses: {}{}", summary.label.Describe(),
+          Lifetime(summary.label, summary.ended_unix_s), summary.census_count,
+          DescribeVerdict(summary),
+          summary.stream_error.empty() ? "" : fmt::format(" (stream: {})", summary.stream_error));
+      ended_.Add(std::move(summary));
+      live_.erase(ended.id);
+    }
+  }
+
+  std::string DescribeVerdict(const ProcessSummary& summary) const {
+    std::vector<std::string> sites;
+    for (const DriftingSite& site : summary.drifting) sites.push_back(DescribeSite(site));
+    return sites.empty() ? fmt::format("verdict {}", VerdictName(summary.verdict))
+                         : fmt::format("verdict {} ({})", VerdictName(summary.verdict),
+                                       absl::StrJoin(sites, "; "));
+  }
+
+  void SayRefused() {
+    const auto& refused = collector_.refused();
+    for (; refused_said_ < refused.size(); ++refused_said_) {
+      const PeerInfo& peer = refused[refused_said_];
+      log_.Line("refused pid {} uid {} exe={}: not an allowed user (see --allow-user)", peer.pid,
+                peer.uid, peer.exe);
+    }
+  }
+
+  std::vector<ProcessReport> Analyse(Watched& watched, ConnectionRecord record) {
+    if (watched.symbolizer == nullptr) {
+      watched.symbolizer =
+          std::make_unique<Symbolizer>(SymbolizerOptions{.debug_dirs = options_.debug_dirs});
+    }
+    std::vector<ConnectionRecord> records;
+    records.push_back(std::move(record));
+    const DriftAnalyzer& analyzer = options_.analyzer != nullptr ? *options_.analyzer : analyzer_;
+    return BuildProcessReports(std::move(records), analyzer, *watched.symbolizer, options_.budgets);
+  }
+
+  // Logs the sites that started or stopped drifting since the last analysis.
+  void Compare(Watched& watched, const ProcessReport& report) {
+    const DriftChanges changes = watched.drifting.Update(DriftingSites(report));
+    for (const DriftingSite& site : changes.started) {
+      log_.Line("drift-start {} {}", watched.label.Describe(), DescribeSite(site));
+    }
+    for (const DriftingSite& site : changes.stopped) {
+      log_.Line("drift-stop {} {} (was {})", watched.label.Describe(),
+                fmt::format("{} at {}", KindName(site.kind), site.where),
+                FormatSlope(site.slope_per_hour, site.unit));
+    }
+  }
+
+  ProcessSummary Conclude(Watched& watched, ConnectionRecord record) {
+    std::vector<ProcessReport> reports = Analyse(watched, std::move(record));
+    // The end line says the final verdict and what drifts: no start or stop line for it.
+    if (reports.empty()) {
+      return SummarizeProcess(watched.label, ProcessReport(), Verdict::kInconclusive,
+                              NowUnixSeconds());
+    }
+    return SummarizeProcess(watched.label, reports.front(), ComputeVerdict(reports),
+                            NowUnixSeconds());
+  }
+
+  // Every live process with censuses it was not judged on yet.
+  void CheckLive() {
+    for (auto& [id, watched] : live_) {
+      const ConnectionRecord* record = collector_.Peek(id);
+      if (record == nullptr || record->census_count == watched.censuses_analysed) continue;
+      watched.censuses_analysed = record->census_count;
+      std::optional<ConnectionRecord> snapshot = collector_.Snapshot(id);
+      if (!snapshot.has_value()) continue;
+      std::vector<ProcessReport> reports = Analyse(watched, std::move(*snapshot));
+      if (!reports.empty()) Compare(watched, reports.front());
+    }
+  }
+
+  // SIGTERM or SIGINT: what ended is concluded as usual, then a last line per live process.
+  void Stop() {
+    EndFinished();
+    const std::vector<uint32_t> ids = collector_.OpenIds();
+    std::vector<ConnectionRecord> records = collector_.Finish();
+    for (size_t i = 0; i < records.size() && i < ids.size(); ++i) {
+      if (!records[i].hello.has_value()) continue;
+      auto it = live_.find(ids[i]);
+      Watched& watched = it != live_.end() ? it->second : Announce(ids[i], records[i]);
+      const ProcessSummary summary = Conclude(watched, std::move(records[i]));
+      log_.Line("running {} at exit, after {}, {} censuses: {}", summary.label.Describe(),
+                Lifetime(summary.label, summary.ended_unix_s), summary.census_count,
+                DescribeVerdict(summary));
+    }
+    log_.Line("stopped: {} processes live at exit, {} ended processes kept ({} older dropped)",
+              ids.size(), ended_.entries().size(), ended_.dropped());
+  }
+
+  const CollectOptions& options_;
+  Collector& collector_;
+  LogSink& log_;
+  const int signal_fd_;
+  RobustDriftAnalyzer analyzer_;
+  absl::flat_hash_map<uint32_t, Watched> live_;
+  EndedProcesses ended_;
+  size_t refused_said_ = 0;
+  bool stopping_ = false;
+};
+
+// Restores the signal mask and closes the signalfd when RunCollector returns.
+class SignalGuard {
+ public:
+  SignalGuard() {
+    sigemptyset(&handled_);
+    for (int signal_number : {SIGHUP, SIGINT, SIGTERM}) sigaddset(&handled_, signal_number);
+    sigprocmask(SIG_BLOCK, &handled_, &old_);
+    fd_ = signalfd(-1, &handled_, SFD_NONBLOCK | SFD_CLOEXEC);
+  }
+  ~SignalGuard() {
+    if (fd_ >= 0) close(fd_);
+    sigprocmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SignalGuard(const SignalGuard&) = delete;
+  SignalGuard& operator=(const SignalGuard&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  sigset_t handled_, old_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+bool CollectorAdmits(uid_t peer_uid, uid_t our_uid, const CollectOptions& options) {
+  if (peer_uid == our_uid || peer_uid == 0 || options.allow_any_uid) return true;
+  return std::find(options.allowed_uids.begin(), options.allowed_uids.end(), peer_uid) !=
+         options.allowed_uids.end();
+}
+
+absl::Status RunCollector(const CollectOptions& options) {
+  if (!(options.check_every_s > 0 && std::isfinite(options.check_every_s))) {
+    return absl::InvalidArgumentError("the check period must be a positive number of seconds");
+  }
+  LogSink log(options.log_path);
+  if (absl::Status status = log.Open(); !status.ok()) return status;
+  // Signals first: a SIGTERM from the moment the socket exists ends the collection cleanly.
+  SignalGuard signals;
+  if (signals.fd() < 0) {
+    return absl::InternalError(fmt::format("signalfd: {}", std::strerror(errno)));
+  }
+  const bool others = options.allow_any_uid || !options.allowed_uids.empty();
+  absl::StatusOr<std::unique_ptr<Collector>> collector =
+      Collector::Listen(options.socket_path, others ? 0666 : 0600);
+  if (!collector.ok()) return collector.status();
+  const uid_t our_uid = geteuid();
+  (*collector)->set_admission([&options, our_uid](const PeerInfo& peer) {
+    return CollectorAdmits(peer.uid, our_uid, options);
+  });
+  std::vector<std::string> admitted = {absl::StrCat(our_uid)};
+  if (our_uid != 0) admitted.push_back("0");
+  for (uid_t uid : options.allowed_uids) admitted.push_back(absl::StrCat(uid));
+  log.Line("listening on {} (pid {}; admits uids {})", options.socket_path, getpid(),
+           options.allow_any_uid ? std::string("all") : absl::StrJoin(admitted, ","));
+  CollectLoop loop(options, **collector, log, signals.fd());
+  return loop.Run();
+}
+
+}  // namespace dw::report
