@@ -72,6 +72,11 @@ std::vector<DriftingSite> DriftingSites(const ProcessReport& process) {
 }
 
 DriftChanges DriftTracker::Update(const std::vector<DriftingSite>& now) {
+  for (const DriftingSite& site : now) {
+    const bool known = std::any_of(tracked_.begin(), tracked_.end(),
+                                   [&site](const Tracked& t) { return t.site.SameSite(site); });
+    if (!known) tracked_.push_back({.site = site});
+  }
   DriftChanges changes;
   for (Tracked& tracked : tracked_) {
     auto found = std::find_if(now.begin(), now.end(), [&tracked](const DriftingSite& site) {
@@ -80,24 +85,28 @@ DriftChanges DriftTracker::Update(const std::vector<DriftingSite>& now) {
     if (found != now.end()) {
       tracked.site = *found;
       tracked.misses = 0;
-    } else if (++tracked.misses == kStopAfter) {
-      changes.stopped.push_back(tracked.site);
+      if (++tracked.hits >= kStartAfter && !tracked.started) {
+        tracked.started = true;
+        changes.started.push_back(tracked.site);
+      }
+      continue;
     }
+    tracked.hits = 0;
+    ++tracked.misses;
+    if (tracked.started && tracked.misses == kStopAfter) changes.stopped.push_back(tracked.site);
   }
-  std::erase_if(tracked_, [](const Tracked& tracked) { return tracked.misses >= kStopAfter; });
-  for (const DriftingSite& site : now) {
-    const bool known = std::any_of(tracked_.begin(), tracked_.end(),
-                                   [&site](const Tracked& t) { return t.site.SameSite(site); });
-    if (known) continue;
-    tracked_.push_back({.site = site, .misses = 0});
-    changes.started.push_back(site);
-  }
+  // Forgotten: stopped ones, and candidates that missed before they started.
+  std::erase_if(tracked_, [](const Tracked& tracked) {
+    return tracked.misses >= (tracked.started ? kStopAfter : 1);
+  });
   return changes;
 }
 
 std::vector<DriftingSite> DriftTracker::drifting() const {
   std::vector<DriftingSite> sites;
-  for (const Tracked& tracked : tracked_) sites.push_back(tracked.site);
+  for (const Tracked& tracked : tracked_) {
+    if (tracked.started) sites.push_back(tracked.site);
+  }
   return sites;
 }
 

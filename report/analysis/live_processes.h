@@ -61,12 +61,13 @@ struct DriftChanges {
   std::vector<DriftingSite> stopped;  // drifting before, not now (with the last slope seen)
 };
 
-// Which sites of one process drift, from one analysis to the next. A site starts drifting the
-// first time an analysis finds it drifting; it stops only after kStopAfter analyses in a row that
-// do not, so that a trend at the edge of significance (or sampled-mode noise early in a life)
-// does not make a start and a stop line every few seconds.
+// Which sites of one process drift, from one analysis to the next. A site starts drifting once
+// kStartAfter analyses in a row find it drifting, and stops only after kStopAfter analyses in a
+// row that do not, so that a trend at the edge of significance (or sampled-mode noise early in a
+// life) does not make a start and a stop line every few seconds.
 class DriftTracker {
  public:
+  static constexpr int kStartAfter = 2;
   static constexpr int kStopAfter = 3;
 
   // The sites drifting in the latest analysis (DriftingSites); returns what started or stopped.
@@ -76,8 +77,10 @@ class DriftTracker {
 
  private:
   struct Tracked {
-    DriftingSite site;  // with the latest slope while it drifts
-    int misses = 0;     // analyses in a row that did not find it drifting
+    DriftingSite site;     // with the latest slope while it drifts
+    int hits = 0;          // analyses in a row that found it drifting
+    int misses = 0;        // analyses in a row that did not
+    bool started = false;  // its start was said
   };
   std::vector<Tracked> tracked_;
 };

@@ -387,12 +387,15 @@ void AddEnvCommand(CLI::App& app, EnvCommand& env) {
       "  DRIFTWATCH_SHIM  path of libdriftwatch.so (default: next to the driftwatch binary)");
 }
 
+// A set-up error: one line on stderr, exit 2.
+int SetupError(const absl::Status& status) {
+  fmt::print(stderr, "driftwatch: error: {}\n", std::string(status.message()));
+  return kExitUsage;
+}
+
 int Collect(const CollectOptions& options) {
-  if (absl::Status status = RunCollector(options); !status.ok()) {
-    fmt::print(stderr, "driftwatch: error: {}\n", std::string(status.message()));
-    return kExitUsage;
-  }
-  return 0;
+  const absl::Status status = RunCollector(options);
+  return status.ok() ? 0 : SetupError(status);
 }
 
 int Env(EnvCommand& env) {
@@ -402,10 +405,7 @@ int Env(EnvCommand& env) {
                                                 : EnvFormat::kShell;
   if (options.shim_path.empty()) {
     absl::StatusOr<std::string> shim = LocateShim();
-    if (!shim.ok()) {
-      fmt::print(stderr, "driftwatch: error: {}\n", std::string(shim.status().message()));
-      return kExitUsage;
-    }
+    if (!shim.ok()) return SetupError(shim.status());
     options.shim_path = *shim;
   }
   fmt::print("{}", RenderEnvironment(options));
@@ -425,44 +425,30 @@ int Run(RunCommand& run) {
   if (run.record_path.has_value()) {
     absl::StatusOr<std::unique_ptr<RecordingWriter>> writer = RecordingWriter::Create(
         *run.record_path, options.command, options.interval_ms, DRIFTWATCH_VERSION);
-    if (!writer.ok()) {
-      fmt::print(stderr, "driftwatch: error: {}\n", std::string(writer.status().message()));
-      return kExitUsage;
-    }
+    if (!writer.ok()) return SetupError(writer.status());
     recording = std::move(*writer);
     options.tap = recording.get();
   }
 
   absl::StatusOr<RunResult> result = RunUnderShim(options);
-  if (!result.ok()) {
-    fmt::print(stderr, "driftwatch: error: {}\n", std::string(result.status().message()));
-    return kExitUsage;
-  }
+  if (!result.ok()) return SetupError(result.status());
   // A failed recording is reported after the verdict: the run itself is still worth its output.
   const absl::Status recorded =
       recording != nullptr ? recording->Finish(*result) : absl::OkStatus();
   std::fflush(stdout);
   PrintTerminalReport(*result, stdout);
   if (run.json_path.has_value()) {
-    if (absl::Status status = WriteVerdictJson(*result, *run.json_path); !status.ok()) {
-      fmt::print(stderr, "driftwatch: error: {}\n", std::string(status.message()));
-      return kExitUsage;
-    }
+    if (absl::Status status = WriteVerdictJson(*result, *run.json_path); !status.ok())
+      return SetupError(status);
   }
-  if (!recorded.ok()) {
-    fmt::print(stderr, "driftwatch: error: {}\n", std::string(recorded.message()));
-    return kExitUsage;
-  }
+  if (!recorded.ok()) return SetupError(recorded);
   return ExitCodeFor(*result);
 }
 
 int Report(const ReportCommand& report) {
   const std::string& path = report.recording_path;
   absl::StatusOr<ReplayedRun> replay = ReplayRecording(path, report.options);
-  if (!replay.ok()) {
-    fmt::print(stderr, "driftwatch: error: {}\n", std::string(replay.status().message()));
-    return kExitUsage;
-  }
+  if (!replay.ok()) return SetupError(replay.status());
   for (const std::string& warning : replay->warnings) {
     fmt::print(stderr, "driftwatch: warning: {}\n", warning);
   }
@@ -476,10 +462,8 @@ int Report(const ReportCommand& report) {
   std::fflush(stderr);
   PrintTerminalReport(replay->result, stdout);
   if (report.json_path.has_value()) {
-    if (absl::Status status = WriteVerdictJson(replay->result, *report.json_path); !status.ok()) {
-      fmt::print(stderr, "driftwatch: error: {}\n", std::string(status.message()));
-      return kExitUsage;
-    }
+    if (absl::Status status = WriteVerdictJson(replay->result, *report.json_path); !status.ok())
+      return SetupError(status);
   }
   return ExitCodeFor(replay->result);
 }

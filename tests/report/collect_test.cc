@@ -137,11 +137,17 @@ DriftingSite Site(std::string where, double slope = 100) {
           .unit = "bytes"};
 }
 
-TEST(DriftTrackerTest, StartsAtOnceStopsAfterMissesInARow) {
+TEST(DriftTrackerTest, StartsAfterHitsInARowStopsAfterMissesInARow) {
+  static_assert(DriftTracker::kStartAfter == 2);
   DriftTracker tracker;
-  DriftChanges changes = tracker.Update({Site("leak (a.c:1)")});
+  // Once is not enough, nor twice with a miss between.
+  EXPECT_TRUE(tracker.Update({Site("leak (a.c:1)")}).started.empty());
+  EXPECT_TRUE(tracker.Update({}).stopped.empty());
+  EXPECT_TRUE(tracker.Update({Site("leak (a.c:1)")}).started.empty());
+  DriftChanges changes = tracker.Update({Site("leak (a.c:1)", 150)});
   ASSERT_EQ(changes.started.size(), 1u);
   EXPECT_EQ(changes.started[0].where, "leak (a.c:1)");
+  EXPECT_EQ(changes.started[0].slope_per_hour, 150);
   // Drifting again with another slope: nothing to say.
   changes = tracker.Update({Site("leak (a.c:1)", 300)});
   EXPECT_TRUE(changes.started.empty() && changes.stopped.empty());
@@ -149,8 +155,10 @@ TEST(DriftTrackerTest, StartsAtOnceStopsAfterMissesInARow) {
   EXPECT_TRUE(tracker.Update({}).stopped.empty());
   changes = tracker.Update({Site("leak (a.c:1)", 200)});
   EXPECT_TRUE(changes.started.empty() && changes.stopped.empty());
-  for (int i = 1; i < DriftTracker::kStopAfter; ++i)
+  for (int i = 1; i < DriftTracker::kStopAfter; ++i) {
     EXPECT_TRUE(tracker.Update({}).stopped.empty());
+  }
+  EXPECT_EQ(tracker.drifting().size(), 1u);
   changes = tracker.Update({});
   ASSERT_EQ(changes.stopped.size(), 1u);
   EXPECT_EQ(changes.stopped[0].slope_per_hour, 200);  // the last slope seen
@@ -158,6 +166,7 @@ TEST(DriftTrackerTest, StartsAtOnceStopsAfterMissesInARow) {
   // Another kind at the same frame is another site.
   DriftingSite fds = Site("leak (a.c:1)");
   fds.kind = wire::Kind::kFds;
+  tracker.Update({Site("leak (a.c:1)"), fds});
   EXPECT_EQ(tracker.Update({Site("leak (a.c:1)"), fds}).started.size(), 2u);
 }
 
