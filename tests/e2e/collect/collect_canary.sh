@@ -54,7 +54,34 @@ start_under_shim() {
   pids+=("$started")
 }
 
-"$driftwatch" collect --socket "$socket" --check-every 1 --log "$log" &
+# As root: processes of another user are admitted only when allowed (daemon here), others are
+# refused and logged (nobody). The socket's directory must let them reach it.
+as_root=0
+allow=()
+if [ "$(id -u)" -eq 0 ] && command -v setpriv > /dev/null && id daemon > /dev/null 2>&1 &&
+  id nobody > /dev/null 2>&1; then
+  as_root=1
+  allow=(--allow-user daemon)
+  chmod 711 "$work"
+fi
+
+# start_as USER GROUP PROGRAM...: PROGRAM as USER under the shim. setpriv itself runs without it
+# (its setresgid aborts in a process with the census thread: glibc's setxid_error), the shim is
+# preloaded into PROGRAM only.
+start_as() {
+  local user=$1 group=$2
+  shift 2
+  (
+    eval "$("$driftwatch" env --socket "$socket" --interval 100 --sample-bytes 16KiB)" || exit 1
+    preload=$LD_PRELOAD
+    unset LD_PRELOAD
+    exec setpriv --reuid="$user" --regid="$group" --clear-groups env LD_PRELOAD="$preload" "$@"
+  ) &
+  started=$!
+  pids+=("$started")
+}
+
+"$driftwatch" collect --socket "$socket" --check-every 1 --log "$log" "${allow[@]}" &
 collector=$!
 pids+=("$collector")
 expect_line "$log" "listening on $socket" 5 "collect did not start listening" || { finish; exit; }
@@ -83,6 +110,23 @@ start_under_shim "$service" 64
 leak2=$started
 expect_line "$log" "connect audit-service\[$leak2\] " 5 \
   "the restarted program has no connect line of its own"
+
+if [ "$as_root" -eq 1 ]; then
+  start_as daemon daemon "$steady"
+  allowed=$started
+  start_as nobody nogroup "$steady"
+  stranger=$started
+  expect_line "$log" "connect e2e_bounded_churn\[$allowed\] .* uid=1 " 5 \
+    "a process of the allowed user daemon was not admitted"
+  expect_line "$log" "refused pid $stranger uid 65534 " 5 \
+    "a process of nobody (not allowed) was not refused and logged"
+  if grep -q "connect e2e_bounded_churn\[$stranger\]" "$log"; then
+    fail "a process of nobody was admitted"
+  fi
+  kill "$allowed" "$stranger"
+else
+  echo "skip: admission of other users (needs root and setpriv)"
+fi
 
 # logrotate: the file is moved away, SIGHUP makes collect write a new one.
 mv "$log" "$log.1"
