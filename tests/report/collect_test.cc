@@ -17,6 +17,7 @@
 #include "report/commands/collect_command.h"
 #include "report/commands/env_command.h"
 #include "report/transport/collector.h"
+#include "tests/report/cli_runner.h"
 
 namespace dw::report {
 namespace {
@@ -281,6 +282,40 @@ TEST(CollectorListenTest, EndedConnectionsAreHandedOverOnceAndForgotten) {
   close(second);
   collector->reset();
   rmdir(path.substr(0, path.rfind('/')).c_str());
+}
+
+TEST(CollectCliTest, BadOptionsExitTwoNamingTheOption) {
+  struct Case {
+    const char* args;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"collect", "--socket is required"},
+      {"collect --socket relative.sock", "must be absolute"},
+      {"collect --socket /tmp/x.sock --check-every 0", "--check-every"},
+      {"collect --socket /tmp/x.sock --keep-ended lots", "--keep-ended"},
+      {"collect --socket /tmp/x.sock --allow-user no-such-user-here", "no user"},
+      {"collect --socket /nonexistent-dir/x.sock", "cannot bind"},
+      {"env", "--socket is required"},
+      {"env --socket /tmp/x.sock --format yaml", "--format"},
+      {"env --socket /tmp/x.sock --mode fast", "--mode"},
+      {"env --socket /tmp/x.sock --shim lib.so", "--shim"},
+  };
+  for (const Case& bad : cases) {
+    const cli::Outcome outcome = cli::RunCli(bad.args, cli::kShimEnv);
+    EXPECT_EQ(outcome.exit_code, 2) << bad.args << ": " << outcome.output;
+    EXPECT_THAT(outcome.output, HasSubstr(bad.says)) << bad.args;
+  }
+}
+
+TEST(CollectCliTest, EnvPrintsTheLocatedShimInSampledMode) {
+  const cli::Outcome outcome =
+      cli::RunCli("env --socket /run/dw/census.sock --format systemd", cli::kShimEnv);
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_THAT(outcome.output, HasSubstr(std::string("Environment=LD_PRELOAD=") + NOOP_SHIM));
+  EXPECT_THAT(outcome.output, HasSubstr("Environment=DRIFTWATCH_MODE=sampled\n"));
+  EXPECT_EQ(cli::RunCli("collect --help").exit_code, 0);
+  EXPECT_THAT(cli::RunCli("collect --help").output, HasSubstr("--allow-user"));
 }
 
 }  // namespace
