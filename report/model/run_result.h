@@ -81,7 +81,8 @@ struct SiteReport {
   // Innermost first; empty for the unattributed site. In a process with more than
   // kFullStacksUpTo stacks, only what the outputs print has its whole stack (each group and its
   // analysed members); the other stacks stop at their headline frame, which is all grouping
-  // needs (a whole stack symbolised costs ~5 KB: 150k of them were 1.3 GB).
+  // needs (a whole stack symbolised costs ~5 KB: 150k of them were 1.3 GB). Outside what the
+  // outputs print, runtime frames (libc...) have their function name only (Frame::names_only).
   std::vector<Frame> frames;
   // Index into frames of the user's frame: see HeadlineFrame() in symbols/frames.h.
   size_t headline = 0;
