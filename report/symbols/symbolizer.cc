@@ -19,6 +19,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "report/symbols/symbol_table.h"
 
 namespace dw::report {
 namespace {
@@ -181,12 +182,20 @@ struct Symbolizer::LoadedModule {
   bool dwarf_read = false;  // LoadDwarf ran: the two fields below are set
   std::string no_symbols;   // why a function name may be missing, when some are
   std::string no_lines;     // why source lines are missing
+  // The module's symbols sorted by address, read at the first name lookup (names point into
+  // libdwfl's data, so it goes before dwfl).
+  std::unique_ptr<SymbolTable> symbols;
 
   ~LoadedModule() { Close(); }
   void Close() {
+    symbols.reset();
     if (dwfl != nullptr) dwfl_end(dwfl);
     dwfl = nullptr;
     module = nullptr;
+  }
+  const SymbolTable& Symbols() {
+    if (symbols == nullptr) symbols = std::make_unique<SymbolTable>(module);
+    return *symbols;
   }
   void Open(const Dwfl_Callbacks* callbacks, const std::string& path) {
     Close();
@@ -230,6 +239,14 @@ Symbolizer::Symbolizer(SymbolizerOptions options) : options_(std::move(options))
 }
 
 Symbolizer::~Symbolizer() = default;
+
+size_t Symbolizer::addrinfo_calls() const {
+  size_t calls = 0;
+  for (const auto& [key, loaded] : loaded_) {
+    if (loaded->symbols != nullptr) calls += loaded->symbols->addrinfo_calls();
+  }
+  return calls;
+}
 
 std::string Symbolizer::FindDebugFile(const std::string& build_id) const {
   if (build_id.size() < 4) return "";
@@ -402,11 +419,8 @@ std::vector<Frame> InlineChain(Dwfl_Module* module, Dwarf_Addr file_pc, const Fr
 
 // The demangled name of the function at `file_pc`, from the ELF symbol tables (the image's own
 // or its debug file's: no DWARF is read); empty when no symbol covers it.
-std::string FunctionAt(Dwfl_Module* module, Dwarf_Addr file_pc) {
-  GElf_Off offset = 0;
-  GElf_Sym sym;
-  const char* name =
-      dwfl_module_addrinfo(module, file_pc, &offset, &sym, nullptr, nullptr, nullptr);
+std::string FunctionAt(const SymbolTable& symbols, Dwarf_Addr file_pc) {
+  const char* name = symbols.Name(file_pc);
   if (name == nullptr) return "";
   // The ELF symbol table spells versioned symbols "name@@VERSION"; people search by name.
   std::string_view plain(name);
@@ -547,12 +561,12 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
   if (loaded->module == nullptr) {
     frame.unresolved = loaded->error;
   } else if (names_only) {
-    frame.function = FunctionAt(loaded->module, file_pc);
+    frame.function = FunctionAt(loaded->Symbols(), file_pc);
     frame.names_only = true;
     if (frame.function.empty()) frame.unresolved = "no symbol covers the address";
   } else {
     LoadDwarf(*loaded);
-    frame.function = FunctionAt(loaded->module, file_pc);
+    frame.function = FunctionAt(loaded->Symbols(), file_pc);
     if (frame.function.empty()) {
       frame.unresolved = !loaded->no_symbols.empty() ? loaded->no_symbols
                                                      : std::string("no symbol covers the address");

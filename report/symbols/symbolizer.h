@@ -84,6 +84,9 @@ class Symbolizer {
   // How many images' DWARF has been read so far (for tests: a lookup that needs only names
   // must not read any).
   size_t dwarf_loads() const { return dwarf_loads_; }
+  // How many names were looked up with dwfl_module_addrinfo, which scans the whole symbol table
+  // (for tests: the sorted SymbolTable answers instead wherever it can).
+  size_t addrinfo_calls() const;
 
  private:
   struct LoadedModule;

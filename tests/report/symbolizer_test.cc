@@ -2,6 +2,9 @@
 // and the shared libraries it has loaded, using /proc/self/maps as the census ModuleList.
 #include "report/symbols/symbolizer.h"
 
+#include <dlfcn.h>
+#include <elf.h>
+#include <gelf.h>
 #include <link.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,10 +14,13 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "report/symbols/symbol_table.h"
 
 namespace dw::report {
 namespace {
@@ -343,6 +349,212 @@ TEST(SymbolizerTest, DemangleDropsCompilerCloneSuffixes) {
 TEST(SymbolizerTest, DemangleLeavesPlainNamesAlone) {
   EXPECT_EQ(Demangle("malloc"), "malloc");
   EXPECT_EQ(Demangle("_Znwm"), "operator new(unsigned long)");
+}
+
+}  // namespace
+}  // namespace dw::report
+
+// Symbols that exercise dwfl_module_addrinfo's rules, in this binary's .text: aliases of three
+// bindings and sizes at one address, a sizeless label inside a sized symbol and others in gaps,
+// nested locals, a data object, an absolute symbol and a label after the last sized symbol.
+asm(R"(
+  .text
+  .p2align 6
+  .globl dw_rules_start
+  .type dw_rules_start, @function
+  .weak dw_rules_weak
+  .type dw_rules_weak, @function
+  .type dw_rules_local, @function
+dw_rules_start:
+dw_rules_weak:
+dw_rules_local:
+  .fill 8, 1, 0x90
+dw_rules_inner_label:
+  .fill 40, 1, 0x90
+  .globl dw_rules_gap_label
+dw_rules_gap_label:
+  .fill 16, 1, 0x90
+  .size dw_rules_start, 32
+  .size dw_rules_weak, 48
+  .size dw_rules_local, 16
+  .type dw_rules_outer, @function
+dw_rules_outer:
+  .fill 4, 1, 0x90
+  .type dw_rules_nested, @function
+dw_rules_nested:
+  .fill 4, 1, 0x90
+  .size dw_rules_nested, 4
+  .fill 8, 1, 0x90
+  .size dw_rules_outer, 16
+  .fill 8, 1, 0x90
+dw_rules_local_label:
+  .fill 8, 1, 0x90
+  .globl dw_rules_object
+  .type dw_rules_object, @object
+dw_rules_object:
+  .fill 16, 1, 0x90
+  .size dw_rules_object, 8
+  .globl dw_rules_pair
+  .type dw_rules_pair, @function
+  .weak dw_rules_pair_weak
+  .type dw_rules_pair_weak, @function
+  .type dw_rules_pair_local, @function
+dw_rules_pair:
+dw_rules_pair_weak:
+dw_rules_pair_local:
+  .fill 16, 1, 0x90
+  .size dw_rules_pair, 16
+  .size dw_rules_pair_weak, 16
+  .size dw_rules_pair_local, 8
+  .globl dw_rules_end_label
+dw_rules_end_label:
+  .fill 16, 1, 0x90
+  .globl dw_rules_absolute
+  .set dw_rules_absolute, 0x40
+)");
+
+namespace dw::report {
+namespace {
+
+// An image opened the way the Symbolizer opens it: offline at bias 0, debug files looked up.
+class OfflineModule {
+ public:
+  explicit OfflineModule(const std::string& path) {
+    dwfl_ = dwfl_begin(&callbacks_);
+    dwfl_report_begin(dwfl_);
+    module_ = dwfl_report_elf(dwfl_, path.c_str(), path.c_str(), -1, 0, true);
+    dwfl_report_end(dwfl_, nullptr, nullptr);
+  }
+  ~OfflineModule() { dwfl_end(dwfl_); }
+  Dwfl_Module* module() const { return module_; }
+
+  // The module address of the symbol called `name`, if any.
+  std::optional<uint64_t> Address(std::string_view name) const {
+    const int count = dwfl_module_getsymtab(module_);
+    for (int i = 1; i < count; ++i) {
+      GElf_Sym sym;
+      GElf_Addr value = 0;
+      const char* found =
+          dwfl_module_getsym_info(module_, i, &sym, &value, nullptr, nullptr, nullptr);
+      if (found != nullptr && name == found) return value;
+    }
+    return std::nullopt;
+  }
+
+  // Addresses around every `stride`th symbol: its start, end and middle and their neighbours.
+  std::vector<uint64_t> AddressesAroundSymbols(int stride) const {
+    std::vector<uint64_t> addresses;
+    const int count = dwfl_module_getsymtab(module_);
+    for (int i = 1; i < count; i += stride) {
+      GElf_Sym sym;
+      GElf_Addr value = 0;
+      if (dwfl_module_getsym_info(module_, i, &sym, &value, nullptr, nullptr, nullptr) == nullptr) {
+        continue;
+      }
+      for (uint64_t address :
+           {value - 1, value, value + 1, value + sym.st_size / 2, value + sym.st_size - 1,
+            value + sym.st_size, value + sym.st_size + 1}) {
+        addresses.push_back(address);
+      }
+    }
+    return addresses;
+  }
+
+ private:
+  char* debuginfo_path_ = nullptr;
+  Dwfl_Callbacks callbacks_{.find_elf = dwfl_build_id_find_elf,
+                            .find_debuginfo = dwfl_standard_find_debuginfo,
+                            .section_address = dwfl_offline_section_address,
+                            .debuginfo_path = &debuginfo_path_};
+  Dwfl* dwfl_ = nullptr;
+  Dwfl_Module* module_ = nullptr;
+};
+
+// The names dwfl_module_addrinfo and SymbolTable give for `addresses` that differ.
+std::vector<std::string> Differences(const OfflineModule& image,
+                                     const std::vector<uint64_t>& addresses) {
+  SymbolTable table(image.module());
+  EXPECT_TRUE(table.ok());
+  std::vector<std::string> differences;
+  for (uint64_t address : addresses) {
+    GElf_Off offset = 0;
+    GElf_Sym sym;
+    const char* expected =
+        dwfl_module_addrinfo(image.module(), address, &offset, &sym, nullptr, nullptr, nullptr);
+    const char* got = table.Name(address);
+    const std::string want = expected != nullptr ? expected : "(none)";
+    const std::string have = got != nullptr ? got : "(none)";
+    if (want != have) {
+      differences.push_back(
+          absl::StrCat(absl::Hex(address), ": addrinfo ", want, ", table ", have));
+    }
+  }
+  EXPECT_EQ(table.addrinfo_calls(), 0u);
+  return differences;
+}
+
+std::string LoadedPath(const void* address) {
+  Dl_info info;
+  if (dladdr(address, &info) == 0 || info.dli_fname == nullptr) return "";
+  return info.dli_fname;
+}
+
+TEST(SymbolTableTest, ChoosesAsAddrinfoDoesAmongAliasesLabelsAndNestedSymbols) {
+  OfflineModule self("/proc/self/exe");
+  const std::optional<uint64_t> start = self.Address("dw_rules_start");
+  ASSERT_TRUE(start.has_value());
+  std::vector<uint64_t> addresses;
+  for (uint64_t address = *start - 16; address < *start + 160; ++address) {
+    addresses.push_back(address);
+  }
+  addresses.push_back(0x40);  // the absolute symbol
+  EXPECT_THAT(Differences(self, addresses), ::testing::IsEmpty());
+  // The rules matter here: the same address gets different names by binding, size and label.
+  SymbolTable table(self.module());
+  EXPECT_STREQ(table.Name(*start + 20), "dw_rules_start");        // global over weak and local
+  EXPECT_STREQ(table.Name(*start + 40), "dw_rules_weak");         // the only one containing it
+  EXPECT_STREQ(table.Name(*start + 52), "dw_rules_gap_label");    // sizeless global label
+  EXPECT_STREQ(table.Name(*start + 69), "dw_rules_nested");       // innermost local
+  EXPECT_STREQ(table.Name(*start + 90), "dw_rules_local_label");  // sizeless local in a gap
+  // An object ends at 104, above that label: no symbol names 110 (the label would be a guess).
+  EXPECT_EQ(table.Name(*start + 110), nullptr);
+}
+
+TEST(SymbolTableTest, NamesEqualAddrinfoInThisBinaryAndItsLibraries) {
+  const std::vector<std::string> paths = {
+      "/proc/self/exe", LoadedPath(reinterpret_cast<void*>(&std::printf)),
+      LoadedPath(reinterpret_cast<void*>(&std::__throw_bad_alloc))};
+  for (const std::string& path : paths) {
+    SCOPED_TRACE(path);
+    ASSERT_FALSE(path.empty());
+    OfflineModule image(path);
+    ASSERT_NE(image.module(), nullptr);
+    const std::vector<uint64_t> addresses = image.AddressesAroundSymbols(8);
+    EXPECT_GT(addresses.size(), 500u);
+    EXPECT_THAT(Differences(image, addresses), ::testing::IsEmpty());
+  }
+}
+
+// A big stripped program: only .dynsym, whose locals and globals are searched in two passes.
+TEST(SymbolTableTest, NamesEqualAddrinfoInAStrippedProgram) {
+  const std::string cc1plus = "/usr/lib/gcc/x86_64-linux-gnu/12/cc1plus";
+  if (access(cc1plus.c_str(), R_OK) != 0) GTEST_SKIP() << "no " << cc1plus;
+  OfflineModule image(cc1plus);
+  ASSERT_NE(image.module(), nullptr);
+  EXPECT_THAT(Differences(image, image.AddressesAroundSymbols(100)), ::testing::IsEmpty());
+}
+
+TEST(SymbolizerTest, NamesComeFromTheSortedTableNotAddrinfo) {
+  const ModuleList modules = ReadSelfMaps();
+  Symbolizer symbolizer;
+  const auto printf_address = reinterpret_cast<uint64_t>(&std::printf);
+  const Frame frame = symbolizer.SymbolizeReturnAddress(printf_address + 1, &modules, 0,
+                                                        FrameDetail::kRuntimeNamesOnly);
+  EXPECT_EQ(frame.function, "printf");
+  const Frame own =
+      symbolizer.SymbolizeReturnAddress(reinterpret_cast<uint64_t>(&LoadedPath) + 1, &modules);
+  EXPECT_THAT(own.function, HasSubstr("LoadedPath"));
+  EXPECT_EQ(symbolizer.addrinfo_calls(), 0u);
 }
 
 }  // namespace
