@@ -23,11 +23,16 @@
 extern "C" {
 #include <sys/pidfd.h>
 }
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+
+// capset: glibc exports it, but only libcap's sys/capability.h declares it.
+extern "C" int capset(cap_user_header_t header, const cap_user_data_t data) noexcept;
 
 // glibc's _FORTIFY_SOURCE entry points of open and openat (GLIBC_2.7). Fortified programs call
 // them instead of open/openat; glibc's headers declare them only in fortified builds.
