@@ -356,7 +356,8 @@ TEST(SymbolizerTest, DemangleLeavesPlainNamesAlone) {
 
 // Symbols that exercise dwfl_module_addrinfo's rules, in this binary's .text: aliases of three
 // bindings and sizes at one address, a sizeless label inside a sized symbol and others in gaps,
-// nested locals, a data object, an absolute symbol and a label after the last sized symbol.
+// nested locals, a data object, weak symbols inside global ones (which one wins depends on their
+// order in the symbol table), an absolute symbol and a label after the last sized symbol.
 asm(R"(
   .text
   .p2align 6
@@ -406,6 +407,26 @@ dw_rules_pair_local:
   .size dw_rules_pair, 16
   .size dw_rules_pair_weak, 16
   .size dw_rules_pair_local, 8
+  .globl dw_rules_wrap_a
+  .type dw_rules_wrap_a, @function
+dw_rules_wrap_a:
+  .fill 8, 1, 0x90
+  .weak dw_rules_wrap_a_inner
+  .type dw_rules_wrap_a_inner, @function
+dw_rules_wrap_a_inner:
+  .fill 24, 1, 0x90
+  .size dw_rules_wrap_a_inner, 8
+  .size dw_rules_wrap_a, 32
+  .weak dw_rules_wrap_b_inner
+  .type dw_rules_wrap_b_inner, @function
+  .globl dw_rules_wrap_b
+  .type dw_rules_wrap_b, @function
+dw_rules_wrap_b:
+  .fill 8, 1, 0x90
+dw_rules_wrap_b_inner:
+  .fill 24, 1, 0x90
+  .size dw_rules_wrap_b_inner, 8
+  .size dw_rules_wrap_b, 32
   .globl dw_rules_end_label
 dw_rules_end_label:
   .fill 16, 1, 0x90
@@ -504,7 +525,7 @@ TEST(SymbolTableTest, ChoosesAsAddrinfoDoesAmongAliasesLabelsAndNestedSymbols) {
   const std::optional<uint64_t> start = self.Address("dw_rules_start");
   ASSERT_TRUE(start.has_value());
   std::vector<uint64_t> addresses;
-  for (uint64_t address = *start - 16; address < *start + 160; ++address) {
+  for (uint64_t address = *start - 16; address < *start + 224; ++address) {
     addresses.push_back(address);
   }
   addresses.push_back(0x40);  // the absolute symbol
