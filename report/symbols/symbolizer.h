@@ -11,6 +11,8 @@
 // An image's DWARF is read only when a frame in it needs a line or its inlined functions: names
 // come from the ELF symbol tables, which need no decompression, while opening a compressed debug
 // file (Debian's libc6-dbg) inflates all its .debug_* sections, 20-40 ms for glibc's.
+// Those names are looked up in a SymbolTable (symbol_table.h) built once per image: sorted by
+// address, it answers as dwfl_module_addrinfo does without scanning every symbol per address.
 //
 // Thread-safety: not thread-safe (caches and libdwfl handles are unsynchronised); use one
 // Symbolizer per thread. Allocation: yes (collector code). Never runs inside a hook.
