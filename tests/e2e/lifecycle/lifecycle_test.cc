@@ -22,13 +22,11 @@ namespace {
 
 std::string Program(const std::string& name) { return std::string(DW_PROGRAM_DIR) + "/" + name; }
 
-// Runs a program under `driftwatch run`'s machinery at `interval_ms`, stopping it after
+// Runs a command under `driftwatch run`'s machinery at `interval_ms`, stopping it after
 // `limit_s` at the latest (a hang shows as ended_by_us).
-RunResult RunAt(const std::string& name, uint32_t interval_ms, double limit_s,
-                std::vector<std::string> arguments = {}) {
+RunResult RunCommandAt(std::vector<std::string> command, uint32_t interval_ms, double limit_s) {
   RunOptions options;
-  options.command = {Program(name)};
-  options.command.insert(options.command.end(), arguments.begin(), arguments.end());
+  options.command = std::move(command);
   options.interval_ms = interval_ms;
   options.duration_s = limit_s;
   options.kill_grace_s = 1.0;
@@ -37,6 +35,13 @@ RunResult RunAt(const std::string& name, uint32_t interval_ms, double limit_s,
   absl::StatusOr<RunResult> result = RunUnderShim(options);
   EXPECT_TRUE(result.ok()) << result.status();
   return result.ok() ? *std::move(result) : RunResult{};
+}
+
+// The same for one of the test's programs.
+RunResult RunAt(const std::string& name, uint32_t interval_ms, double limit_s,
+                std::vector<std::string> arguments = {}) {
+  arguments.insert(arguments.begin(), Program(name));
+  return RunCommandAt(std::move(arguments), interval_ms, limit_s);
 }
 
 void ExpectCleanExit(const RunResult& result, int code = 0) {
@@ -62,16 +67,9 @@ TEST(LifecycleTest, UnshareUserNamespaceAtStartWorks) {
 
 TEST(LifecycleTest, UnshareCommandWorks) {
   // util-linux's unshare, as a user would run it.
-  RunOptions options;
-  options.command = {"unshare", "-U", "true"};
-  options.interval_ms = 100;
-  options.duration_s = 20;
-  options.shim_path = DW_SHIM_PATH;
-  options.forward_signals = false;
-  absl::StatusOr<RunResult> bare_check = RunUnderShim(options);
-  ASSERT_TRUE(bare_check.ok()) << bare_check.status();
+  RunResult result = RunCommandAt({"unshare", "-U", "true"}, 100, 20);
   if (std::system("unshare -U true 2>/dev/null") != 0) GTEST_SKIP() << "no user namespaces here";
-  ExpectCleanExit(*bare_check);
+  ExpectCleanExit(result);
 }
 
 // Capabilities are per thread, while glibc changes users and groups on every thread and aborts
@@ -96,15 +94,8 @@ TEST(LifecycleTest, DroppingRootWithSecurebitsWorks) { ExpectPrivilegesDropped("
 TEST(LifecycleTest, SetprivCommandWorks) {
   // util-linux's setpriv, as a user would run it: the same dance, then an exec.
   if (geteuid() != 0) GTEST_SKIP() << "changing user needs root";
-  RunOptions options;
-  options.command = {"setpriv", "--reuid=daemon", "--regid=daemon", "--clear-groups", "true"};
-  options.interval_ms = 100;
-  options.duration_s = 20;
-  options.shim_path = DW_SHIM_PATH;
-  options.forward_signals = false;
-  absl::StatusOr<RunResult> result = RunUnderShim(options);
-  ASSERT_TRUE(result.ok()) << result.status();
-  ExpectCleanExit(*result);
+  ExpectCleanExit(RunCommandAt(
+      {"setpriv", "--reuid=daemon", "--regid=daemon", "--clear-groups", "true"}, 100, 20));
 }
 
 TEST(LifecycleTest, ChildrenOfUnderscoreForkExitAndLeaveTheParentsStreamWhole) {
