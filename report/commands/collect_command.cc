@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "fmt/format.h"
+#include "report/commands/metrics_exporter.h"
 #include "report/outputs/report_output.h"
 #include "report/symbols/symbolizer.h"
 #include "report/transport/collector.h"
@@ -113,11 +114,13 @@ struct Watched {
 
 class CollectLoop {
  public:
-  CollectLoop(const CollectOptions& options, Collector& collector, LogSink& log, int signal_fd)
+  CollectLoop(const CollectOptions& options, Collector& collector, LogSink& log, int signal_fd,
+              MetricsExporter* metrics)
       : options_(options),
         collector_(collector),
         log_(log),
         signal_fd_(signal_fd),
+        metrics_(metrics),
         analyzer_({.warmup_s = options.warmup_s}),
         ended_(options.keep_ended) {}
 
@@ -139,6 +142,7 @@ class CollectLoop {
         CheckLive();
         next_check = Clock::now() + CheckPeriod();
       }
+      PublishMetrics();
     }
     Stop();
     return absl::OkStatus();
@@ -181,6 +185,7 @@ class CollectLoop {
     log_.Line("connect {} exe={} started={} uid={} mode={}", watched.label.Describe(),
               watched.label.exe, FormatUtc(watched.label.started_unix_s),
               record.peer.has_value() ? static_cast<int64_t>(record.peer->uid) : -1, mode);
+    metrics_changed_ = true;
     return watched;
   }
 
@@ -188,6 +193,10 @@ class CollectLoop {
   // is kept.
   void EndFinished() {
     for (Collector::Ended& ended : collector_.TakeEnded()) {
+      if (metrics_ != nullptr) {
+        metrics_->Forget(ended.id, ended.record);
+        metrics_changed_ = true;
+      }
       if (!ended.record.hello.has_value()) {
         live_.erase(ended.id);  // not a driftwatch process, or it failed at once
         continue;
@@ -200,6 +209,7 @@ class CollectLoop {
           Lifetime(summary.label, summary.ended_unix_s), summary.census_count,
           DescribeVerdict(summary),
           summary.stream_error.empty() ? "" : fmt::format(" (stream: {})", summary.stream_error));
+      if (metrics_ != nullptr) metrics_->CountEnded(summary.verdict);
       ended_.Add(std::move(summary));
       live_.erase(ended.id);
     }
@@ -219,6 +229,7 @@ class CollectLoop {
       const PeerInfo& peer = refused[refused_said_];
       log_.Line("refused pid {} uid {} exe={}: not an allowed user (see --allow-user)", peer.pid,
                 peer.uid, peer.exe);
+      metrics_changed_ = true;
     }
   }
 
@@ -259,6 +270,7 @@ class CollectLoop {
 
   // Every live process with censuses it was not judged on yet.
   void CheckLive() {
+    const auto start = Clock::now();
     for (auto& [id, watched] : live_) {
       const ConnectionRecord* record = collector_.Peek(id);
       if (record == nullptr || record->census_count == watched.censuses_analysed) continue;
@@ -266,8 +278,35 @@ class CollectLoop {
       std::optional<ConnectionRecord> snapshot = collector_.Snapshot(id);
       if (!snapshot.has_value()) continue;
       std::vector<ProcessReport> reports = Analyse(watched, std::move(*snapshot));
-      if (!reports.empty()) Compare(watched, reports.front());
+      if (reports.empty()) continue;
+      Compare(watched, reports.front());
+      if (metrics_ != nullptr) {
+        metrics_->Update(id, watched.label, reports.front(), ComputeVerdict(reports));
+      }
     }
+    ++analyses_;
+    last_analysis_s_ = std::chrono::duration<double>(Clock::now() - start).count();
+    last_analysis_unix_s_ = NowUnixSeconds();
+    metrics_changed_ = true;
+  }
+
+  // After an analysis at once; after ends and refusals at most once a second (a churn of
+  // short-lived processes must not render the exposition at every poll).
+  void PublishMetrics() {
+    if (metrics_ == nullptr || !metrics_changed_) return;
+    const bool analysed = analyses_ != analyses_published_;
+    if (!analysed && Clock::now() - published_at_ < std::chrono::seconds(1)) return;
+    CollectorHealth health;
+    health.connected = live_.size();
+    health.refused = collector_.refused().size();
+    health.turned_away = collector_.turned_away_connections();
+    health.analyses = analyses_;
+    health.last_analysis_seconds = last_analysis_s_;
+    health.last_analysis_unix_s = last_analysis_unix_s_;
+    metrics_->Publish(std::move(health));
+    metrics_changed_ = false;
+    analyses_published_ = analyses_;
+    published_at_ = Clock::now();
   }
 
   // SIGTERM or SIGINT: what ended is concluded as usual, then a last line per live process.
@@ -292,6 +331,11 @@ class CollectLoop {
   Collector& collector_;
   LogSink& log_;
   const int signal_fd_;
+  MetricsExporter* const metrics_;  // null without --metrics
+  bool metrics_changed_ = false;    // since the last Publish
+  uint64_t analyses_ = 0, analyses_published_ = 0;
+  double last_analysis_s_ = 0, last_analysis_unix_s_ = 0;
+  Clock::time_point published_at_{};
   RobustDriftAnalyzer analyzer_;
   absl::flat_hash_map<uint32_t, Watched> live_;
   EndedProcesses ended_;
@@ -340,6 +384,14 @@ absl::Status RunCollector(const CollectOptions& options) {
   if (signals.fd() < 0) {
     return absl::InternalError(fmt::format("signalfd: {}", std::strerror(errno)));
   }
+  // After the signals are blocked, so that the server's threads never take them.
+  std::unique_ptr<MetricsExporter> metrics;
+  if (options.metrics.has_value()) {
+    absl::StatusOr<std::unique_ptr<MetricsExporter>> started =
+        MetricsExporter::Start(*options.metrics, options.prometheus, options.version);
+    if (!started.ok()) return started.status();
+    metrics = std::move(*started);
+  }
   const bool others = options.allow_any_uid || !options.allowed_uids.empty();
   absl::StatusOr<std::unique_ptr<Collector>> collector =
       Collector::Listen(options.socket_path, others ? 0666 : 0600);
@@ -353,7 +405,12 @@ absl::Status RunCollector(const CollectOptions& options) {
   for (uid_t uid : options.allowed_uids) admitted.push_back(absl::StrCat(uid));
   log.Line("listening on {} (pid {}; admits uids {})", options.socket_path, getpid(),
            options.allow_any_uid ? std::string("all") : absl::StrJoin(admitted, ","));
-  CollectLoop loop(options, **collector, log, signals.fd());
+  if (metrics != nullptr) {
+    const bool v6 = options.metrics->host.find(':') != std::string::npos;
+    log.Line("metrics on http://{}{}{}:{}/metrics", v6 ? "[" : "", options.metrics->host,
+             v6 ? "]" : "", metrics->port());
+  }
+  CollectLoop loop(options, **collector, log, signals.fd(), metrics.get());
   return loop.Run();
 }
 

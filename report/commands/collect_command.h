@@ -3,9 +3,10 @@
 // (`driftwatch env` prints their environment), analyses each live process every few seconds with
 // the analysis of `driftwatch run` (BuildProcessReports), and logs one line when a process
 // connects, when one of its sites starts or stops drifting (kind, headline frame, slope) and when
-// it ends (its verdict). Each process lifetime is a series of its own, labelled by its command
-// name, pid and start time (analysis/live_processes.h); when it ends its series are freed and a
-// summary of its verdict is kept among the last `keep_ended`.
+// it ends (its verdict). With `metrics`, it serves Prometheus metrics of the live processes and
+// of itself (metrics_exporter.h). Each process lifetime is a series of its own, labelled by its
+// command name, pid and start time (analysis/live_processes.h); when it ends its series are freed
+// and a summary of its verdict is kept among the last `keep_ended`.
 //
 // Signals: SIGHUP reopens the log file (logrotate); SIGTERM and SIGINT end the collection with a
 // final line per live process, and RunCollector returns OK.
@@ -29,6 +30,8 @@
 #include "absl/status/status.h"
 #include "report/analysis/live_processes.h"
 #include "report/analysis/process_analysis.h"
+#include "report/commands/http_server.h"
+#include "report/outputs/prometheus_exposition.h"
 
 namespace dw::report {
 
@@ -39,9 +42,14 @@ struct CollectOptions : AnalysisOptions {
   size_t keep_ended = EndedProcesses::kDefaultCapacity;
   std::vector<uid_t> allowed_uids;  // besides ours and root
   bool allow_any_uid = false;
+  // --metrics: Prometheus metrics at http://HOST:PORT/metrics (metrics_exporter.h).
+  std::optional<ListenAddress> metrics;
+  PrometheusOptions prometheus;
+  std::string version;  // of driftwatch, for driftwatch_build_info
 };
 
-// Collects until SIGTERM or SIGINT. Errors: the socket or the log file cannot be opened.
+// Collects until SIGTERM or SIGINT. Errors: the socket or the log file cannot be opened, the
+// metrics address cannot be listened on.
 absl::Status RunCollector(const CollectOptions& options);
 
 // Who may connect to a collector started by `our_uid` with `options`.

@@ -343,6 +343,22 @@ void AddCollectCommand(CLI::App& app, CollectOptions& options) {
   command.add_flag("--allow-any-user", options.allow_any_uid,
                    "admit processes of every user (any local user can then add\n"
                    "processes to the log)");
+  AddOption(command, "--metrics", "HOST:PORT",
+            "serve Prometheus metrics at http://HOST:PORT/metrics (docs/PROMETHEUS.md)",
+            [&options](const std::string& value) {
+              absl::StatusOr<ListenAddress> address = ParseListenAddress(value);
+              if (!address.ok()) Reject(std::string(address.status().message()));
+              options.metrics = *address;
+            });
+  AddOption(command, "--metrics-top-sites", "N",
+            fmt::format("sites per process with series of their own (default {})",
+                        PrometheusOptions::kDefaultTopSites),
+            [&options](const std::string& value) {
+              size_t& top = options.prometheus.top_sites;
+              if (!absl::SimpleAtoi(value, &top) || top > 1000) {
+                Reject(fmt::format("--metrics-top-sites wants 0 to 1000, got '{}'", value));
+              }
+            });
   AddAnalysisOptions(command, options);
   command.footer(kCollectFooter);
 }
@@ -393,7 +409,8 @@ int SetupError(const absl::Status& status) {
   return kExitUsage;
 }
 
-int Collect(const CollectOptions& options) {
+int Collect(CollectOptions& options) {
+  options.version = DRIFTWATCH_VERSION;
   const absl::Status status = RunCollector(options);
   return status.ok() ? 0 : SetupError(status);
 }
