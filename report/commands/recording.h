@@ -9,6 +9,9 @@
 // and a later driftwatch with a better analysis can re-judge an old recording. The format is
 // described in docs/RECORDING.md.
 //
+// `driftwatch report` reads zstd-compressed recordings (the segments of `collect --state`) the
+// same way, detected by their magic (zstd_stream.h).
+//
 // The writer writes each event straight to the file with write(2), no user-space buffer, so a
 // driftwatch that is killed keeps everything it received; its last event may be cut off, which
 // the reader tolerates with a warning.
@@ -17,7 +20,10 @@
 // runs on one thread. Allocation: yes (collector code). Never runs inside a hook.
 #pragma once
 
+#include <time.h>
+
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,6 +53,9 @@ enum class RecordingEvent : uint32_t {
   kData = 3,
   kConnectionClose = 4,
   kRunEnd = 5,
+  // A Hello and a synthetic census recreating a connection's decoded state (census_encoder.h),
+  // which opens each segment of `collect --state` after the first; then Data as received.
+  kKeyFrame = 6,
 };
 
 // What a recording says about the run before it started.
@@ -57,6 +66,20 @@ struct RecordingStart {
   uint64_t start_realtime_ns = 0;   // CLOCK_REALTIME when recording began (set by the writer)
   uint64_t start_monotonic_ns = 0;  // CLOCK_MONOTONIC then; event times use the same clock
 };
+
+// The byte encoding of a recording, shared by RecordingWriter and `collect --state`'s segments.
+std::string EncodeRecordingHeader();
+std::string EncodeRunStartEvent(const RecordingStart& start);
+// ConnectionOpen, Data and ConnectionClose: the connection, the time, then `tail`.
+std::string EncodeConnectionEvent(RecordingEvent type, uint32_t connection, uint64_t monotonic_ns,
+                                  std::string_view tail);
+// A KeyFrame: like Data, plus the census sequence of the synthetic census and the sequence gaps
+// the stream had before it (a replay that starts at the key frame did not see those censuses).
+std::string EncodeKeyFrameEvent(uint32_t connection, uint64_t monotonic_ns, uint64_t sequence,
+                                uint64_t sequence_gaps, std::string_view key_frame);
+std::string EncodeRunEndEvent(const RunResult& result, uint64_t monotonic_ns);
+// CLOCK_MONOTONIC or CLOCK_REALTIME now, in nanoseconds.
+uint64_t ClockNs(clockid_t clock);
 
 // Writes a recording while RunUnderShim collects: install it as RunOptions::tap.
 class RecordingWriter final : public Collector::Tap {
@@ -81,14 +104,65 @@ class RecordingWriter final : public Collector::Tap {
 
  private:
   RecordingWriter(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
-  void Write(RecordingEvent type, std::string_view fixed, std::string_view tail);
+  void Write(std::string_view event);   // an encoded event, checked for length
   void Append(std::string_view bytes);  // all of it, or error_ is set and nothing more is written
-  void WriteConnectionEvent(RecordingEvent type, uint32_t connection, std::string_view tail);
 
   std::string path_;
   int fd_ = -1;
   uint64_t offset_ = 0;  // bytes written so far
   absl::Status error_;   // the first write error
+};
+
+// The fixed part of a connection event (ConnectionOpen, Data, ConnectionClose, KeyFrame).
+struct ConnectionEventView {
+  uint32_t connection = 0;
+  uint64_t monotonic_ns = 0;
+  uint64_t sequence = 0;       // KeyFrame only
+  uint64_t sequence_gaps = 0;  // KeyFrame only
+  std::string_view rest;       // the bytes, or the close's error text
+};
+
+// Reads a recording event by event: plain or zstd-compressed (by content, not by name). Errors
+// and warnings name the file and the event's offset (in the decompressed data for a compressed
+// file).
+class RecordingFile {
+ public:
+  // Opens `path` and reads the file header and the run start.
+  static absl::StatusOr<std::unique_ptr<RecordingFile>> Open(const std::string& path);
+  ~RecordingFile();
+  RecordingFile(const RecordingFile&) = delete;
+  RecordingFile& operator=(const RecordingFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  const RecordingStart& start() const { return start_; }
+  // The next event after the run start. False at the end of the file; an event or a compressed
+  // frame cut off at the end also ends it, with a warning in warnings().
+  absl::StatusOr<bool> Next(uint32_t& type, std::string& payload, uint64_t& offset);
+  // Parses a connection event's fixed part; an error if it is too short.
+  absl::StatusOr<ConnectionEventView> ParseConnectionEvent(uint32_t type, uint64_t offset,
+                                                           std::string_view payload) const;
+  absl::Status Error(uint64_t offset, absl::string_view what) const;
+  std::vector<std::string>& warnings() { return warnings_; }
+
+ private:
+  RecordingFile(std::string path, std::FILE* file, bool compressed,
+                std::shared_ptr<std::string> problem)
+      : path_(std::move(path)),
+        file_(file),
+        compressed_(compressed),
+        problem_(std::move(problem)) {}
+  absl::Status ReadFileHeader();
+  absl::Status ReadRunStart();
+  size_t Read(char* data, size_t size);
+  std::string Where(uint64_t offset) const;
+
+  std::string path_;
+  std::FILE* file_;
+  bool compressed_;
+  std::shared_ptr<std::string> problem_;  // a compressed file's cut-off or corruption
+  uint64_t offset_ = 0;
+  RecordingStart start_;
+  std::vector<std::string> warnings_;
 };
 
 // A replayed recording.
@@ -105,6 +179,12 @@ struct ReplayedRun {
 // byte offset. A recording cut off inside its last event, or without a run end (driftwatch was
 // killed), is replayed up to there with a warning; without a run end the command's exit status
 // is unknown (reported as exit 0, not a failure) and the duration runs to the last event.
+// A replay that starts at a key frame: the decoder counted the censuses before it as dropped.
+// Adds each connection's adjustment (the gaps the key frame says the stream had, minus its
+// census's sequence) to its record.
+void AdjustSequenceGaps(std::vector<ConnectionRecord>& records,
+                        const absl::flat_hash_map<uint32_t, int64_t>& adjustments);
+
 absl::StatusOr<ReplayedRun> ReplayRecording(const std::string& path,
                                             const AnalysisOptions& analysis);
 
