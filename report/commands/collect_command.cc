@@ -124,6 +124,9 @@ class CollectLoop {
         analyzer_({.warmup_s = options.warmup_s}),
         ended_(options.keep_ended) {}
 
+  // --state: the recorder (the collector's tap) to drive; null for none.
+  void set_state(StateRecorder* state) { state_ = state; }
+
   absl::Status Run() {
     auto next_check = Clock::now() + CheckPeriod();
     while (!stopping_) {
@@ -135,6 +138,7 @@ class CollectLoop {
       absl::StatusOr<bool> activity = collector_.PollOnce(timeout, extra);
       if (!activity.ok()) return activity.status();
       if ((extra[0].revents & POLLIN) != 0) ReadSignals();
+      if (state_ != nullptr) state_->Tick();
       AnnounceNew();
       EndFinished();
       SayRefused();
@@ -159,6 +163,7 @@ class CollectLoop {
     while (read(signal_fd_, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
       if (info.ssi_signo == SIGHUP) {
         log_.Reopen();
+        if (state_ != nullptr) state_->RollAll();
       } else {
         stopping_ = true;
       }
@@ -323,6 +328,7 @@ class CollectLoop {
                 Lifetime(summary.label, summary.ended_unix_s), summary.census_count,
                 DescribeVerdict(summary));
     }
+    if (state_ != nullptr) state_->Close();
     log_.Line("stopped: {} processes live at exit, {} ended processes kept ({} older dropped)",
               ids.size(), ended_.entries().size(), ended_.dropped());
   }
@@ -341,6 +347,7 @@ class CollectLoop {
   EndedProcesses ended_;
   size_t refused_said_ = 0;
   bool stopping_ = false;
+  StateRecorder* state_ = nullptr;
 };
 
 // Restores the signal mask and closes the signalfd when RunCollector returns.
@@ -411,6 +418,15 @@ absl::Status RunCollector(const CollectOptions& options) {
              v6 ? "]" : "", metrics->port());
   }
   CollectLoop loop(options, **collector, log, signals.fd(), metrics.get());
+  std::unique_ptr<StateRecorder> state;
+  if (!options.state.dir.empty()) {
+    absl::StatusOr<std::unique_ptr<StateRecorder>> recorder = StateRecorder::Create(
+        options.state, **collector, [&log](const std::string& line) { log.Line("{}", line); });
+    if (!recorder.ok()) return recorder.status();
+    state = std::move(*recorder);
+    (*collector)->set_tap(state.get());
+    loop.set_state(state.get());
+  }
   return loop.Run();
 }
 

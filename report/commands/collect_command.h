@@ -32,6 +32,7 @@
 #include "report/analysis/process_analysis.h"
 #include "report/commands/http_server.h"
 #include "report/outputs/prometheus_exposition.h"
+#include "report/commands/state_recorder.h"
 
 namespace dw::report {
 
@@ -46,6 +47,7 @@ struct CollectOptions : AnalysisOptions {
   std::optional<ListenAddress> metrics;
   PrometheusOptions prometheus;
   std::string version;  // of driftwatch, for driftwatch_build_info
+  StateOptions state;  // --state: rolling recordings per process; off while state.dir is empty
 };
 
 // Collects until SIGTERM or SIGINT. Errors: the socket or the log file cannot be opened, the

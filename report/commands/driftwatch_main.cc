@@ -37,6 +37,7 @@
 #include "report/commands/recording.h"
 #include "report/commands/run_command.h"
 #include "report/commands/shim_locator.h"
+#include "report/commands/state_replay.h"
 #include "report/outputs/report_output.h"
 
 namespace dw::report {
@@ -268,20 +269,44 @@ struct ReportCommand {
   RunOptions options;  // analysis settings only: the command and interval come from the recording
   std::optional<std::string> json_path;
   std::string recording_path;
+  ReplayWindow window;  // --since, --until
 };
+
+// --since and --until of `report`.
+void AddWindowOptions(CLI::App& command, ReplayWindow& window) {
+  const auto parse = [](std::string_view option, const std::string& value) {
+    absl::StatusOr<uint64_t> time = ParseReplayTime(value, ClockNs(CLOCK_REALTIME));
+    if (!time.ok()) Reject(fmt::format("{}: {}", option, std::string(time.status().message())));
+    return *time;
+  };
+  AddOption(
+      command, "--since", "TIME",
+      "only censuses taken at or after TIME: RFC 3339 with a zone\n"
+      "(2026-12-02T02:00:00Z) or before now (-2h, -90m, -1d12h)",
+      [&window, parse](const std::string& value) { window.since_ns = parse("--since", value); });
+  AddOption(
+      command, "--until", "TIME", "only censuses taken at or before TIME (as --since)",
+      [&window, parse](const std::string& value) { window.until_ns = parse("--until", value); });
+}
 
 void AddReportCommand(CLI::App& app, ReportCommand& report) {
   CLI::App& command = *app.add_subcommand(
       "report",
-      "analyse a recording made with 'run --record' again, offline\n\n"
+      "analyse a recording made with 'run --record' or 'collect --state' again, offline\n\n"
       "Analyses a recording made with 'driftwatch run --record RECORDING' again, offline: the\n"
       "same decoding, analysis and output as the live run, so it reproduces the live verdict.\n"
+      "RECORDING may be zstd-compressed, and may be what 'collect --state DIR' keeps: a\n"
+      "segment, a process's directory (its segments replayed as one stream) or DIR itself.\n"
       "Symbols are resolved against the files named in the recording, on this machine.");
   // Unknown arguments are left in remaining(), so that Main names them itself.
   command.allow_extras();
-  command.add_option("RECORDING", report.recording_path, "a file written by 'run --record'")
+  command
+      .add_option("RECORDING", report.recording_path,
+                  "a file written by 'run --record', or a segment or directory of\n"
+                  "'collect --state'")
       ->required()
       ->type_name("");
+  AddWindowOptions(command, report.window);
   AddJsonOption(command, report.json_path);
   AddAnalysisOptions(command, report.options);
   AddSamplingOptions(command, report.options.sample_mean_bytes, /*hidden=*/true);
@@ -294,7 +319,8 @@ constexpr char kCollectFooter[] =
     "of its own, named by its command name, pid and start time; the log has one line\n"
     "when a process connects, when a site starts or stops drifting (kind, headline\n"
     "frame, slope) and when it ends (its verdict). SIGHUP reopens --log; SIGTERM and\n"
-    "SIGINT say where each live process stands and exit 0.\n\n"
+    "SIGINT say where each live process stands and exit 0. With --state, SIGHUP also\n"
+    "starts new segments and SIGTERM closes them.\n\n"
     "who may connect: processes of driftwatch's own user and root; others only with\n"
     "--allow-user (each is checked by SO_PEERCRED, docs/SECURITY.md). The shim sends\n"
     "only to a collector of root, its own user or the user it started as.\n\n"
@@ -310,6 +336,39 @@ uid_t ParseUser(const std::string& value) {
     Reject(fmt::format("--allow-user: no user '{}'", value));
   }
   return found->pw_uid;
+}
+
+// --state and its caps.
+void AddStateOptions(CLI::App& command, StateOptions& state) {
+  const auto bytes = [](std::string_view option, const std::string& value) {
+    absl::StatusOr<uint64_t> amount = ParseByteSize(value);
+    if (!amount.ok()) Reject(fmt::format("{} {}", option, std::string(amount.status().message())));
+    return *amount;
+  };
+  AddOption(command, "--state", "DIR",
+            "keep rolling zstd recordings of each process in DIR, for\n"
+            "'driftwatch report DIR/PROCESS --since TIME' (created if missing)",
+            [&state](const std::string& value) { state.dir = value; });
+  AddOption(command, "--state-segment-bytes", "N",
+            "start a new segment after N bytes of census data (default 4MiB)",
+            [&state, bytes](const std::string& value) {
+              state.segment_bytes = bytes("--state-segment-bytes", value);
+            });
+  AddOption(command, "--state-segment-seconds", "S", "or after S seconds (default 3600)",
+            [&state](const std::string& value) {
+              state.segment_seconds = ParseSeconds("--state-segment-seconds", value, false);
+            });
+  AddOption(command, "--state-max-bytes", "N",
+            "delete the oldest segments when DIR exceeds N (default 1GiB)",
+            [&state, bytes](const std::string& value) {
+              state.max_bytes = bytes("--state-max-bytes", value);
+            });
+  AddOption(command, "--state-process-max-bytes", "N",
+            "and when one process's segments exceed N (default 256MiB)",
+            [&state, bytes](const std::string& value) {
+              state.process_max_bytes = bytes("--state-process-max-bytes", value);
+            });
+  state.driftwatch_version = DRIFTWATCH_VERSION;
 }
 
 void AddCollectCommand(CLI::App& app, CollectOptions& options) {
@@ -359,6 +418,7 @@ void AddCollectCommand(CLI::App& app, CollectOptions& options) {
                 Reject(fmt::format("--metrics-top-sites wants 0 to 1000, got '{}'", value));
               }
             });
+  AddStateOptions(command, options.state);
   AddAnalysisOptions(command, options);
   command.footer(kCollectFooter);
 }
@@ -464,7 +524,7 @@ int Run(RunCommand& run) {
 
 int Report(const ReportCommand& report) {
   const std::string& path = report.recording_path;
-  absl::StatusOr<ReplayedRun> replay = ReplayRecording(path, report.options);
+  absl::StatusOr<ReplayedRun> replay = ReplayPath(path, report.window, report.options);
   if (!replay.ok()) return SetupError(replay.status());
   for (const std::string& warning : replay->warnings) {
     fmt::print(stderr, "driftwatch: warning: {}\n", warning);
