@@ -50,6 +50,13 @@ void MetricsExporter::Forget(uint32_t id, const ConnectionRecord& record) {
   if (!record.stream_error.empty()) ++ended_.stream_errors;
 }
 
+void MetricsExporter::UpdateWatched(uint32_t pid, const ProcessLabel& label,
+                                    const ProcessReport& report, Verdict verdict) {
+  live_[kWatched | pid].samples = SampleProcess(label, report, verdict, options_);
+}
+
+void MetricsExporter::ForgetWatched(uint32_t pid) { live_.erase(kWatched | pid); }
+
 void MetricsExporter::CountEnded(Verdict verdict) { ++ended_.ended[static_cast<size_t>(verdict)]; }
 
 void MetricsExporter::Publish(CollectorHealth health) {
@@ -60,8 +67,8 @@ void MetricsExporter::Publish(CollectorHealth health) {
   health.censuses_dropped = ended_.censuses_dropped;
   health.sequence_gaps = ended_.sequence_gaps;
   health.stream_errors = ended_.stream_errors;
-  // Connection order, so that a person reading /metrics finds the processes as the log has them.
-  std::vector<std::pair<uint32_t, const Live*>> order;
+  // Connection order (then watched pids), so that /metrics lists processes as the log does.
+  std::vector<std::pair<uint64_t, const Live*>> order;
   order.reserve(live_.size());
   for (const auto& [id, live] : live_) {
     order.emplace_back(id, &live);

@@ -43,6 +43,11 @@ class MetricsExporter {
   // Connection `id` ended with `record` (before its final analysis): its series leave, its
   // censuses, drops and stream error are added to the collector's totals.
   void Forget(uint32_t id, const ConnectionRecord& record);
+  // The same for a process watched through /proc (--pid, --match: no connection, totals and no
+  // sites), by pid; rendered after the connections.
+  void UpdateWatched(uint32_t pid, const ProcessLabel& label, const ProcessReport& report,
+                     Verdict verdict);
+  void ForgetWatched(uint32_t pid);
   // An ended process's final verdict, for driftwatch_ended_processes_total.
   void CountEnded(Verdict verdict);
 
@@ -67,7 +72,9 @@ class MetricsExporter {
   PrometheusOptions options_;
   std::string version_;
   double started_unix_s_ = 0;
-  absl::flat_hash_map<uint32_t, Live> live_;
+  // Connections by id; processes watched through /proc by kWatched | pid.
+  static constexpr uint64_t kWatched = uint64_t{1} << 32;
+  absl::flat_hash_map<uint64_t, Live> live_;
   CollectorHealth ended_;  // totals of the processes that ended
   // Shared with the server's handler, so that it needs no order of destruction.
   std::shared_ptr<PublishedText> text_ = std::make_shared<PublishedText>();

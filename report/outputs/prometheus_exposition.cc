@@ -168,7 +168,8 @@ std::vector<const SiteReport*> TopSites(const ProcessReport& report, size_t top)
     if (rank_a == 0 && a->kind == b->kind) {
       return a->finding.slope_per_hour > b->finding.slope_per_hour;
     }
-    return size(a) > size(b);
+    if (size(a) != size(b)) return size(a) > size(b);
+    return a < b;  // report order: the same sites from one analysis to the next on ties
   };
   const size_t kept = std::min(top, order.size());
   std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(kept), order.end(),
