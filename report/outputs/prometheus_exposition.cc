@@ -153,8 +153,8 @@ int StatusRank(DriftStatus status) {
   return 3;
 }
 
-// The sites with series of their own: drifting first (fastest first), then inconclusive and
-// warming, then the largest (live bytes for heap, live count otherwise).
+// The sites with series of their own: drifting first (by kind, fastest first), then
+// inconclusive and warming, then the largest (live bytes for heap, live count otherwise).
 std::vector<const SiteReport*> TopSites(const ProcessReport& report, size_t top) {
   const std::vector<SiteReport>& sites = report.groups.empty() ? report.sites : report.groups;
   std::vector<const SiteReport*> order(sites.size());
@@ -165,10 +165,14 @@ std::vector<const SiteReport*> TopSites(const ProcessReport& report, size_t top)
   const auto before = [&size](const SiteReport* a, const SiteReport* b) {
     const int rank_a = StatusRank(a->finding.status), rank_b = StatusRank(b->finding.status);
     if (rank_a != rank_b) return rank_a < rank_b;
-    if (rank_a == 0 && a->kind == b->kind) {
-      return a->finding.slope_per_hour > b->finding.slope_per_hour;
+    if (rank_a == 0) {  // slopes compare within a kind only: one total order, kinds in turn
+      if (a->kind != b->kind) return a->kind < b->kind;
+      if (a->finding.slope_per_hour != b->finding.slope_per_hour) {
+        return a->finding.slope_per_hour > b->finding.slope_per_hour;
+      }
+    } else if (size(a) != size(b)) {
+      return size(a) > size(b);
     }
-    if (size(a) != size(b)) return size(a) > size(b);
     return a < b;  // report order: the same sites from one analysis to the next on ties
   };
   const size_t kept = std::min(top, order.size());
