@@ -85,6 +85,12 @@ start_under_shim "$service" 64
 leak1=$started
 start_under_shim "$steady"
 steady1=$started
+# A command name with a quote, a backslash and a byte that is not UTF-8: escaped, and replaced
+# by U+FFFD, or Prometheus would reject the whole scrape.
+odd=$work/$'odd"na\\me\xff'
+ln -s "$steady" "$odd"
+start_under_shim "$odd"
+odd1=$started
 
 # --- A real Prometheus on a free loopback port, scraping every second, with the docs' rules.
 prom_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -147,7 +153,14 @@ for total in resident_memory_bytes open_fds threads heap_live_bytes censuses_tot
 done
 expect "driftwatch_process_verdict{comm=\"audit-service\",pid=\"$leak1\",verdict=\"drift\"} == 1" 5 \
   "the leak's process verdict is not drift"
-expect "driftwatch_processes_connected == 2" 5 "driftwatch_processes_connected is not 2"
+expect "driftwatch_processes_connected == 3" 5 "driftwatch_processes_connected is not 3"
+odd_comm=$(curl -sf "$api/query" --data-urlencode "query=driftwatch_process_open_fds{pid=\"$odd1\"}" |
+  jq -r '.data.result[0].metric.comm // ""')
+if [ "$odd_comm" = $'odd"na\\me\xef\xbf\xbd' ]; then
+  passed=$((passed + 1))
+else
+  fail "the odd command name reached Prometheus as '$odd_comm'"
+fi
 expect "driftwatch_censuses_received_total > 0" 5 "no censuses received counted"
 expect "driftwatch_censuses_dropped_total == 0" 5 "no censuses-dropped counter at 0"
 expect "driftwatch_stream_errors_total == 0" 5 "no stream-errors counter at 0"
@@ -184,7 +197,7 @@ else
 fi
 expect "driftwatch_censuses_received_total >= $received" 5 \
   "driftwatch_censuses_received_total went backwards when the leak ended"
-expect "driftwatch_processes_connected == 1" 5 "driftwatch_processes_connected is not 1"
+expect "driftwatch_processes_connected == 2" 5 "driftwatch_processes_connected is not 2"
 
 kill -TERM "$collector"
 wait "$collector"
