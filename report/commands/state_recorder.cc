@@ -83,7 +83,8 @@ absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
     }
   }
   uint64_t number = 0;
-  if (!absl::SimpleAtoi(absl::string_view(amount.data(), amount.size()), &number) || number == 0 || number > (uint64_t{1} << 50) / scale) {
+  if (!absl::SimpleAtoi(absl::string_view(amount.data(), amount.size()), &number) || number == 0 ||
+      number > (uint64_t{1} << 50) / scale) {
     return absl::InvalidArgumentError(
         fmt::format("wants a byte amount (B, KiB, MiB or GiB, above 0), got '{}'", text));
   }
@@ -272,7 +273,12 @@ bool StateRecorder::OpenSegment(Live& live, bool key_frame) {
   start.command = {live.command};
   start.interval_ms = live.cursor.hello()->interval_ms;
   start.driftwatch_version = options_.driftwatch_version;
-  start.start_realtime_ns = ClockNs(CLOCK_REALTIME);
+  // The shim's clock, of the first census the segment holds (the key frame's), or of the Hello:
+  // what `report --since` selects segments by, before it reads their censuses.
+  const uint64_t hello_ns = live.cursor.hello()->realtime_ns_at_hello;
+  start.start_realtime_ns = key_frame      ? live.cursor.last_census()->realtime_ns
+                            : hello_ns > 0 ? hello_ns
+                                           : ClockNs(CLOCK_REALTIME);
   start.start_monotonic_ns = live.segment_started_monotonic_ns;
   WriteEvent(live, EncodeRecordingHeader() + EncodeRunStartEvent(start) +
                        EncodeConnectionEvent(RecordingEvent::kConnectionOpen, 0,

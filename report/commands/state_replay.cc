@@ -312,8 +312,9 @@ std::vector<ConnectionRecord> StateReplay::Finish() {
   return records;
 }
 
-// The segments of `group` that may hold censuses of the window: from the last one that began at
-// or before `since` to the last one that began at or before `until` (by their run starts).
+// The segments of `group` that may hold censuses of the window: from the last one whose first
+// census was taken at or before `since` to the last one whose first census was taken at or
+// before `until` (a segment's run start is the time of its first census, by the shim's clock).
 absl::StatusOr<std::vector<std::string>> InWindow(const std::vector<std::string>& group,
                                                   const ReplayWindow& window) {
   if (window.empty() || group.size() < 2) return group;
