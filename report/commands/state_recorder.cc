@@ -108,6 +108,7 @@ struct StateRecorder::Live {
   Clock::time_point last_flush{};
   Clock::time_point retry_at{};  // after a write error, no segment until then
   bool roll = false;             // roll at the next census end
+  bool unrollable = false;       // its key frame is too large for a recording event
 };
 
 absl::StatusOr<std::unique_ptr<StateRecorder>> StateRecorder::Create(const StateOptions& options,
@@ -195,10 +196,7 @@ void StateRecorder::OnBytes(uint32_t connection, std::string_view bytes) {
       live.ignored = true;
       return;
     }
-    if (live.cursor.at_census_end() && RollDue(live)) {
-      CloseSegment(live, {});
-      OpenSegment(live, /*key_frame=*/true);
-    }
+    if (live.cursor.at_census_end() && RollDue(live)) Roll(live);
   }
 }
 
@@ -215,7 +213,7 @@ bool StateRecorder::StartProcess(uint32_t connection, Live& live) {
   live.pid = label.pid;
   std::error_code error;
   fs::create_directories(fs::path(options_.dir) / live.process_dir, error);
-  if (!OpenSegment(live, /*key_frame=*/false)) {
+  if (!OpenSegment(live, {}, Clock::now())) {
     live.before_hello.clear();
     return !live.ignored;
   }
@@ -235,16 +233,30 @@ bool StateRecorder::RollDue(const Live& live) const {
              std::chrono::duration<double>(options_.segment_seconds);
 }
 
-// A new segment: the file header, the run start, the connection's open, and a key frame unless
-// the stream starts in it.
-bool StateRecorder::OpenSegment(Live& live, bool key_frame) {
+// At a census end: the key frame first, so that a process whose key frame cannot be an event
+// (over 64 MiB: some 400k sites with deep stacks) keeps its segment growing instead of losing it.
+void StateRecorder::Roll(Live& live) {
   live.roll = false;
   const auto started = Clock::now();
-  std::string key;
-  if (key_frame) {
-    key = live.cursor.KeyFrame();
-    if (key.empty()) return false;  // no census yet: nothing to recreate
+  std::string key = live.cursor.KeyFrame();
+  if (key.empty() || live.unrollable) return;
+  if (key.size() + 64 > kMaxRecordingEventLength) {
+    live.unrollable = true;
+    log_(
+        fmt::format("state: {}: its key frame ({}) exceeds a recording event; its segment is "
+                    "not rolled",
+                    live.process_dir, FormatBytes(static_cast<double>(key.size()))));
+    return;
   }
+  CloseSegment(live, {});
+  OpenSegment(live, std::move(key), started);
+}
+
+// A new segment: the file header, the run start, the connection's open, and `key` (the key
+// frame) unless the stream starts in it.
+bool StateRecorder::OpenSegment(Live& live, std::string key, Clock::time_point started) {
+  live.roll = false;
+  const bool key_frame = !key.empty();
   const uint32_t number = next_sequence_[live.process_dir]++;
   const std::string path =
       (fs::path(options_.dir) / live.process_dir /

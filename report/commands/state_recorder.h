@@ -102,7 +102,8 @@ class StateRecorder final : public Collector::Tap {
   StateRecorder(StateOptions options, const Collector& collector, Log log);
   absl::Status TakeStock();
   bool StartProcess(uint32_t connection, Live& live);
-  bool OpenSegment(Live& live, bool key_frame);
+  void Roll(Live& live);
+  bool OpenSegment(Live& live, std::string key, Clock::time_point started);
   void WriteEvent(Live& live, std::string_view event);
   void CloseSegment(Live& live, std::string_view close_event);
   bool RollDue(const Live& live) const;
