@@ -107,10 +107,12 @@ struct Watched {
   ProcessLabel label;
   size_t censuses_analysed = 0;
   DriftTracker drifting;
-  // Its own: a symbolizer's caches are keyed by the process's module lists, and a process's
-  // images are opened once for all its analyses, then freed with it.
-  std::unique_ptr<Symbolizer> symbolizer;
 };
+
+// Images the collector keeps open for all processes (SymbolizerOptions::max_images): libc,
+// the dynamic loader and the programs and libraries that are running, with room to spare; a
+// program that ran once is closed when others need the room.
+constexpr size_t kOpenImages = 64;
 
 class CollectLoop {
  public:
@@ -122,6 +124,7 @@ class CollectLoop {
         signal_fd_(signal_fd),
         metrics_(metrics),
         analyzer_({.warmup_s = options.warmup_s}),
+        symbolizer_({.debug_dirs = options.debug_dirs, .max_images = kOpenImages}),
         ended_(options.keep_ended) {}
 
   // --state: the recorder (the collector's tap) to drive; null for none.
@@ -238,15 +241,11 @@ class CollectLoop {
     }
   }
 
-  std::vector<ProcessReport> Analyse(Watched& watched, ConnectionRecord record) {
-    if (watched.symbolizer == nullptr) {
-      watched.symbolizer =
-          std::make_unique<Symbolizer>(SymbolizerOptions{.debug_dirs = options_.debug_dirs});
-    }
+  std::vector<ProcessReport> Analyse(ConnectionRecord record) {
     std::vector<ConnectionRecord> records;
     records.push_back(std::move(record));
     const DriftAnalyzer& analyzer = options_.analyzer != nullptr ? *options_.analyzer : analyzer_;
-    return BuildProcessReports(std::move(records), analyzer, *watched.symbolizer, options_.budgets);
+    return BuildProcessReports(std::move(records), analyzer, symbolizer_, options_.budgets);
   }
 
   // Logs the sites that started or stopped drifting since the last analysis.
@@ -263,7 +262,7 @@ class CollectLoop {
   }
 
   ProcessSummary Conclude(Watched& watched, ConnectionRecord record) {
-    std::vector<ProcessReport> reports = Analyse(watched, std::move(record));
+    std::vector<ProcessReport> reports = Analyse(std::move(record));
     // The end line says the final verdict and what drifts: no start or stop line for it.
     if (reports.empty()) {
       return SummarizeProcess(watched.label, ProcessReport(), Verdict::kInconclusive,
@@ -282,7 +281,7 @@ class CollectLoop {
       watched.censuses_analysed = record->census_count;
       std::optional<ConnectionRecord> snapshot = collector_.Snapshot(id);
       if (!snapshot.has_value()) continue;
-      std::vector<ProcessReport> reports = Analyse(watched, std::move(*snapshot));
+      std::vector<ProcessReport> reports = Analyse(std::move(*snapshot));
       if (reports.empty()) continue;
       Compare(watched, reports.front());
       if (metrics_ != nullptr) {
@@ -343,6 +342,8 @@ class CollectLoop {
   double last_analysis_s_ = 0, last_analysis_unix_s_ = 0;
   Clock::time_point published_at_{};
   RobustDriftAnalyzer analyzer_;
+  // One for every process: each maps the same libraries (symbolizer.h).
+  Symbolizer symbolizer_;
   absl::flat_hash_map<uint32_t, Watched> live_;
   EndedProcesses ended_;
   size_t refused_said_ = 0;

@@ -185,6 +185,21 @@ struct Symbolizer::LoadedModule {
   // The module's symbols sorted by address, read at the first name lookup (names point into
   // libdwfl's data, so it goes before dwfl).
   std::unique_ptr<SymbolTable> symbols;
+  uint64_t last_use = 0;  // Symbolizer::use_clock_ at its latest Load
+  // The virtual address at which the file offset of an image's first mapping is loaded, or why
+  // there is none: a process's load bias is that mapping's start minus it. Keyed by content, not
+  // by a process's ModuleList, so it serves every process and cannot outlive its meaning.
+  struct Vaddr {
+    uint64_t value = 0;
+    std::string error;  // why there is none
+  };
+  absl::flat_hash_map<uint64_t, Vaddr> vaddr_at_offset;
+  // Resolved frames per file address, the same in every process that maps the image.
+  absl::flat_hash_map<uint64_t, Frame> frames;
+  // Frames read by name only (FrameDetail::kRuntimeNamesOnly); `frames` wins.
+  absl::flat_hash_map<uint64_t, Frame> names;
+  // Inline chains per file address; empty when nothing is inlined there.
+  absl::flat_hash_map<uint64_t, std::vector<Frame>> inline_chains;
 
   ~LoadedModule() { Close(); }
   void Close() {
@@ -262,9 +277,22 @@ std::string Symbolizer::FindDebugFile(const std::string& build_id) const {
 
 Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::string& build_id,
                                            bool deleted) {
-  auto& slot = loaded_[ImageKey(path, build_id, deleted)];
-  if (slot != nullptr) return slot.get();
+  std::string key = ImageKey(path, build_id, deleted);
+  if (auto it = loaded_.find(key); it != loaded_.end()) {
+    it->second->last_use = ++use_clock_;
+    return it->second.get();
+  }
+  if (options_.max_images > 0 && loaded_.size() >= options_.max_images) {
+    // The least recently used one: O(images), once per image opened.
+    auto oldest = loaded_.begin();
+    for (auto it = loaded_.begin(); it != loaded_.end(); ++it) {
+      if (it->second->last_use < oldest->second->last_use) oldest = it;
+    }
+    loaded_.erase(oldest);
+  }
+  auto& slot = loaded_[std::move(key)];
   slot = std::make_unique<LoadedModule>();
+  slot->last_use = ++use_clock_;
   LoadedModule& loaded = *slot;
   loaded.path = path;
   loaded.build_id = build_id;
@@ -441,10 +469,9 @@ std::vector<Frame> Symbolizer::SymbolizeWithInlines(uint64_t return_address,
   }
   const uint64_t file_pc = physical.module_offset - 1;
   // Only resolved frames get here, so their image was not deleted without a build-id.
-  const auto key = std::make_pair(ImageKey(physical.module, physical.build_id, false), file_pc);
-  auto [it, inserted] = inline_chains_.try_emplace(key);
+  LoadedModule* loaded = Load(physical.module, physical.build_id, false);
+  auto [it, inserted] = loaded->inline_chains.try_emplace(file_pc);
   if (inserted) {
-    LoadedModule* loaded = Load(physical.module, physical.build_id, false);
     LoadDwarf(*loaded);
     if (loaded->module != nullptr) it->second = InlineChain(loaded->module, file_pc, physical);
   }
@@ -519,38 +546,36 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
   frame.module_unloaded = mapping.unloaded();
   LoadedModule* loaded = Load(mapping.path, image.build_id, image.deleted);
 
-  const auto bias_key = std::make_pair(modules, image_start);
-  auto bias_it = biases_.find(bias_key);
-  if (bias_it == biases_.end()) {
+  auto vaddr_it = loaded->vaddr_at_offset.find(image.file_offset);
+  if (vaddr_it == loaded->vaddr_at_offset.end()) {
     // The debug file found by build-id has the same program headers as the loaded image.
-    const absl::StatusOr<uint64_t> value =
-        ImageLoadBias(image, loaded->module != nullptr ? loaded->file : mapping.path);
-    LoadBias bias;
-    if (value.ok()) {
-      bias.value = *value;
+    const absl::StatusOr<uint64_t> vaddr = VaddrOfFileOffset(
+        loaded->module != nullptr ? loaded->file : mapping.path, image.file_offset);
+    LoadedModule::Vaddr entry;
+    if (vaddr.ok()) {
+      entry.value = *vaddr;
     } else {
-      bias.error = std::string(value.status().message());
+      entry.error = std::string(vaddr.status().message());
     }
-    bias_it = biases_.emplace(bias_key, std::move(bias)).first;
+    vaddr_it = loaded->vaddr_at_offset.emplace(image.file_offset, std::move(entry)).first;
   }
-  if (!bias_it->second.error.empty()) {
+  if (!vaddr_it->second.error.empty()) {
     frame.module_offset = return_address - mapping.start + mapping.file_offset;
     frame.unresolved = loaded->module == nullptr
                            ? loaded->error
-                           : absl::StrCat("cannot compute load bias: ", bias_it->second.error);
+                           : absl::StrCat("cannot compute load bias: ", vaddr_it->second.error);
     return frame;
   }
-  const uint64_t bias = bias_it->second.value;
+  const uint64_t bias = image.start - vaddr_it->second.value;
   frame.module_offset = return_address - bias;
 
   // The same code at the same file address, whatever the process: cached by file address.
   const uint64_t file_pc = pc - bias;
-  const auto key = std::make_pair(ImageKey(mapping.path, image.build_id, image.deleted), file_pc);
   // A runtime module's frames need only their names to choose and group by a headline frame.
   const bool names_only = detail == FrameDetail::kRuntimeNamesOnly && IsRuntimeFrame(frame);
-  for (const auto* cache : {&frames_, names_only ? &names_ : nullptr}) {
+  for (const auto* cache : {&loaded->frames, names_only ? &loaded->names : nullptr}) {
     if (cache == nullptr) continue;
-    if (auto it = cache->find(key); it != cache->end()) {
+    if (auto it = cache->find(file_pc); it != cache->end()) {
       Frame cached = it->second;
       cached.address = return_address;
       cached.module_unloaded = frame.module_unloaded;
@@ -584,7 +609,7 @@ Frame Symbolizer::SymbolizeReturnAddress(uint64_t return_address, const ModuleLi
           !loaded->no_lines.empty() ? loaded->no_lines : std::string("no line information here");
     }
   }
-  (names_only ? names_ : frames_).emplace(key, frame);
+  (names_only ? loaded->names : loaded->frames).emplace(file_pc, frame);
   return frame;
 }
 

@@ -56,6 +56,12 @@ enum class FrameDetail {
 struct SymbolizerOptions {
   // Searched for <dir>/.build-id/xx/yyyy.debug before /usr/lib/debug.
   std::vector<std::string> debug_dirs;
+  // How many images stay open at most (0: no limit). Past it, the image used least recently is
+  // closed with everything cached about it (reopened if needed again). `driftwatch collect`
+  // shares one Symbolizer among all the processes it sees for days: every process maps the same
+  // libraries, so libc's tables are read once, not once per lifetime, and the images of
+  // programs that came and went do not pile up.
+  size_t max_images = 0;
 };
 
 class Symbolizer {
@@ -89,6 +95,8 @@ class Symbolizer {
   // How many names were looked up with dwfl_module_addrinfo, which scans the whole symbol table
   // (for tests: the sorted SymbolTable answers instead wherever it can).
   size_t addrinfo_calls() const;
+  // Images open now (at most SymbolizerOptions::max_images when that is set).
+  size_t open_images() const { return loaded_.size(); }
 
  private:
   struct LoadedModule;
@@ -104,21 +112,11 @@ class Symbolizer {
   char* debuginfo_path_data_ = nullptr;  // libdwfl takes the path by char**
   Dwfl_Callbacks callbacks_;
   // One libdwfl session per image (path and build-id), loaded at bias 0: opened once, reused for
-  // every frame of every process that maps it.
+  // every frame of every process that maps it. Everything cached about an image (its resolved
+  // frames, load biases) lives in its LoadedModule, so closing it forgets all of that.
   absl::flat_hash_map<std::string, std::unique_ptr<LoadedModule>> loaded_;
-  // Bias per (module list, first mapping of the image): one ModuleList is shared by many sites.
-  struct LoadBias {
-    uint64_t value = 0;
-    std::string error;  // why there is none
-  };
-  absl::flat_hash_map<std::pair<const ModuleList*, size_t>, LoadBias> biases_;
-  // Resolved frames per (image key, file address).
-  absl::flat_hash_map<std::pair<std::string, uint64_t>, Frame> frames_;
-  // Frames read by name only (FrameDetail::kRuntimeNamesOnly), same keys; frames_ wins.
-  absl::flat_hash_map<std::pair<std::string, uint64_t>, Frame> names_;
+  uint64_t use_clock_ = 0;  // ticks at every Load, for closing the least recently used image
   size_t dwarf_loads_ = 0;
-  // Inline chains per (image key, file address); empty when nothing is inlined there.
-  absl::flat_hash_map<std::pair<std::string, uint64_t>, std::vector<Frame>> inline_chains_;
 };
 
 // Demangles a C++ symbol; returns the input when it is not a mangled name.

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -576,6 +577,53 @@ TEST(SymbolizerTest, NamesComeFromTheSortedTableNotAddrinfo) {
       symbolizer.SymbolizeReturnAddress(reinterpret_cast<uint64_t>(&LoadedPath) + 1, &modules);
   EXPECT_THAT(own.function, HasSubstr("LoadedPath"));
   EXPECT_EQ(symbolizer.addrinfo_calls(), 0u);
+}
+
+// `driftwatch collect` shares one Symbolizer among every process it sees. A process's ModuleList
+// is freed when it ends, and the next one may be allocated at the same address with other load
+// addresses (ASLR): nothing cached may be keyed by where a ModuleList lives. Here one list is
+// moved in place, as another process's would lie.
+TEST(SymbolizerTest, AModuleListAtTheAddressOfAnEarlierOneGetsItsOwnLoadBias) {
+  const uint64_t return_address = driftwatch_symbolizer_test_caller();
+  ModuleList modules = ReadSelfMaps();
+  Symbolizer symbolizer;
+  const Frame before = symbolizer.SymbolizeReturnAddress(return_address, &modules);
+  ASSERT_EQ(before.function, "driftwatch_symbolizer_test_caller") << before.unresolved;
+
+  constexpr uint64_t kElsewhere = uint64_t{1} << 36;  // page-aligned, far from any mapping
+  for (ModuleMapping& mapping : modules) {
+    mapping.start += kElsewhere;
+    mapping.end += kElsewhere;
+  }
+  const Frame after = symbolizer.SymbolizeReturnAddress(return_address + kElsewhere, &modules);
+  EXPECT_EQ(after.function, "driftwatch_symbolizer_test_caller") << after.unresolved;
+  EXPECT_EQ(after.line, g_call_line);
+  EXPECT_EQ(after.module_offset, before.module_offset);
+}
+
+// A collector that runs for days sees programs come and go: past max_images, the image used
+// least recently is closed with its caches, and a later frame in it is resolved again.
+TEST(SymbolizerTest, ClosesTheLeastRecentlyUsedImagePastItsLimit) {
+  const ModuleList modules = ReadSelfMaps();
+  Symbolizer symbolizer({.debug_dirs = {}, .max_images = 2});
+  const uint64_t own = driftwatch_symbolizer_test_caller();
+  const uint64_t in_libc = reinterpret_cast<uint64_t>(&getpid) + 1;
+  const uint64_t in_libstdcxx = reinterpret_cast<uint64_t>(&std::terminate) + 1;
+  EXPECT_EQ(symbolizer.SymbolizeReturnAddress(own, &modules).function,
+            "driftwatch_symbolizer_test_caller");
+  EXPECT_THAT(symbolizer.SymbolizeReturnAddress(in_libc, &modules).function, HasSubstr("getpid"));
+  EXPECT_EQ(symbolizer.open_images(), 2u);
+  const Frame third = symbolizer.SymbolizeReturnAddress(in_libstdcxx, &modules);
+  EXPECT_THAT(third.module, HasSubstr("libstdc++"));
+  EXPECT_THAT(third.function, HasSubstr("terminate")) << third.unresolved;
+  EXPECT_EQ(symbolizer.open_images(), 2u);
+  // This binary was the least recently used: closed, then opened again for this frame.
+  const Frame again = symbolizer.SymbolizeReturnAddress(own, &modules);
+  EXPECT_EQ(again.function, "driftwatch_symbolizer_test_caller") << again.unresolved;
+  EXPECT_EQ(again.line, g_call_line);
+  EXPECT_EQ(symbolizer.open_images(), 2u);
+  EXPECT_THAT(symbolizer.SymbolizeReturnAddress(in_libstdcxx, &modules).function,
+              HasSubstr("terminate"));
 }
 
 }  // namespace
