@@ -27,7 +27,6 @@ namespace fs = std::filesystem;
 constexpr std::string_view kSegmentSuffix = ".dwrec.zst";
 // Bytes buffered for a connection that has not said Hello yet; more is not a census stream.
 constexpr size_t kMaxBeforeHello = 1 << 20;
-constexpr auto kRetryAfter = std::chrono::seconds(10);
 
 // "20261202T021500Z".
 std::string CompactUtc(double unix_s) {
@@ -310,21 +309,21 @@ bool StateRecorder::OpenSegment(Live& live, std::string key, Clock::time_point s
 
 void StateRecorder::WriteEvent(Live& live, std::string_view event) {
   if (live.segment == nullptr) return;
-  if (absl::Status status = live.segment->Write(event); !status.ok()) {
-    Failed(live, status);
-    return;
-  }
-  if (failing_) {
-    failing_ = false;
-    log_(fmt::format("state: writing {} again", options_.dir));
-  }
+  if (absl::Status status = live.segment->Write(event); !status.ok()) Failed(live, status);
+}
+
+// Bytes reached the disk (a flush or a close: a Write may stay in zstd's buffer).
+void StateRecorder::Written() {
+  if (!failing_) return;
+  failing_ = false;
+  log_(fmt::format("state: writing {} again", options_.dir));
 }
 
 // Logged once until a write succeeds again; the segment is closed as it stands.
 void StateRecorder::Failed(Live& live, const absl::Status& status) {
   if (!failing_) {
     log_(fmt::format("state: {}; collection goes on, recording is retried every {} s",
-                     std::string(status.message()), kRetryAfter.count()));
+                     std::string(status.message()), options_.retry_seconds));
     failing_ = true;
   }
   if (live.segment != nullptr) {
@@ -334,7 +333,8 @@ void StateRecorder::Failed(Live& live, const absl::Status& status) {
     process_bytes_[live.process_dir] += stored_.back().bytes;
     live.segment.reset();  // closes the fd; the file keeps what reached it
   }
-  live.retry_at = Clock::now() + kRetryAfter;
+  live.retry_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(options_.retry_seconds));
 }
 
 // Ends the segment: `close_event` (the connection's close, if it closed), the run end, the frame.
@@ -352,6 +352,7 @@ void StateRecorder::CloseSegment(Live& live, std::string_view close_event) {
     Failed(live, status);
     return;
   }
+  Written();
   const uint64_t bytes = live.segment->compressed_bytes();
   stats_.compressed_bytes += bytes;
   stored_.push_back({live.segment_path, live.process_dir, bytes});
@@ -380,7 +381,11 @@ void StateRecorder::Tick() {
     if (live->segment == nullptr) continue;
     if (now - live->last_flush >= flush_every && live->segment->dirty()) {
       live->last_flush = now;
-      if (absl::Status status = live->segment->Flush(); !status.ok()) Failed(*live, status);
+      if (absl::Status status = live->segment->Flush(); !status.ok()) {
+        Failed(*live, status);
+      } else {
+        Written();
+      }
     }
   }
   // Live segments grow between rolls: the total cap is checked every few seconds too.

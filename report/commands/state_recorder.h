@@ -18,7 +18,7 @@
 // last hours stay there); only the caps remove segments: the oldest closed ones first, of the
 // process over `process_max_bytes`, and of all of DIR over `max_bytes` (segments found in DIR at
 // start count too). A write error (disk full) is logged once; that segment is closed where it
-// stands, collection goes on, and a new segment (with a key frame) is tried 10 s later.
+// stands, collection goes on, and a new segment (with a key frame) is tried `retry_seconds` later.
 //
 // Thread-safety: not thread-safe; driven by collect's loop (the Tap runs inside
 // Collector::PollOnce on the same thread). Allocation: yes (collector code). Never runs inside a
@@ -49,6 +49,7 @@ struct StateOptions {
   uint64_t max_bytes = uint64_t{1} << 30;            // all of DIR, on disk
   uint64_t process_max_bytes = uint64_t{256} << 20;  // one process's directory
   double flush_seconds = 2;
+  double retry_seconds = 10;       // after a write error, before a new segment is tried
   int level = 3;                   // zstd
   std::string driftwatch_version;  // written into each segment's run start
 };
@@ -105,6 +106,7 @@ class StateRecorder final : public Collector::Tap {
   void Roll(Live& live);
   bool OpenSegment(Live& live, std::string key, Clock::time_point started);
   void WriteEvent(Live& live, std::string_view event);
+  void Written();
   void CloseSegment(Live& live, std::string_view close_event);
   bool RollDue(const Live& live) const;
   void Failed(Live& live, const absl::Status& status);

@@ -6,7 +6,9 @@
 #include "report/commands/state_recorder.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -215,6 +217,64 @@ TEST(StateRecorderTest, TheTotalCapDeletesTheOldestSegments) {
   ASSERT_FALSE(segments.empty());
   EXPECT_EQ(fs::path(segments[0]).filename().string().substr(0, 6),
             fmt::format("{:06}", recorder->stats().deleted_segments));
+}
+
+// A write error (here EFBIG: RLIMIT_FSIZE of 1 byte stands in for a full disk, without root) is
+// logged once however many writes fail; recording goes on when writing works again (logged
+// once), and the segment cut by the error replays with a warning.
+TEST(StateRecorderTest, AWriteErrorIsLoggedOnceAndRecordingResumes) {
+  TempDir dir;
+  std::unique_ptr<Collector> collector = Collector::CreateOffline();
+  std::vector<std::string> log;
+  StateOptions options = Options(dir.path() + "/state", 2048);
+  options.flush_seconds = 0;  // every Tick writes out
+  options.retry_seconds = 0;  // and every census end tries a new segment: many failures
+  absl::StatusOr<std::unique_ptr<StateRecorder>> recorder = StateRecorder::Create(
+      options, *collector, [&log](const std::string& line) { log.push_back(line); });
+  ASSERT_TRUE(recorder.ok());
+  const std::vector<std::string> parts = Stream(40, 60, 5);
+  (*recorder)->OnOpen(0);
+  const auto feed = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      (*recorder)->OnBytes(0, parts[i]);
+      (*recorder)->Tick();
+    }
+  };
+  feed(0, 20);
+  rlimit old{};
+  getrlimit(RLIMIT_FSIZE, &old);
+  void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+  rlimit full = old;
+  full.rlim_cur = 1;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &full), 0);
+  feed(20, 40);
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, old_handler);
+  feed(40, 60);
+  (*recorder)->OnClose(0, "");
+
+  size_t errors = 0, resumed = 0;
+  for (const std::string& line : log) {
+    errors += line.find("cannot write") != std::string::npos;
+    resumed += line.find("again") != std::string::npos;
+  }
+  EXPECT_EQ(errors, 1u) << ::testing::PrintToString(log);
+  EXPECT_EQ(resumed, 1u) << ::testing::PrintToString(log);
+  size_t cut = 0;
+  for (const std::string& segment : Segments(dir.path() + "/state")) {
+    if (fs::file_size(segment) <= 1) continue;  // created while the disk was full
+    absl::StatusOr<ReplayedRun> replay = ReplayRecording(segment, AnalysisOptions());
+    ASSERT_TRUE(replay.ok()) << replay.status();
+    for (const std::string& warning : replay->warnings) {
+      cut += warning.find("cut off") != std::string::npos;
+    }
+  }
+  EXPECT_GE(cut, 1u);
+  absl::StatusOr<ReplayedRun> last =
+      ReplayRecording(Segments(dir.path() + "/state").back(), AnalysisOptions());
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_TRUE(last->warnings.empty());
+  EXPECT_GT(last->result.processes[0].census_count, 1u);
 }
 
 // What the collect loop pays: per census (decoding for the cursor, compressing) and per rolled
