@@ -225,8 +225,24 @@ void ReconcileRss(ProcessReport& process, const DriftFinding& rss) {
   process.rss_finding = finding;
 }
 
-// The process totals that drift (RSS, all fds, all threads), with their limits.
-void JudgeTotals(ProcessReport& process, const DriftFinding& rss, const DriftAnalyzer& analyzer) {
+ProcessReport BuildProcessReport(ConnectionRecord& record, const DriftAnalyzer& analyzer,
+                                 Symbolizer& symbolizer, const DriftBudgets& budgets) {
+  ProcessReport process = NewProcessReport(record);
+  const ProcessSeries& series = process.series;
+  process.heap_total_finding = analyzer.Analyze(series.times(), series.heap_live_bytes());
+  AddSites(process, record, symbolizer);
+  BuildSiteGroups(process, analyzer, budgets);
+  SymbolizeReportedStacks(process, record.sites, symbolizer);
+  const DriftFinding rss = analyzer.Analyze(series.times(), series.rss_bytes());
+  ReconcileRss(process, rss);
+  JudgeProcessTotals(process, rss, analyzer);
+  return process;
+}
+
+}  // namespace
+
+void JudgeProcessTotals(ProcessReport& process, const DriftFinding& rss,
+                        const DriftAnalyzer& analyzer) {
   const ProcessSeries& series = process.series;
   const std::pair<const std::vector<int64_t>*, TotalTrend> totals[] = {
       {&series.rss_bytes(), {.name = "rss", .kind = wire::Kind::kHeap}},
@@ -243,22 +259,6 @@ void JudgeTotals(ProcessReport& process, const DriftFinding& rss, const DriftAna
     process.total_trends.push_back(total);
   }
 }
-
-ProcessReport BuildProcessReport(ConnectionRecord& record, const DriftAnalyzer& analyzer,
-                                 Symbolizer& symbolizer, const DriftBudgets& budgets) {
-  ProcessReport process = NewProcessReport(record);
-  const ProcessSeries& series = process.series;
-  process.heap_total_finding = analyzer.Analyze(series.times(), series.heap_live_bytes());
-  AddSites(process, record, symbolizer);
-  BuildSiteGroups(process, analyzer, budgets);
-  SymbolizeReportedStacks(process, record.sites, symbolizer);
-  const DriftFinding rss = analyzer.Analyze(series.times(), series.rss_bytes());
-  ReconcileRss(process, rss);
-  JudgeTotals(process, rss, analyzer);
-  return process;
-}
-
-}  // namespace
 
 std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> records,
                                                const DriftAnalyzer& analyzer,

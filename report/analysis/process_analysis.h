@@ -65,6 +65,12 @@ std::vector<ProcessReport> BuildProcessReports(std::vector<ConnectionRecord> rec
 void AnalyzeCollected(std::vector<ConnectionRecord> records, const AnalysisOptions& options,
                       RunResult& result);
 
+// The process totals that drift (RSS judged as `rss`, all fds, all threads of process.series)
+// into process.total_trends, with their limits. Also the analysis of processes watched from
+// outside the shim (analysis/watched_totals.h).
+void JudgeProcessTotals(ProcessReport& process, const DriftFinding& rss,
+                        const DriftAnalyzer& analyzer);
+
 // drift if any group drifts; inconclusive if a sampled heap group rose by too few samples to
 // judge, or no process sent enough censuses to judge.
 Verdict ComputeVerdict(const std::vector<ProcessReport>& processes);

@@ -125,18 +125,30 @@ class CollectLoop {
         metrics_(metrics),
         analyzer_({.warmup_s = options.warmup_s}),
         symbolizer_({.debug_dirs = options.debug_dirs, .max_images = kOpenImages}),
-        ended_(options.keep_ended) {}
+        ended_(options.keep_ended),
+        watcher_(options.watch, options.analyzer != nullptr ? *options.analyzer : analyzer_,
+                 options.budgets, ended_,
+                 [this](const std::string& line) { log_.Line("{}", line); }) {
+    watcher_.set_under_shim([this](uint32_t pid, uint64_t start_ticks) {
+      return std::any_of(live_.begin(), live_.end(), [&](const auto& entry) {
+        return entry.second.label.pid == pid && entry.second.label.start_time_ticks == start_ticks;
+      });
+    });
+  }
 
   // --state: the recorder (the collector's tap) to drive; null for none.
   void set_state(StateRecorder* state) { state_ = state; }
 
   absl::Status Run() {
+    if (absl::Status status = watcher_.Open(); !status.ok()) return status;
     auto next_check = Clock::now() + CheckPeriod();
-    while (!stopping_) {
+    // Without a socket and without --match, the collection ends with the last --pid.
+    const bool watch_only = options_.socket_path.empty() && options_.watch.match_names.empty();
+    while (!stopping_ && !(watch_only && watcher_.done())) {
       const auto now = Clock::now();
+      const auto wake = std::min(next_check, watcher_.Tick(now));
       const int timeout = static_cast<int>(std::clamp<int64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(next_check - now).count() + 1, 0,
-          1000));
+          std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count() + 1, 0, 1000));
       pollfd extra[1] = {{.fd = signal_fd_, .events = POLLIN, .revents = 0}};
       absl::StatusOr<bool> activity = collector_.PollOnce(timeout, extra);
       if (!activity.ok()) return activity.status();
@@ -194,6 +206,7 @@ class CollectLoop {
               watched.label.exe, FormatUtc(watched.label.started_unix_s),
               record.peer.has_value() ? static_cast<int64_t>(record.peer->uid) : -1, mode);
     metrics_changed_ = true;
+    watcher_.HandOver(watched.label.pid, watched.label.start_time_ticks);  // counted once
     return watched;
   }
 
@@ -274,6 +287,7 @@ class CollectLoop {
 
   // Every live process with censuses it was not judged on yet.
   void CheckLive() {
+    watcher_.Check();
     const auto start = Clock::now();
     for (auto& [id, watched] : live_) {
       const ConnectionRecord* record = collector_.Peek(id);
@@ -327,9 +341,10 @@ class CollectLoop {
                 Lifetime(summary.label, summary.ended_unix_s), summary.census_count,
                 DescribeVerdict(summary));
     }
+    watcher_.Stop();
     if (state_ != nullptr) state_->Close();
     log_.Line("stopped: {} processes live at exit, {} ended processes kept ({} older dropped)",
-              ids.size(), ended_.entries().size(), ended_.dropped());
+              ids.size() + watcher_.watched(), ended_.entries().size(), ended_.dropped());
   }
 
   const CollectOptions& options_;
@@ -346,6 +361,7 @@ class CollectLoop {
   Symbolizer symbolizer_;
   absl::flat_hash_map<uint32_t, Watched> live_;
   EndedProcesses ended_;
+  ProcWatcher watcher_;  // --pid, --match
   size_t refused_said_ = 0;
   bool stopping_ = false;
   StateRecorder* state_ = nullptr;
@@ -381,6 +397,18 @@ bool CollectorAdmits(uid_t peer_uid, uid_t our_uid, const CollectOptions& option
          options.allowed_uids.end();
 }
 
+namespace {
+
+void SayMetricsAddress(LogSink& log, const CollectOptions& options,
+                       const MetricsExporter* metrics) {
+  if (metrics == nullptr) return;
+  const bool v6 = options.metrics->host.find(':') != std::string::npos;
+  log.Line("metrics on http://{}{}{}:{}/metrics", v6 ? "[" : "", options.metrics->host,
+           v6 ? "]" : "", metrics->port());
+}
+
+}  // namespace
+
 absl::Status RunCollector(const CollectOptions& options) {
   if (!(options.check_every_s > 0 && std::isfinite(options.check_every_s))) {
     return absl::InvalidArgumentError("the check period must be a positive number of seconds");
@@ -392,6 +420,7 @@ absl::Status RunCollector(const CollectOptions& options) {
   if (signals.fd() < 0) {
     return absl::InternalError(fmt::format("signalfd: {}", std::strerror(errno)));
   }
+  if (absl::Status status = CheckWatchedPids(options.watch); !status.ok()) return status;
   // After the signals are blocked, so that the server's threads never take them.
   std::unique_ptr<MetricsExporter> metrics;
   if (options.metrics.has_value()) {
@@ -399,6 +428,13 @@ absl::Status RunCollector(const CollectOptions& options) {
         MetricsExporter::Start(*options.metrics, options.prometheus, options.version);
     if (!started.ok()) return started.status();
     metrics = std::move(*started);
+  }
+  if (options.socket_path.empty()) {  // only processes watched through /proc
+    log.Line("watching through /proc only, no socket (pid {})", getpid());
+    SayMetricsAddress(log, options, metrics.get());
+    std::unique_ptr<Collector> offline = Collector::CreateOffline();
+    CollectLoop loop(options, *offline, log, signals.fd(), metrics.get());
+    return loop.Run();
   }
   const bool others = options.allow_any_uid || !options.allowed_uids.empty();
   absl::StatusOr<std::unique_ptr<Collector>> collector =
@@ -413,11 +449,7 @@ absl::Status RunCollector(const CollectOptions& options) {
   for (uid_t uid : options.allowed_uids) admitted.push_back(absl::StrCat(uid));
   log.Line("listening on {} (pid {}; admits uids {})", options.socket_path, getpid(),
            options.allow_any_uid ? std::string("all") : absl::StrJoin(admitted, ","));
-  if (metrics != nullptr) {
-    const bool v6 = options.metrics->host.find(':') != std::string::npos;
-    log.Line("metrics on http://{}{}{}:{}/metrics", v6 ? "[" : "", options.metrics->host,
-             v6 ? "]" : "", metrics->port());
-  }
+  SayMetricsAddress(log, options, metrics.get());
   CollectLoop loop(options, **collector, log, signals.fd(), metrics.get());
   std::unique_ptr<StateRecorder> state;
   if (!options.state.dir.empty()) {

@@ -31,13 +31,15 @@
 #include "report/analysis/live_processes.h"
 #include "report/analysis/process_analysis.h"
 #include "report/commands/http_server.h"
+#include "report/commands/proc_watch.h"
 #include "report/outputs/prometheus_exposition.h"
 #include "report/commands/state_recorder.h"
 
 namespace dw::report {
 
 struct CollectOptions : AnalysisOptions {
-  std::string socket_path;
+  std::string socket_path;              // empty: no socket, only processes watched through /proc
+  ProcWatchOptions watch;               // --pid, --match (commands/proc_watch.h)
   double check_every_s = 5.0;           // how often live processes are analysed
   std::optional<std::string> log_path;  // unset: stderr
   size_t keep_ended = EndedProcesses::kDefaultCapacity;

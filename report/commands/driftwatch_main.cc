@@ -371,6 +371,34 @@ void AddStateOptions(CLI::App& command, StateOptions& state) {
   state.driftwatch_version = DRIFTWATCH_VERSION;
 }
 
+// --pid, --match, --watch-every: processes watched through /proc (commands/proc_watch.h).
+void AddWatchOptions(CLI::App& command, ProcWatchOptions& watch) {
+  AddOption(command, "--pid", "PID",
+            "watch process PID from outside, through /proc: RSS, threads, fds by\n"
+            "type; for what the shim cannot enter (static, Go, set-uid, already\n"
+            "running); repeatable",
+            [&watch](const std::string& value) {
+              pid_t pid = 0;
+              if (!absl::SimpleAtoi(value, &pid) || pid <= 0) {
+                Reject(fmt::format("--pid wants a process id, got '{}'", value));
+              }
+              watch.pids.push_back(pid);
+            });
+  AddOption(command, "--match", "NAME",
+            "watch every process named NAME (its command name as ps shows it,\n"
+            "or its executable's basename), as --pid does; repeatable",
+            [&watch](const std::string& value) {
+              if (value.empty() || value.find('/') != std::string::npos) {
+                Reject(fmt::format("--match wants a command name without '/', got '{}'", value));
+              }
+              watch.match_names.push_back(value);
+            });
+  AddOption(command, "--watch-every", "S", "sample watched processes every S seconds (default 1)",
+            [&watch](const std::string& value) {
+              watch.interval_s = ParseSeconds("--watch-every", value, false);
+            });
+}
+
 void AddCollectCommand(CLI::App& app, CollectOptions& options) {
   CLI::App& command = *app.add_subcommand(
       "collect",
@@ -380,7 +408,10 @@ void AddCollectCommand(CLI::App& app, CollectOptions& options) {
       "starts or stops drifting. For a staging canary: services run under the shim for\n"
       "days, the collector watches them.");
   AddSocketOption(command, options.socket_path,
-                  "listen on PATH (absolute); a stale socket there is replaced");
+                  "listen on PATH (absolute); a stale socket there is replaced\n"
+                  "(optional with --pid or --match)");
+  command.get_option("--socket")->required(false);
+  AddWatchOptions(command, options.watch);
   AddOption(command, "--check-every", "S", "analyse each live process every S seconds (default 5)",
             [&options](const std::string& value) {
               options.check_every_s = ParseSeconds("--check-every", value, false);
@@ -469,7 +500,12 @@ int SetupError(const absl::Status& status) {
   return kExitUsage;
 }
 
+int UsageError(std::string_view command, std::string_view message);
+
 int Collect(CollectOptions& options) {
+  if (options.socket_path.empty() && options.watch.empty()) {
+    return UsageError("collect", "--socket is required (or --pid/--match to watch /proc)");
+  }
   options.version = DRIFTWATCH_VERSION;
   const absl::Status status = RunCollector(options);
   return status.ok() ? 0 : SetupError(status);
