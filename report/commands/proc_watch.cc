@@ -105,13 +105,23 @@ ProcWatcher::Clock::time_point ProcWatcher::Tick(Clock::time_point now) {
     next_scan_ = now + Seconds(options_.rescan_s);
   }
   if (now >= next_sample_) {
+    std::vector<pid_t> exec_pids;  // --pid processes that exec'd: watched on as new images
     for (auto it = watched_.begin(); it != watched_.end();) {
       if (SampleOne(it->second)) {
         ++it;
         continue;
       }
       End(it->second);
+      if (it->second.proc.exec_seen() && it->second.reason == "--pid")
+        exec_pids.push_back(it->first);
       it = watched_.erase(it);
+    }
+    // A --match process that exec'd is found again by the next scan if it still matches.
+    for (pid_t pid : exec_pids) {
+      if (absl::StatusOr<WatchedProc> proc = WatchedProc::Open(pid, options_.proc_root);
+          proc.ok()) {
+        Watch(std::move(*proc), "--pid");
+      }
     }
     next_sample_ = std::max(next_sample_ + Seconds(options_.interval_s), now);
   }
@@ -183,9 +193,10 @@ void ProcWatcher::End(Watched& watched) {
   if (summary.drifting.size() > ProcessSummary::kSummarySites) {
     summary.drifting.resize(ProcessSummary::kSummarySites);
   }
-  log_(fmt::format("end {} after {}, {} samples: {}", watched.label.Describe(),
+  log_(fmt::format("end {} after {}, {} samples: {}{}", watched.label.Describe(),
                    Lifetime(watched.label), summary.census_count,
-                   DescribeVerdict(verdict, summary.drifting)));
+                   DescribeVerdict(verdict, summary.drifting),
+                   watched.proc.exec_seen() ? " (it exec'd another program)" : ""));
   ended_.Add(std::move(summary));
 }
 

@@ -156,12 +156,16 @@ FdClass ClassifyFdTarget(std::string_view target) {
 }
 
 std::optional<ProcStatSample> ParseProcStatSample(std::string_view text) {
+  const size_t open = text.find('(');
   const size_t close = text.rfind(')');
-  if (close == std::string_view::npos) return std::nullopt;
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open) {
+    return std::nullopt;
+  }
   const std::vector<std::string_view> fields = Fields(text.substr(close + 1), ' ');
   // fields[0] is field 3 (state), so field N is fields[N - 3].
   if (fields.size() < 22 || fields[0].empty()) return std::nullopt;
   ProcStatSample stat;
+  stat.comm = std::string(text.substr(open + 1, close - open - 1));
   stat.state = fields[0][0];
   if (!ParseNumber(fields[1], &stat.ppid) || !ParseNumber(fields[17], &stat.threads) ||
       !ParseNumber(fields[19], &stat.start_ticks) || !ParseNumber(fields[21], &stat.rss_pages)) {
@@ -217,7 +221,8 @@ WatchedProc::~WatchedProc() {
 WatchedProc::WatchedProc(WatchedProc&& other) noexcept
     : dir_fd_(std::exchange(other.dir_fd_, -1)),
       identity_(std::move(other.identity_)),
-      fds_denied_(other.fds_denied_) {}
+      fds_denied_(other.fds_denied_),
+      exec_seen_(other.exec_seen_) {}
 
 WatchedProc& WatchedProc::operator=(WatchedProc&& other) noexcept {
   if (this != &other) {
@@ -225,6 +230,7 @@ WatchedProc& WatchedProc::operator=(WatchedProc&& other) noexcept {
     dir_fd_ = std::exchange(other.dir_fd_, -1);
     identity_ = std::move(other.identity_);
     fds_denied_ = other.fds_denied_;
+    exec_seen_ = other.exec_seen_;
   }
   return *this;
 }
@@ -239,6 +245,14 @@ std::optional<ProcSample> WatchedProc::Sample() {
   if (!stat.has_value() || stat->state == 'Z' || stat->state == 'X' ||
       stat->start_ticks != identity_.start_ticks) {
     return std::nullopt;
+  }
+  if (stat->comm != identity_.names.comm) {
+    // An exec changes both; a thread renaming itself (prctl PR_SET_NAME) only the name.
+    if (ReadLinkAt(dir_fd_, "exe").value_or("") != identity_.exe) {
+      exec_seen_ = true;
+      return std::nullopt;
+    }
+    identity_.names.comm = stat->comm;
   }
   static const int64_t page_bytes = sysconf(_SC_PAGESIZE);
   sample.rss_bytes = stat->rss_pages * page_bytes;

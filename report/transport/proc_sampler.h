@@ -49,6 +49,7 @@ FdClass ClassifyFdTarget(std::string_view target);
 
 // The fields of /proc/PID/stat a sample needs.
 struct ProcStatSample {
+  std::string comm;          // field 2, without its parentheses
   char state = '?';          // field 3; 'Z' zombie, 'X' dead
   uint32_t ppid = 0;         // field 4
   int64_t threads = 0;       // field 20
@@ -97,8 +98,11 @@ class WatchedProc {
 
   const ProcIdentityInfo& identity() const { return identity_; }
   // Unset when the process is gone (exited, reaped, a zombie, or its pid now names another
-  // lifetime).
+  // lifetime) or has exec'd another program (exec_seen()).
   std::optional<ProcSample> Sample();
+  // The process replaced its program (its command name and executable changed): as for the
+  // shim, whose every exec image is a connection of its own, the old image's series ends here.
+  bool exec_seen() const { return exec_seen_; }
   // /proc/PID/fd was refused (EACCES/EPERM) at least once; samples then carry no fds.
   bool fds_denied() const { return fds_denied_; }
 
@@ -110,6 +114,7 @@ class WatchedProc {
   int dir_fd_ = -1;
   ProcIdentityInfo identity_;
   bool fds_denied_ = false;
+  bool exec_seen_ = false;
 };
 
 // Processes in `proc_root` whose names match one of `wanted` (MatchesName), zombies and kernel

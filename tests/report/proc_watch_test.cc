@@ -57,6 +57,7 @@ TEST(ProcSamplerTest, ParsesStatWithACommandNameHoldingSpacesAndParentheses) {
       "123456789 2500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
   std::optional<ProcStatSample> sample = ParseProcStatSample(stat);
   ASSERT_TRUE(sample.has_value());
+  EXPECT_EQ(sample->comm, "a) b (c");
   EXPECT_EQ(sample->state, 'S');
   EXPECT_EQ(sample->ppid, 1u);
   EXPECT_EQ(sample->threads, 17);
@@ -150,6 +151,20 @@ TEST_F(ProcFixture, AReusedPidIsAnotherLifetime) {
   ASSERT_TRUE(proc->Sample().has_value());
   SetStat(4242, "gosvc", 9000, 1);  // the same pid, started later: not the process we watch
   EXPECT_FALSE(proc->Sample().has_value());
+}
+
+TEST_F(ProcFixture, AnExecEndsTheImageARenameDoesNot) {
+  const fs::path dir = AddProcess(4242, "gosvc", 5000);
+  absl::StatusOr<WatchedProc> proc = WatchedProc::Open(4242, root_.string());
+  ASSERT_TRUE(proc.ok()) << proc.status();
+  SetStat(4242, "worker-1", 5000, 1);  // prctl(PR_SET_NAME): the same program
+  EXPECT_TRUE(proc->Sample().has_value());
+  EXPECT_FALSE(proc->exec_seen());
+  SetStat(4242, "helper", 5000, 1);  // execve: another name and another executable
+  fs::remove(dir / "exe");
+  fs::create_symlink("/usr/bin/helper", dir / "exe");
+  EXPECT_FALSE(proc->Sample().has_value());
+  EXPECT_TRUE(proc->exec_seen());
 }
 
 TEST_F(ProcFixture, NeverFollowsLinksItShouldNot) {
@@ -285,6 +300,25 @@ TEST_F(WatcherFixture, AReusedPidEndsOneSeriesAndStartsAnother) {
   TickFor(watcher, 3);
   EXPECT_EQ(LinesWith("watch gosvc[4242]").size(), 2u);
   EXPECT_EQ(LinesWith("end gosvc[4242]").size(), 1u);
+  EXPECT_EQ(watcher.watched(), 1u);
+}
+
+TEST_F(WatcherFixture, APidThatExecsIsWatchedOnAsANewImage) {
+  const fs::path dir = AddProcess(4242, "sh", 5000, 1, "/usr/bin/dash");
+  options_.match_names.clear();
+  options_.pids = {4242};
+  ProcWatcher watcher = MakeWatcher();
+  ASSERT_TRUE(watcher.Open().ok());
+  TickFor(watcher, 2);
+  SetStat(4242, "gosvc", 5000, 1);
+  fs::remove(dir / "exe");
+  fs::create_symlink("/usr/local/bin/gosvc", dir / "exe");
+  fs::remove(dir / "comm");
+  Write(dir / "comm", "gosvc\n");
+  TickFor(watcher, 2);
+  EXPECT_THAT(LinesWith("end sh[4242]"), ElementsAre(HasSubstr("it exec'd another program")));
+  EXPECT_THAT(LinesWith("watch gosvc[4242] exe=/usr/local/bin/gosvc"),
+              ElementsAre(HasSubstr("--pid")));
   EXPECT_EQ(watcher.watched(), 1u);
 }
 
