@@ -129,6 +129,7 @@ class CollectLoop {
         watcher_(options.watch, options.analyzer != nullptr ? *options.analyzer : analyzer_,
                  options.budgets, ended_,
                  [this](const std::string& line) { log_.Line("{}", line); }) {
+    watcher_.set_metrics(metrics);
     watcher_.set_under_shim([this](uint32_t pid, uint64_t start_ticks) {
       return std::any_of(live_.begin(), live_.end(), [&](const auto& entry) {
         return entry.second.label.pid == pid && entry.second.label.start_time_ticks == start_ticks;
@@ -161,6 +162,7 @@ class CollectLoop {
         CheckLive();
         next_check = Clock::now() + CheckPeriod();
       }
+      metrics_changed_ |= watcher_.TakeMetricsChanged();
       PublishMetrics();
     }
     Stop();

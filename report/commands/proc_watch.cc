@@ -193,6 +193,11 @@ void ProcWatcher::End(Watched& watched) {
   if (summary.drifting.size() > ProcessSummary::kSummarySites) {
     summary.drifting.resize(ProcessSummary::kSummarySites);
   }
+  if (metrics_ != nullptr) {
+    metrics_->ForgetWatched(watched.label.pid);
+    metrics_->CountEnded(verdict);
+    metrics_changed_ = true;
+  }
   log_(fmt::format("end {} after {}, {} samples: {}{}", watched.label.Describe(),
                    Lifetime(watched.label), summary.census_count,
                    DescribeVerdict(verdict, summary.drifting),
@@ -205,7 +210,12 @@ void ProcWatcher::Check() {
     const size_t samples = watched.report.series.censuses_seen();
     if (samples == watched.samples_analysed) continue;
     watched.samples_analysed = samples;
-    const DriftChanges changes = watched.drifting.Update(DriftingTotals(Judge(watched).first));
+    const auto [report, verdict] = Judge(watched);
+    if (metrics_ != nullptr) {
+      metrics_->UpdateWatched(watched.label.pid, watched.label, report, verdict);
+      metrics_changed_ = true;
+    }
+    const DriftChanges changes = watched.drifting.Update(DriftingTotals(report));
     for (const DriftingSite& total : changes.started) {
       log_(fmt::format("drift-start {} {}", watched.label.Describe(), DescribeTotal(total)));
     }
@@ -249,6 +259,10 @@ void ProcWatcher::HandOver(uint32_t pid, uint64_t start_ticks) {
   if (it == watched_.end() || it->second.proc.identity().start_ticks != start_ticks) return;
   log_(fmt::format("unwatch {}: it runs under the shim, its connection reports it from now on",
                    it->second.label.Describe()));
+  if (metrics_ != nullptr) {
+    metrics_->ForgetWatched(pid);
+    metrics_changed_ = true;
+  }
   watched_.erase(it);
 }
 

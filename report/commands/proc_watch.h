@@ -34,6 +34,7 @@
 #include "absl/status/status.h"
 #include "report/analysis/drift_analysis.h"
 #include "report/analysis/live_processes.h"
+#include "report/commands/metrics_exporter.h"
 #include "report/model/run_result.h"
 #include "report/transport/proc_sampler.h"
 
@@ -65,6 +66,11 @@ class ProcWatcher {
   // Opens every --pid. InvalidArgument naming the pid when one is not a live process.
   absl::Status Open();
   void set_under_shim(UnderShim under_shim) { under_shim_ = std::move(under_shim); }
+  // --metrics: each analysis and end goes to `metrics` too (by pid: UpdateWatched,
+  // ForgetWatched, CountEnded); null for none.
+  void set_metrics(MetricsExporter* metrics) { metrics_ = metrics; }
+  // Whether the metrics changed since the last call (the loop publishes them then).
+  bool TakeMetricsChanged() { return std::exchange(metrics_changed_, false); }
 
   // Announces what Open found (once), samples the processes due, ends those that exited and
   // scans for new --match processes when due. Returns when it wants to be called next.
@@ -107,6 +113,8 @@ class ProcWatcher {
   EndedProcesses& ended_;
   LogLine log_;
   UnderShim under_shim_;
+  MetricsExporter* metrics_ = nullptr;
+  bool metrics_changed_ = false;
   std::vector<WatchedProc> opened_;  // by Open(), announced by the first Tick()
   bool announced_ = false;
   std::map<pid_t, Watched> watched_;

@@ -7,7 +7,8 @@
 #   Go, built without cgo (--match, with a socket): a socket leak drifts on "total fds/sockets", a
 #     thread leak on "total threads", both by their command name; a program of the same name
 #     started again is a new series; a dynamically linked program under the shim that --match
-#     also names is reported once, by its connection (connect line, no watch line);
+#     also names is reported once, by its connection (connect line, no watch line), and once in
+#     --metrics, where the Go programs' totals are exported too;
 #   a --pid that is not a process exits 2 naming it.
 # Usage: collect_procwatch.sh DRIFTWATCH STATIC_TARGET GO_TARGET|"" SHIM_PROGRAM
 set -u
@@ -122,7 +123,7 @@ fi
 socket=$work/census.sock
 log=$work/go.log
 "$driftwatch" collect --socket "$socket" --match gosvc --match "$(basename "$shim_program")" \
-  "${watch_args[@]}" --log "$log" &
+  "${watch_args[@]}" --metrics 127.0.0.1:0 --log "$log" &
 collector=$!
 pids+=("$collector")
 expect_line "$log" "listening on $socket" 5 "collect did not start listening" || { finish; exit; }
@@ -154,6 +155,21 @@ expect_line "$log" "drift-start gosvc\[$go_sockets\] total fds/sockets: \+" 10 \
   "no drift-start on total fds/sockets for the Go socket leak"
 expect_line "$log" "drift-start gosvc\[$go_threads\] total threads: \+" 10 \
   "no drift-start on total threads for the Go thread leak"
+# /metrics: the watched processes' totals, and the program under the shim once.
+port=$(sed -nE 's|.*metrics on http://127.0.0.1:([0-9]+)/metrics.*|\1|p' "$log")
+curl -s "http://127.0.0.1:$port/metrics" > "$work/metrics.txt"
+check_metric() {  # PATTERN COUNT MESSAGE
+  local count
+  count=$(grep -cE -- "$1" "$work/metrics.txt")
+  if [ "$count" -eq "$2" ]; then passed=$((passed + 1))
+  else grep -E "^driftwatch_process_(open_fds|threads|resident)" "$work/metrics.txt"; fail "$3 ($count lines)"; fi
+}
+check_metric "^driftwatch_process_open_fds\{comm=\"gosvc\",pid=\"$go_sockets\",.*\} [1-9][0-9]+$" 1 \
+  "/metrics has no open_fds of the Go socket leak"
+check_metric "^driftwatch_process_threads\{comm=\"gosvc\",pid=\"$go_threads\",.*\} [1-9][0-9]+$" 1 \
+  "/metrics has no threads of the Go thread leak"
+check_metric "^driftwatch_process_resident_memory_bytes\{comm=\"$(basename "$shim_program")\",pid=\"$under_shim\"" 1 \
+  "/metrics does not list the program under the shim exactly once"
 expect_line "$log" "end gosvc\[$go_sockets\] after .*: verdict drift \(.*total fds/sockets" 10 \
   "no end line with a drift verdict for the Go socket leak"
 expect_line "$log" "end gosvc\[$go_threads\] after .*: verdict drift \(.*total threads" 5 \
