@@ -127,9 +127,9 @@ log=$work/go.log
 collector=$!
 pids+=("$collector")
 expect_line "$log" "listening on $socket" 5 "collect did not start listening" || { finish; exit; }
-start gosvc "$go_target" sockets 100 7
+start gosvc "$go_target" sockets 100 10
 go_sockets=$started
-start gosvc "$go_target" threads 100 7
+start gosvc "$go_target" threads 100 10
 go_threads=$started
 start gosvc "$go_target" steady 100 4
 go_short=$started
@@ -144,18 +144,11 @@ expect_line "$log" "watch gosvc\[$go_sockets\] exe=$work/gosvc .* by --match gos
 expect_line "$log" "watch gosvc\[$go_threads\] " 5 "no watch line for the Go thread leak"
 expect_line "$log" "connect $(basename "$shim_program")\[$under_shim\] " 5 \
   "no connect line for the program under the shim"
-expect_line "$log" "watch gosvc\[$go_short\] " 5 "no watch line for the short Go program"
-expect_line "$log" "end gosvc\[$go_short\] after .*: verdict" 6 \
-  "no end line for the short Go program"
-start gosvc "$go_target" steady 100 6
-go_again=$started
-expect_line "$log" "watch gosvc\[$go_again\] " 5 \
-  "a program of the same name started again was not watched as a new series"
 expect_line "$log" "drift-start gosvc\[$go_sockets\] total fds/sockets: \+" 10 \
   "no drift-start on total fds/sockets for the Go socket leak"
 expect_line "$log" "drift-start gosvc\[$go_threads\] total threads: \+" 10 \
   "no drift-start on total threads for the Go thread leak"
-# /metrics: the watched processes' totals, and the program under the shim once.
+# /metrics (while the leaks run): the watched processes' totals, the program under the shim once.
 port=$(sed -nE 's|.*metrics on http://127.0.0.1:([0-9]+)/metrics.*|\1|p' "$log")
 curl -s "http://127.0.0.1:$port/metrics" > "$work/metrics.txt"
 check_metric() {  # PATTERN COUNT MESSAGE
@@ -170,6 +163,13 @@ check_metric "^driftwatch_process_threads\{comm=\"gosvc\",pid=\"$go_threads\",.*
   "/metrics has no threads of the Go thread leak"
 check_metric "^driftwatch_process_resident_memory_bytes\{comm=\"$(basename "$shim_program")\",pid=\"$under_shim\"" 1 \
   "/metrics does not list the program under the shim exactly once"
+expect_line "$log" "watch gosvc\[$go_short\] " 5 "no watch line for the short Go program"
+expect_line "$log" "end gosvc\[$go_short\] after .*: verdict" 6 \
+  "no end line for the short Go program"
+start gosvc "$go_target" steady 100 15
+go_again=$started
+expect_line "$log" "watch gosvc\[$go_again\] " 5 \
+  "a program of the same name started again was not watched as a new series"
 expect_line "$log" "end gosvc\[$go_sockets\] after .*: verdict drift \(.*total fds/sockets" 10 \
   "no end line with a drift verdict for the Go socket leak"
 expect_line "$log" "end gosvc\[$go_threads\] after .*: verdict drift \(.*total threads" 5 \
