@@ -27,6 +27,8 @@ bool CensusEncoder::Init(const CensusSources& sources, uint32_t interval_ms, uin
   interval_ms_ = interval_ms;
   depth_ = depth;
   max_sites_ = sources.stacks->max_sites();
+  image_nonce_ = os::RandomU64();
+  connections_made_ = 0;
   if (!defined_.Init((max_sites_ + 63) / 64)) return false;
   for (uint32_t kind = 0; kind < wire::kKindCount; ++kind) {
     if (sources_.kinds[kind].counters == nullptr) continue;
@@ -48,6 +50,8 @@ void CensusEncoder::NewConnection() {
 }
 
 void CensusEncoder::ForgetAfterFork() {
+  image_nonce_ = os::RandomU64();
+  connections_made_ = 0;
   maps_.Forget();
   build_ids_.Forget();
   generation_at_last_census_ = 0;
@@ -79,7 +83,11 @@ bool CensusEncoder::AppendHello(os::PageBuffer& out) {
   writer.Begin(wire::RecordType::kHello);
   writer.Append(&hello, sizeof(hello));
   writer.Append(exe, hello.exe_length);
-  return writer.End();
+  if (!writer.End()) return false;
+  wire::Image image{};
+  image.nonce = image_nonce_;
+  image.connection_index = connections_made_++;
+  return writer.Add(wire::RecordType::kImage, &image, sizeof(image));
 }
 
 bool CensusEncoder::AppendCensus(os::PageBuffer& out, bool final, uint64_t censuses_dropped) {

@@ -66,7 +66,7 @@ class CensusEncoder {
   // A fork child: the parent's buffers may have been caught mid-change; drop them unread.
   void ForgetAfterFork();
 
-  // Appends the Hello that opens a connection.
+  // Appends the Hello and the Image that open a connection.
   bool AppendHello(os::PageBuffer& out);
   // Appends one whole census, or nothing (then false: the buffer could not grow, and the
   // connection must be reset, since what it recorded as sent was not).
@@ -97,6 +97,10 @@ class CensusEncoder {
   uint32_t interval_ms_ = 1000;
   uint16_t depth_ = 0;
   uint32_t max_sites_ = 0;
+
+  // Per image: a new nonce at Init and in a fork child; connections made so far.
+  uint64_t image_nonce_ = 0;
+  uint32_t connections_made_ = 0;
 
   // Per connection.
   uint64_t sequence_ = 0;

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -213,6 +214,21 @@ uint64_t RealtimeNs() {
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   return static_cast<uint64_t>(now.tv_sec) * 1000000000u + static_cast<uint64_t>(now.tv_nsec);
+}
+
+uint64_t RandomU64() {
+  uint64_t value = 0;
+  if (RawCall(SYS_getrandom, reinterpret_cast<long>(&value), sizeof(value), GRND_NONBLOCK) ==
+      static_cast<long>(sizeof(value))) {
+    return value;
+  }
+  // splitmix64's finaliser over what differs between images: two images of one process differ
+  // in time, and in their stack address under ASLR.
+  uint64_t mix = RealtimeNs() ^ (MonotonicNs() << 17) ^ (static_cast<uint64_t>(GetPid()) << 40) ^
+                 reinterpret_cast<uintptr_t>(&value);
+  mix = (mix ^ (mix >> 30)) * 0xbf58476d1ce4e5b9u;
+  mix = (mix ^ (mix >> 27)) * 0x94d049bb133111ebu;
+  return mix ^ (mix >> 31);
 }
 
 bool ReadProcessStat(ProcessStat& out) {

@@ -137,6 +137,10 @@ pid_t GetTid();
 bool TaskExists(pid_t tid);
 uint64_t MonotonicNs();
 uint64_t RealtimeNs();
+// 64 random bits from getrandom(2), without blocking; before the entropy pool is ready (early
+// boot) or where getrandom is refused (seccomp), a mix of clocks, pid and addresses: unique per
+// process image, which is all its users need.
+uint64_t RandomU64();
 // True if the process was started set-uid, set-gid or with capabilities (AT_SECURE): its
 // environment is the caller's, so nothing in it may steer where the shim sends data.
 bool IsSecureExecution();

@@ -13,6 +13,10 @@
 //
 // Order on a connection:
 //   Hello                                   once, first
+//   Image?                                  right after the Hello (absent from older shims):
+//                                           which process image this is, and the how-manieth
+//                                           connection of it, so a collector can join the
+//                                           connections of one image into one series
 //   then, once per census:
 //     CensusBegin
 //     ModuleList?                           only when the mapped modules changed since the last
@@ -54,6 +58,7 @@ enum class RecordType : uint32_t {
   kLimits = 7,
   kThreadStates = 8,
   kBuildIds = 9,
+  kImage = 10,
 };
 
 // Resource kinds.
@@ -90,6 +95,19 @@ struct Hello {
   uint32_t sample_mean_bytes;  // kModeSampled: mean bytes between heap samples; else 0
 };
 static_assert(sizeof(Hello) == 56);
+
+// Image payload (at least this size; later fields may follow). A process image is one exec of
+// one process: pid and start time stay the same across exec, the nonce does not. A census
+// thread that had to step aside (unshare, setns, capset: docs/PITFALLS.md) comes back on a new
+// connection of the same image, with a higher `connection_index`; site ids and the cumulative
+// counters carry on, so a collector that still holds the earlier connection continues its
+// series instead of starting a new process.
+struct Image {
+  uint64_t nonce;             // random, chosen when the shim starts in this image (or fork child)
+  uint32_t connection_index;  // 0 for the image's first connection, then 1, 2, ...
+  uint32_t reserved;
+};
+static_assert(sizeof(Image) == 16);
 
 // Exact: every heap block is recorded at its site. Sampled: heap blocks are sampled by bytes
 // (a Poisson process with mean `sample_mean_bytes`), and the heap kind's counters carry unbiased

@@ -193,8 +193,20 @@ class CollectLoop {
       if (live_.contains(id)) continue;
       const ConnectionRecord* record = collector_.Peek(id);
       if (record == nullptr || !record->hello.has_value()) continue;
-      Announce(id, *record);
+      if (Carry(id, *record) == nullptr) Announce(id, *record);
     }
+  }
+
+  // A connection that continues an earlier one of its image (its census thread stepped aside:
+  // unshare, setns, capset) takes over what was said about it, so nothing is announced again.
+  Watched* Carry(uint32_t id, const ConnectionRecord& record) {
+    if (!record.continues.has_value()) return nullptr;
+    auto earlier = live_.find(*record.continues);
+    if (earlier == live_.end()) return nullptr;
+    Watched carried = std::move(earlier->second);
+    live_.erase(earlier);
+    Watched& watched = live_[id] = std::move(carried);
+    return &watched;
   }
 
   Watched& Announce(uint32_t id, const ConnectionRecord& record) {
@@ -225,7 +237,8 @@ class CollectLoop {
         continue;
       }
       auto it = live_.find(ended.id);
-      Watched& watched = it != live_.end() ? it->second : Announce(ended.id, ended.record);
+      Watched* carried = it != live_.end() ? &it->second : Carry(ended.id, ended.record);
+      Watched& watched = carried != nullptr ? *carried : Announce(ended.id, ended.record);
       ProcessSummary summary = Conclude(watched, std::move(ended.record));
       log_.Line(
           "end {} after {}, {} censuses: {}{}", summary.label.Describe(),

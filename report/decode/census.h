@@ -38,6 +38,14 @@ struct HelloInfo {
   uint16_t depth = 0;
   uint16_t mode = 0;               // wire::kModeExact or kModeSampled
   uint32_t sample_mean_bytes = 0;  // sampled mode: mean bytes between heap samples
+  // The Image record after the Hello (absent from older shims): which exec image of the process
+  // this is, and the how-manieth connection of that image (a census thread that stepped aside
+  // comes back on a new one; wire_format.h).
+  struct Image {
+    uint64_t nonce = 0;
+    uint32_t connection_index = 0;
+  };
+  std::optional<Image> image;
 };
 
 // One file-backed mapping from a ModuleList record.

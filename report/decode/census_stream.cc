@@ -42,6 +42,8 @@ const char* RecordName(uint32_t type) {
       return "ThreadStates";
     case wire::RecordType::kBuildIds:
       return "BuildIds";
+    case wire::RecordType::kImage:
+      return "Image";
   }
   return "unknown";
 }
@@ -177,6 +179,9 @@ absl::Status CensusStreamDecoder::Finish() const {
 std::vector<Census> CensusStreamDecoder::TakeCensuses() { return std::exchange(ready_, {}); }
 
 absl::Status CensusStreamDecoder::DecodeRecord(uint32_t type, std::string_view payload) {
+  if (hello_.has_value() && type != static_cast<uint32_t>(wire::RecordType::kImage)) {
+    hello_complete_ = true;
+  }
   // BuildIds amends the ModuleList right before it, and nothing else.
   ModuleList* amendable = std::exchange(amendable_modules_, nullptr);
   switch (static_cast<wire::RecordType>(type)) {
@@ -198,6 +203,8 @@ absl::Status CensusStreamDecoder::DecodeRecord(uint32_t type, std::string_view p
       return DecodeThreadStates(payload);
     case wire::RecordType::kBuildIds:
       return DecodeBuildIds(payload, amendable);
+    case wire::RecordType::kImage:
+      return DecodeImage(payload);
   }
   // Unknown record types are skipped so that later protocol versions can add records.
   return absl::OkStatus();
@@ -250,6 +257,23 @@ absl::Status CensusStreamDecoder::DecodeHello(std::string_view payload) {
   info.mode = hello.mode;
   info.sample_mean_bytes = hello.sample_mean_bytes;
   hello_ = std::move(info);
+  return absl::OkStatus();
+}
+
+absl::Status CensusStreamDecoder::DecodeImage(std::string_view payload) {
+  if (!hello_.has_value() || hello_complete_) {
+    return absl::InvalidArgumentError("an Image record must come right after the Hello");
+  }
+  // Later shims may append fields; the fixed part is what this collector reads.
+  if (payload.size() < sizeof(wire::Image)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("payload of %d bytes is shorter than the %d-byte Image", payload.size(),
+                        sizeof(wire::Image)));
+  }
+  const auto image = ReadAt<wire::Image>(payload, 0);
+  hello_->image =
+      HelloInfo::Image{.nonce = image.nonce, .connection_index = image.connection_index};
+  hello_complete_ = true;
   return absl::OkStatus();
 }
 

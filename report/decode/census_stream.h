@@ -46,6 +46,9 @@ class CensusStreamDecoder {
 
   // The Hello, once it has been decoded.
   const std::optional<HelloInfo>& hello() const { return hello_; }
+  // True once a record after the Hello was decoded: the Image, if the shim sends one, comes
+  // right after the Hello, so from then on hello() says all it will.
+  bool hello_complete() const { return hello_complete_; }
 
   // Complete censuses decoded since the last call, oldest first.
   std::vector<Census> TakeCensuses();
@@ -72,6 +75,7 @@ class CensusStreamDecoder {
  private:
   absl::Status DecodeRecord(uint32_t type, std::string_view payload);
   absl::Status DecodeHello(std::string_view payload);
+  absl::Status DecodeImage(std::string_view payload);
   absl::Status DecodeCensusBegin(std::string_view payload);
   absl::Status DecodeModuleList(std::string_view payload);
   absl::Status DecodeBuildIds(std::string_view payload, ModuleList* modules);
@@ -87,6 +91,7 @@ class CensusStreamDecoder {
   absl::Status error_;
 
   std::optional<HelloInfo> hello_;
+  bool hello_complete_ = false;
   ModuleListPtr modules_;
   // The ModuleList decoded by the previous record, while a BuildIds record may still amend it.
   ModuleList* amendable_modules_ = nullptr;

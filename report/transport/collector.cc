@@ -157,7 +157,9 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Listen(const std::string& 
 }
 
 std::unique_ptr<Collector> Collector::CreateOffline() {
-  return std::unique_ptr<Collector>(new Collector());
+  auto collector = std::unique_ptr<Collector>(new Collector());
+  collector->offline_ = true;
+  return collector;
 }
 
 Collector::~Collector() {
@@ -301,6 +303,14 @@ void Collector::EndOfStream(Connection& connection, std::string_view read_error)
     }
   }
   Close(connection);
+  // A clean end without the final census, from a shim that names its image: the census thread
+  // may have stepped aside, and come back on a new connection.
+  const ConnectionRecord& record = connection.record;
+  if (read_error.empty() && record.stream_error.empty() && !record.saw_final &&
+      record.hello.has_value() && record.hello->image.has_value()) {
+    connection.parked = true;
+    connection.parked_at = Clock::now();
+  }
 }
 
 std::unique_ptr<Collector::Connection> Collector::NewConnection() {
@@ -338,9 +348,16 @@ void Collector::EndOffline(uint32_t connection, std::string_view read_error) {
 }
 
 std::vector<Collector::Ended> Collector::TakeEnded() {
+  UnparkExcess();
+  const Clock::time_point now = Clock::now();
   std::vector<Ended> ended;
-  std::erase_if(connections_, [&ended](std::unique_ptr<Connection>& connection) {
+  std::erase_if(connections_, [this, now, &ended](std::unique_ptr<Connection>& connection) {
+    if (connection->adopted) return true;
     if (connection->open) return false;
+    if (connection->parked) {
+      if (!ParkingOver(*connection, now)) return false;
+      connection->parked = false;
+    }
     ended.push_back({.id = connection->id, .record = std::move(connection->record)});
     return true;
   });
@@ -371,8 +388,9 @@ std::optional<ConnectionRecord> Collector::Snapshot(uint32_t connection) const {
 
 void Collector::Drain(Connection& connection) {
   ConnectionRecord& record = connection.record;
-  if (!record.hello.has_value() && connection.decoder.hello().has_value()) {
+  if (!record.hello.has_value() && connection.decoder.hello_complete()) {
     record.hello = connection.decoder.hello();
+    JoinImage(connection);
   }
   for (Census& census : connection.decoder.TakeCensuses()) {
     record.series.Append(census);
@@ -380,8 +398,55 @@ void Collector::Drain(Connection& connection) {
     record.latest = std::move(census);
     record.latest->counters = {};  // the changes only: all sites' values come at Close
   }
-  record.sequence_gaps = connection.decoder.sequence_gaps();
+  record.sequence_gaps = connection.gaps_before + connection.decoder.sequence_gaps();
   record.saw_final = connection.decoder.saw_final();
+}
+
+void Collector::JoinImage(Connection& connection) {
+  const HelloInfo& hello = *connection.record.hello;
+  for (auto& other : connections_) {
+    Connection& parked = *other;
+    if (!parked.parked || &parked == &connection) continue;
+    const HelloInfo& earlier = *parked.record.hello;
+    if (earlier.identity.pid != hello.identity.pid ||
+        earlier.identity.start_time_ticks != hello.identity.start_time_ticks) {
+      continue;
+    }
+    const bool same_image = hello.image.has_value() && hello.image->nonce == earlier.image->nonce &&
+                            hello.image->connection_index > earlier.image->connection_index;
+    parked.parked = false;  // continued here, or the process has exec'd: its image is over
+    if (!same_image) continue;
+    // Site ids and cumulative counters carry on across the image's connections, so the series
+    // simply goes on; the new connection defines every site again.
+    connection.record.series = std::move(parked.record.series);
+    connection.record.census_count = parked.record.census_count;
+    connection.gaps_before = parked.record.sequence_gaps;
+    connection.record.continues = parked.id;
+    parked.adopted = true;
+  }
+}
+
+bool Collector::ParkingOver(const Connection& connection, Clock::time_point now) const {
+  if (offline_) return false;  // a replay joins until Finish(), as the live run could
+  const HelloInfo& hello = *connection.record.hello;
+  const pid_t pid = connection.record.peer.has_value() ? connection.record.peer->pid : 0;
+  if (pid <= 0 || static_cast<uint32_t>(pid) != hello.identity.pid) {
+    return now - connection.parked_at > kParkedGrace;  // another pid namespace: not visible here
+  }
+  const std::optional<ProcStat> stat = ReadProcStat(pid);
+  return !stat.has_value() || stat->state == 'Z' ||
+         stat->start_ticks != hello.identity.start_time_ticks;
+}
+
+void Collector::UnparkExcess() {
+  std::vector<Connection*> parked;
+  for (auto& connection : connections_) {
+    if (connection->parked) parked.push_back(connection.get());
+  }
+  if (parked.size() <= kMaxParked) return;
+  std::sort(parked.begin(), parked.end(),
+            [](const Connection* a, const Connection* b) { return a->parked_at < b->parked_at; });
+  for (size_t i = 0; i + kMaxParked < parked.size(); ++i) parked[i]->parked = false;
 }
 
 void Collector::Close(Connection& connection) {
@@ -389,6 +454,8 @@ void Collector::Close(Connection& connection) {
   connection.open = false;
   if (connection.fd >= 0) close(connection.fd);
   connection.fd = -1;
+  // A Hello with nothing after it: complete now.
+  if (!connection.record.hello.has_value()) connection.record.hello = connection.decoder.hello();
   // Moved, not copied: with 100k+ stacks each copy is tens of megabytes.
   connection.record.sites = connection.decoder.TakeSites();
   if (connection.record.latest.has_value()) {
@@ -400,6 +467,7 @@ std::vector<ConnectionRecord> Collector::Finish() {
   std::vector<ConnectionRecord> records;
   records.reserve(connections_.size());
   for (auto& connection : connections_) {
+    if (connection->adopted) continue;  // its series went on in a later connection
     if (connection->open) {
       // Still open: the peer outlived the run (e.g. a daemonised grandchild). What it sent is
       // kept; an incomplete census is noted, not fatal.

@@ -11,6 +11,17 @@
 // and hands over each connection as soon as it ends (TakeEnded), so that a collector living for
 // days holds only its live connections.
 //
+// One process image may come on several connections: a census thread that steps aside (unshare,
+// setns, capset: docs/PITFALLS.md) comes back on a new one, with the same image nonce (the Image
+// record) and a higher connection index. A connection of such an image that ends without its
+// final census is parked, not handed over, while its process lives; when the image's next
+// connection says hello, it takes over the parked one's series (ConnectionRecord::continues), so
+// the image is one series, not one per connection. A parked connection is handed over as ended
+// once its process is gone, another image of the same process (an exec) says hello, or, when its
+// process cannot be seen from here (another pid namespace), after kParkedGrace. Offline
+// (replayed) connections stay parked until Finish(), which makes a replay join what the live run
+// joined.
+//
 // Who may connect (docs/SECURITY.md): a peer whose SO_PEERCRED uid is ours, or one the admission
 // check (set_admission: `driftwatch run` asks whether the pid belongs to the run) accepts. Anyone
 // else is closed at once, unread, and listed in refused(). When accept() fails for want of fds
@@ -59,6 +70,9 @@ struct ConnectionRecord {
   absl::flat_hash_map<uint32_t, SiteStack> sites;  // every site defined on the connection
   size_t census_count = 0;
   uint64_t sequence_gaps = 0;
+  // The id of the earlier connection of the same process image whose series this one carries on
+  // (see above); that connection is never handed over on its own.
+  std::optional<uint32_t> continues;
   bool saw_final = false;    // a census flagged kCensusFinal arrived
   bool eof = false;          // the peer closed the connection
   std::string stream_error;  // corrupt or truncated stream; empty when clean
@@ -123,6 +137,13 @@ class Collector {
   // of its series and sites. Null when the id is not open.
   std::optional<ConnectionRecord> Snapshot(uint32_t connection) const;
 
+  // How long a parked connection waits for its image's next connection when its process cannot
+  // be looked up in /proc (it runs in another pid namespace).
+  static constexpr std::chrono::seconds kParkedGrace{30};
+  // Parked connections beyond this many are handed over oldest first, so that a hostile or
+  // broken peer cannot make the collector hold connections without bound.
+  static constexpr size_t kMaxParked = 1024;
+
   // Not owned; null (the default) for none. Set before the first PollOnce().
   void set_tap(Tap* tap) { tap_ = tap; }
 
@@ -147,15 +168,21 @@ class Collector {
   void EndOffline(uint32_t connection, std::string_view read_error);
 
  private:
+  using Clock = std::chrono::steady_clock;
+
   struct Connection {
     int fd = -1;  // -1 for offline connections, and once closed
     uint32_t id = 0;
     bool open = true;
+    // Ended without its final census; may yet be continued by its image's next connection.
+    bool parked = false;
+    Clock::time_point parked_at{};
+    // Its record went to the connection that continues it: dropped, never handed over.
+    bool adopted = false;
+    uint64_t gaps_before = 0;  // sequence gaps of the connections it continues
     CensusStreamDecoder decoder;
     ConnectionRecord record;
   };
-
-  using Clock = std::chrono::steady_clock;
 
   Collector() = default;
   // Binds socket_path_ at `mode` and listens.
@@ -174,10 +201,17 @@ class Collector {
   void Consume(Connection& connection, std::string_view bytes);
   void EndOfStream(Connection& connection, std::string_view read_error);
   void Drain(Connection& connection);
+  // Once the Hello is complete: joins `connection` to a parked earlier connection of its image,
+  // and ends the parked connections of the process's earlier images.
+  void JoinImage(Connection& connection);
+  // Whether a parked connection stops waiting for its image's next connection.
+  bool ParkingOver(const Connection& connection, Clock::time_point now) const;
+  void UnparkExcess();
   void Close(Connection& connection);
   Connection* FindConnection(uint32_t id) const;
 
   std::string dir_;
+  bool offline_ = false;
   dev_t socket_dev_ = 0;  // of the socket file Listen() created, to remove only that one
   ino_t socket_ino_ = 0;
   uint32_t next_id_ = 0;

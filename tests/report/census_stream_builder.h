@@ -64,6 +64,13 @@ class StreamBuilder {
     return Record(wire::RecordType::kHello, Bytes(hello) + std::string(exe));
   }
 
+  StreamBuilder& Image(uint64_t nonce, uint32_t connection_index) {
+    wire::Image image{};
+    image.nonce = nonce;
+    image.connection_index = connection_index;
+    return Record(wire::RecordType::kImage, Bytes(image));
+  }
+
   StreamBuilder& Begin(uint64_t sequence, uint64_t monotonic_ns, uint64_t rss_bytes = 1 << 20,
                        uint32_t fds = 4, uint32_t threads = 2) {
     wire::CensusBegin begin{};

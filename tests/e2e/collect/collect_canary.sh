@@ -7,9 +7,11 @@
 # is a new series (another pid, its own connect line) while the steady one runs on; SIGHUP
 # reopens the log after a rotation; SIGTERM says where the live processes stand, exits 0 and
 # removes the socket.
-# Usage: collect_canary.sh DRIFTWATCH LEAK_PER_REQUEST BOUNDED_CHURN
+# As root, a program that drops root with capset (its census thread steps aside twice and comes
+# back on new connections) is one process: one connect line, one end line.
+# Usage: collect_canary.sh DRIFTWATCH LEAK_PER_REQUEST BOUNDED_CHURN DROP_PRIVILEGES
 set -u
-driftwatch=$1 leak=$2 steady=$3
+driftwatch=$1 leak=$2 steady=$3 drop_privileges=$4
 seconds=0  # verdict_lib.sh's run_soak is not used here
 source "$(dirname "${BASH_SOURCE[0]}")/../verdict_lib.sh"
 
@@ -136,6 +138,20 @@ expect_line "$log" "log reopened" 5 "SIGHUP did not reopen the log at its path"
 # The restarted leak drifts as a series of its own.
 expect_line "$log" "drift-start audit-service\[$leak2\] heap at record_audit_entry" 15 \
   "the restarted program's drift was not found as a series of its own"
+
+if [ "$as_root" -eq 1 ]; then
+  start_under_shim "$drop_privileges" capset
+  dropper=$started
+  expect_line "$log" "end lifecycle_drop_privileges\[$dropper\] after [0-9.]+s, ([1-9][2-9]|[2-9][0-9]) censuses" \
+    10 "the program that dropped root has no end line covering its censuses before and after the drop"
+  if [ "$(grep -c "connect lifecycle_drop_privileges\[$dropper\]" "$log")" -ne 1 ] ||
+    [ "$(grep -c "end lifecycle_drop_privileges\[$dropper\]" "$log")" -ne 1 ]; then
+    grep "lifecycle_drop_privileges" "$log"
+    fail "the reconnections of one image were logged as several processes"
+  else
+    passed=$((passed + 1))
+  fi
+fi
 
 kill -TERM "$collector"
 wait "$collector"
