@@ -206,6 +206,7 @@ class CollectLoop {
     Watched carried = std::move(earlier->second);
     live_.erase(earlier);
     Watched& watched = live_[id] = std::move(carried);
+    if (metrics_ != nullptr) metrics_->Continue(*record.continues, id);
     return &watched;
   }
 
@@ -228,6 +229,7 @@ class CollectLoop {
   // is kept.
   void EndFinished() {
     for (Collector::Ended& ended : collector_.TakeEnded()) {
+      if (!live_.contains(ended.id)) Carry(ended.id, ended.record);  // before its samples go
       if (metrics_ != nullptr) {
         metrics_->Forget(ended.id, ended.record);
         metrics_changed_ = true;
@@ -237,8 +239,7 @@ class CollectLoop {
         continue;
       }
       auto it = live_.find(ended.id);
-      Watched* carried = it != live_.end() ? &it->second : Carry(ended.id, ended.record);
-      Watched& watched = carried != nullptr ? *carried : Announce(ended.id, ended.record);
+      Watched& watched = it != live_.end() ? it->second : Announce(ended.id, ended.record);
       ProcessSummary summary = Conclude(watched, std::move(ended.record));
       log_.Line(
           "end {} after {}, {} censuses: {}{}", summary.label.Describe(),

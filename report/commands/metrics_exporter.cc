@@ -50,6 +50,14 @@ void MetricsExporter::Forget(uint32_t id, const ConnectionRecord& record) {
   if (!record.stream_error.empty()) ++ended_.stream_errors;
 }
 
+void MetricsExporter::Continue(uint32_t from, uint32_t to) {
+  auto earlier = live_.find(from);
+  if (earlier == live_.end()) return;
+  Live carried = std::move(earlier->second);
+  live_.erase(earlier);
+  live_[to] = std::move(carried);
+}
+
 void MetricsExporter::UpdateWatched(uint32_t pid, const ProcessLabel& label,
                                     const ProcessReport& report, Verdict verdict) {
   live_[kWatched | pid].samples = SampleProcess(label, report, verdict, options_);

@@ -43,6 +43,9 @@ class MetricsExporter {
   // Connection `id` ended with `record` (before its final analysis): its series leave, its
   // censuses, drops and stream error are added to the collector's totals.
   void Forget(uint32_t id, const ConnectionRecord& record);
+  // Connection `to` carries on the series of connection `from`, an earlier one of its process
+  // image (ConnectionRecord::continues): `from` will never be forgotten, its samples move.
+  void Continue(uint32_t from, uint32_t to);
   // The same for a process watched through /proc (--pid, --match: no connection, totals and no
   // sites), by pid; rendered after the connections.
   void UpdateWatched(uint32_t pid, const ProcessLabel& label, const ProcessReport& report,
