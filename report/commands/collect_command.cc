@@ -271,6 +271,14 @@ class CollectLoop {
   }
 
   std::vector<ProcessReport> Analyse(ConnectionRecord record) {
+    // A process in a container maps files of its own filesystem, which the collector (on the
+    // host, or in a sidecar sharing the pid namespace) reaches through /proc/PID/root while the
+    // process lives. Images opened then stay open for its final analysis.
+    std::vector<std::string> roots;
+    if (record.peer.has_value() && record.peer->pid > 0) {
+      roots.push_back(fmt::format("/proc/{}/root", record.peer->pid));
+    }
+    symbolizer_.set_roots(std::move(roots));
     std::vector<ConnectionRecord> records;
     records.push_back(std::move(record));
     const DriftAnalyzer& analyzer = options_.analyzer != nullptr ? *options_.analyzer : analyzer_;

@@ -19,6 +19,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "report/symbols/symbol_table.h"
 
 namespace dw::report {
@@ -179,6 +180,7 @@ struct Symbolizer::LoadedModule {
   std::string error;  // why module is null
   std::string path;   // as mapped, and the build-id the shim sent: for explanations
   std::string build_id;
+  std::string roots_tried;  // Symbolizer::RootsKey() when it was opened
   bool dwarf_read = false;  // LoadDwarf ran: the two fields below are set
   std::string no_symbols;   // why a function name may be missing, when some are
   std::string no_lines;     // why source lines are missing
@@ -279,8 +281,13 @@ Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::s
                                            bool deleted) {
   std::string key = ImageKey(path, build_id, deleted);
   if (auto it = loaded_.find(key); it != loaded_.end()) {
-    it->second->last_use = ++use_clock_;
-    return it->second.get();
+    const bool look_again = it->second->module == nullptr && !options_.roots.empty() &&
+                            it->second->roots_tried != RootsKey();
+    if (!look_again) {
+      it->second->last_use = ++use_clock_;
+      return it->second.get();
+    }
+    loaded_.erase(it);  // with the frames cached as unresolved
   }
   if (options_.max_images > 0 && loaded_.size() >= options_.max_images) {
     // The least recently used one: O(images), once per image opened.
@@ -296,6 +303,7 @@ Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::s
   LoadedModule& loaded = *slot;
   loaded.path = path;
   loaded.build_id = build_id;
+  loaded.roots_tried = RootsKey();
   if (deleted && build_id.empty()) {
     // Without a build-id nothing tells whether the file now at the path is the one that ran.
     loaded.error = absl::StrCat(path,
@@ -304,6 +312,7 @@ Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::s
     return slot.get();
   }
   loaded.Open(&callbacks_, path);
+  TryRoots(loaded, path, build_id);
   if (!build_id.empty()) {
     // The file at the path may not be the one that was loaded (a deploy replaced it while the
     // process ran): its symbols would name the wrong code. Its debug file, found by build-id,
@@ -331,6 +340,24 @@ Symbolizer::LoadedModule* Symbolizer::Load(const std::string& path, const std::s
     }
   }
   return slot.get();
+}
+
+void Symbolizer::set_roots(std::vector<std::string> roots) { options_.roots = std::move(roots); }
+
+std::string Symbolizer::RootsKey() const { return absl::StrJoin(options_.roots, "\n"); }
+
+void Symbolizer::TryRoots(LoadedModule& loaded, const std::string& path,
+                          const std::string& build_id) {
+  const auto is_loaded_image = [&build_id](const LoadedModule& candidate) {
+    return candidate.module != nullptr &&
+           (build_id.empty() || BuildIdOf(candidate.module) == build_id);
+  };
+  if (options_.roots.empty() || is_loaded_image(loaded)) return;
+  for (const std::string& root : options_.roots) {
+    loaded.Open(&callbacks_, root + path);
+    if (is_loaded_image(loaded)) return;
+  }
+  loaded.Open(&callbacks_, path);  // none had it: what follows explains the file at the path
 }
 
 void Symbolizer::LoadDwarf(LoadedModule& loaded) {

@@ -62,6 +62,11 @@ struct SymbolizerOptions {
   // libraries, so libc's tables are read once, not once per lifetime, and the images of
   // programs that came and went do not pile up.
   size_t max_images = 0;
+  // Other roots the process's paths may be under, tried in order when the file at a module's
+  // path is missing here or is not the image that was loaded (another build-id): for a live
+  // process in a container, "/proc/<pid>/root" is its own filesystem (`driftwatch collect`,
+  // which sets them per process with set_roots).
+  std::vector<std::string> roots;
 };
 
 class Symbolizer {
@@ -89,6 +94,11 @@ class Symbolizer {
                                           uint16_t module_generation = 0,
                                           FrameDetail detail = FrameDetail::kFull);
 
+  // The roots for the lookups that follow (SymbolizerOptions::roots): one Symbolizer serves
+  // processes of several containers. An image opened under other roots stays as it is (its
+  // build-id says it is the same image); one that could not be found is looked for again.
+  void set_roots(std::vector<std::string> roots);
+
   // How many images' DWARF has been read so far (for tests: a lookup that needs only names
   // must not read any).
   size_t dwarf_loads() const { return dwarf_loads_; }
@@ -104,6 +114,9 @@ class Symbolizer {
   // `deleted`: the maps said the file was deleted or replaced since it was mapped.
   LoadedModule* Load(const std::string& path, const std::string& build_id, bool deleted);
   std::string FindDebugFile(const std::string& build_id) const;
+  // When the file at `path` is not the loaded image, opens the first root's copy that is.
+  void TryRoots(LoadedModule& loaded, const std::string& path, const std::string& build_id);
+  std::string RootsKey() const;
   // Reads the image's DWARF once, and what it lacks to explain incomplete frames.
   void LoadDwarf(LoadedModule& loaded);
 

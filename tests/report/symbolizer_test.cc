@@ -14,6 +14,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -155,6 +156,34 @@ TEST(SymbolizerTest, ResolvesFunctionFileAndLineInThisBinary) {
   EXPECT_EQ(frame.address, return_address);
   EXPECT_THAT(frame.AddressHex(), StartsWith("0x"));
   EXPECT_TRUE(frame.unresolved.empty());
+}
+
+// A process in a container maps files of its own filesystem: missing at that path here, they are
+// found under a root such as /proc/PID/root.
+TEST(SymbolizerTest, FilesMissingHereAreFoundUnderTheProcessRoot) {
+  const uint64_t return_address = driftwatch_symbolizer_test_caller();
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  ASSERT_GT(n, 0);
+  const std::string own_path(exe, n);
+  const std::string container_path = "/driftwatch-test-container" + own_path;
+  ModuleList modules = ReadSelfMaps();
+  for (ModuleMapping& mapping : modules) {
+    if (mapping.path == own_path) mapping.path = container_path;
+  }
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / absl::StrCat("dw-root-", getpid());
+  std::filesystem::create_directories(root / container_path.substr(1, container_path.rfind('/')));
+  std::filesystem::copy_file(own_path, root / container_path.substr(1));
+
+  Symbolizer here;
+  EXPECT_EQ(here.SymbolizeReturnAddress(return_address, &modules).function, "");
+  Symbolizer under_root(SymbolizerOptions{.roots = {"/nonexistent", root.string()}});
+  const Frame frame = under_root.SymbolizeReturnAddress(return_address, &modules);
+  EXPECT_EQ(frame.function, "driftwatch_symbolizer_test_caller") << frame.unresolved;
+  EXPECT_EQ(frame.line, g_call_line);
+  EXPECT_EQ(frame.module, container_path) << "frames name the path the process knows";
+  std::filesystem::remove_all(root);
 }
 
 TEST(SymbolizerTest, DemanglesCppNames) {

@@ -7,7 +7,8 @@
 # is a new series (another pid, its own connect line) while the steady one runs on; SIGHUP
 # reopens the log after a rotation; SIGTERM says where the live processes stand, exits 0 and
 # removes the socket.
-# As root, a program that drops root with capset (its census thread steps aside twice and comes
+# As root, a leak whose binary exists only in its own mount namespace (as in a container) is
+# symbolised through /proc/PID/root. As root, a program that drops root with capset (its census thread steps aside twice and comes
 # back on new connections) is one process: one connect line, one end line.
 # Usage: collect_canary.sh DRIFTWATCH LEAK_PER_REQUEST BOUNDED_CHURN DROP_PRIVILEGES
 set -u
@@ -138,6 +139,19 @@ expect_line "$log" "log reopened" 5 "SIGHUP did not reopen the log at its path"
 # The restarted leak drifts as a series of its own.
 expect_line "$log" "drift-start audit-service\[$leak2\] heap at record_audit_entry" 15 \
   "the restarted program's drift was not found as a series of its own"
+
+if [ "$as_root" -eq 1 ] && unshare -m true 2> /dev/null; then
+  mkdir "$work/container"
+  start_under_shim unshare -m --propagation private sh -c \
+    "mount -t tmpfs none '$work/container' && cp '$leak' '$work/container/contained' &&
+     exec '$work/container/contained' 64"
+  contained=$started
+  expect_line "$log" "drift-start contained\[$contained\] heap at record_audit_entry \(.*leak_per_request.c:[0-9]+\)" \
+    15 "a leak in its own mount namespace was not symbolised through /proc/PID/root"
+  kill "$contained"
+else
+  echo "skip: a binary in its own mount namespace (needs root and unshare -m)"
+fi
 
 if [ "$as_root" -eq 1 ]; then
   start_under_shim "$drop_privileges" capset
