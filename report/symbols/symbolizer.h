@@ -55,7 +55,7 @@ enum class FrameDetail {
 
 struct SymbolizerOptions {
   // Searched for <dir>/.build-id/xx/yyyy.debug before /usr/lib/debug.
-  std::vector<std::string> debug_dirs;
+  std::vector<std::string> debug_dirs = {};
   // How many images stay open at most (0: no limit). Past it, the image used least recently is
   // closed with everything cached about it (reopened if needed again). `driftwatch collect`
   // shares one Symbolizer among all the processes it sees for days: every process maps the same
@@ -66,7 +66,7 @@ struct SymbolizerOptions {
   // path is missing here or is not the image that was loaded (another build-id): for a live
   // process in a container, "/proc/<pid>/root" is its own filesystem (`driftwatch collect`,
   // which sets them per process with set_roots).
-  std::vector<std::string> roots;
+  std::vector<std::string> roots = {};
 };
 
 class Symbolizer {
