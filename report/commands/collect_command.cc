@@ -28,29 +28,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double NowUnixSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// "2026-12-02T07:50:01Z"; "?" for an unknown time.
-std::string FormatUtc(double unix_s) {
-  if (unix_s <= 0) return "?";
-  const time_t seconds = static_cast<time_t>(unix_s);
-  tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
 std::string DescribeSite(const DriftingSite& site) {
   return fmt::format("{} at {}: {}", KindName(site.kind), site.where,
                      FormatSlope(site.slope_per_hour, site.unit));
-}
-
-std::string Lifetime(const ProcessLabel& label, double now_unix_s) {
-  if (label.started_unix_s <= 0 || now_unix_s < label.started_unix_s) return "?";
-  return FormatDuration(static_cast<uint64_t>((now_unix_s - label.started_unix_s) * 1000));
 }
 
 // The log: stderr, or a file opened for appending and reopened on SIGHUP (after logrotate moved
@@ -243,7 +223,7 @@ class CollectLoop {
       ProcessSummary summary = Conclude(watched, std::move(ended.record));
       log_.Line(
           "end {} after {}, {} censuses: {}{}", summary.label.Describe(),
-          Lifetime(summary.label, summary.ended_unix_s), summary.census_count,
+          FormatLifetime(summary.label.started_unix_s, summary.ended_unix_s), summary.census_count,
           DescribeVerdict(summary),
           summary.stream_error.empty() ? "" : fmt::format(" (stream: {})", summary.stream_error));
       if (metrics_ != nullptr) metrics_->CountEnded(summary.verdict);
@@ -362,8 +342,8 @@ class CollectLoop {
       Watched& watched = it != live_.end() ? it->second : Announce(ids[i], records[i]);
       const ProcessSummary summary = Conclude(watched, std::move(records[i]));
       log_.Line("running {} at exit, after {}, {} censuses: {}", summary.label.Describe(),
-                Lifetime(summary.label, summary.ended_unix_s), summary.census_count,
-                DescribeVerdict(summary));
+                FormatLifetime(summary.label.started_unix_s, summary.ended_unix_s),
+                summary.census_count, DescribeVerdict(summary));
     }
     watcher_.Stop();
     if (state_ != nullptr) state_->Close();

@@ -15,27 +15,6 @@
 namespace dw::report {
 namespace {
 
-double NowUnixSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// "2026-12-02T07:50:01Z", as the collector's other lines say times; "?" when unknown.
-std::string FormatUtc(double unix_s) {
-  if (unix_s <= 0) return "?";
-  const time_t seconds = static_cast<time_t>(unix_s);
-  tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
-std::string Lifetime(const ProcessLabel& label) {
-  const double now = NowUnixSeconds();
-  if (label.started_unix_s <= 0 || now < label.started_unix_s) return "?";
-  return FormatDuration(static_cast<uint64_t>((now - label.started_unix_s) * 1000));
-}
-
 ProcWatcher::Clock::duration Seconds(double seconds) {
   return std::chrono::duration_cast<ProcWatcher::Clock::duration>(
       std::chrono::duration<double>(seconds));
@@ -199,8 +178,8 @@ void ProcWatcher::End(Watched& watched) {
     metrics_changed_ = true;
   }
   log_(fmt::format("end {} after {}, {} samples: {}{}", watched.label.Describe(),
-                   Lifetime(watched.label), summary.census_count,
-                   DescribeVerdict(verdict, summary.drifting),
+                   FormatLifetime(watched.label.started_unix_s, NowUnixSeconds()),
+                   summary.census_count, DescribeVerdict(verdict, summary.drifting),
                    watched.proc.exec_seen() ? " (it exec'd another program)" : ""));
   ended_.Add(std::move(summary));
 }
@@ -270,8 +249,8 @@ void ProcWatcher::Stop() {
   for (auto& [pid, watched] : watched_) {
     auto [report, verdict] = Judge(watched);
     log_(fmt::format("running {} at exit, after {}, {} samples: {}", watched.label.Describe(),
-                     Lifetime(watched.label), report.census_count,
-                     DescribeVerdict(verdict, DriftingTotals(report))));
+                     FormatLifetime(watched.label.started_unix_s, NowUnixSeconds()),
+                     report.census_count, DescribeVerdict(verdict, DriftingTotals(report))));
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "fmt/format.h"
 #include "report/analysis/site_groups.h"
+#include "report/outputs/report_output.h"
 
 namespace dw::report {
 namespace {
@@ -103,16 +104,6 @@ size_t Utf8SequenceLength(std::string_view text) {
   return length;
 }
 
-std::string FormatUtc(double unix_s) {
-  if (unix_s <= 0) return "";
-  const time_t seconds = static_cast<time_t>(unix_s);
-  tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
 // "name{labels} value\n" into one family's lines. `labels` is "" or already rendered.
 class SampleWriter {
  public:
@@ -136,7 +127,7 @@ std::string Label(std::string_view name, std::string_view value) {
 std::string ProcessLabels(const ProcessLabel& label) {
   return fmt::format("{},{},{},{}", Label("comm", label.name),
                      Label("pid", std::to_string(label.pid)), Label("exe", label.exe),
-                     Label("started", FormatUtc(label.started_unix_s)));
+                     Label("started", FormatUtc(label.started_unix_s, "")));
 }
 
 int StatusRank(DriftStatus status) {

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -314,6 +316,25 @@ std::string FormatSlope(double slope_per_hour, const std::string& unit) {
   const char* sign = slope_per_hour >= 0 ? "+" : "";
   if (unit == "bytes") return fmt::format("{}{}/h", sign, FormatBytes(slope_per_hour));
   return fmt::format("{}{}/h", sign, FormatCount(slope_per_hour));
+}
+
+double NowUnixSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string FormatUtc(double unix_s, std::string_view unknown) {
+  if (unix_s <= 0) return std::string(unknown);
+  const time_t seconds = static_cast<time_t>(unix_s);
+  tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+std::string FormatLifetime(double started_unix_s, double now_unix_s) {
+  if (started_unix_s <= 0 || now_unix_s < started_unix_s) return "?";
+  return FormatDuration(static_cast<uint64_t>((now_unix_s - started_unix_s) * 1000));
 }
 
 std::string FormatDuration(uint64_t milliseconds) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -30,6 +31,13 @@ std::string FormatCount(double count);
 std::string FormatSlope(double slope_per_hour, const std::string& unit);
 // "850ms", "42s", "5m12s", "3h04m", "2d05h".
 std::string FormatDuration(uint64_t milliseconds);
+// The wall clock as seconds since the epoch.
+double NowUnixSeconds();
+// "2026-12-02T07:50:01Z"; `unknown` for a time that is not known (0 or less).
+std::string FormatUtc(double unix_s, std::string_view unknown = "?");
+// How long a process started at `started_unix_s` has lived at `now_unix_s`, as FormatDuration
+// says it; "?" when the start is unknown or later.
+std::string FormatLifetime(double started_unix_s, double now_unix_s);
 
 // What a threads site's live threads are doing, in words, e.g. "40 threads, all sleeping in
 // futex_wait_queue; all idle over a minute, longest 5m12s".
